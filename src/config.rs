@@ -1,0 +1,344 @@
+//! Command line and environment, in two steps (after ripgrep): [`CheckArgs`] holds the raw
+//! values clap accepted, [`Config`] the validated ones. Validation is pure: no file or network
+//! is touched, so every rejection is a unit test.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use reqwest::Url;
+
+use crate::reference::{ImageRef, ReferenceError};
+use crate::registry::manifest::{Platform, PlatformError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ecr-pull-probe",
+    version,
+    about = "Can this identity, from inside this cluster, really pull this image from Amazon ECR - and if not, exactly why?",
+    after_help = "Exit codes: 0 every image can be pulled; 1 at least one cannot; 2 the probe could not run as asked."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check that each image can be pulled with this pod's identity; print a JSON report.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayerMode {
+    /// Every layer, as the kubelet would pull.
+    All,
+    /// Only the smallest layer: proves blob access (and the storage redirect) cheaply.
+    Smallest,
+    /// No layers: manifest and config only.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Images to check, e.g. 818140567777.dkr.ecr.us-east-1.amazonaws.com/team/app:v1
+    #[arg(env = "ECR_PULL_PROBE_IMAGES", value_delimiter = ',', required = true)]
+    pub images: Vec<String>,
+
+    /// Deadline for the whole run (e.g. 120s, 2m, 500ms).
+    #[arg(long, env = "ECR_PULL_PROBE_TIMEOUT", default_value = "120s")]
+    pub timeout: String,
+
+    /// Connect timeout of each request.
+    #[arg(long, env = "ECR_PULL_PROBE_CONNECT_TIMEOUT", default_value = "10s")]
+    pub connect_timeout: String,
+
+    /// Longest wait for data on an open connection.
+    #[arg(long, env = "ECR_PULL_PROBE_READ_TIMEOUT", default_value = "30s")]
+    pub read_timeout: String,
+
+    /// Platform to resolve image indexes to, os/arch[/variant]; default: the probe's own.
+    #[arg(long, env = "ECR_PULL_PROBE_PLATFORM")]
+    pub platform: Option<String>,
+
+    /// Which layers to download and verify.
+    #[arg(long, env = "ECR_PULL_PROBE_LAYERS", value_enum, default_value = "all")]
+    pub layers: LayerMode,
+
+    /// Report format on stdout.
+    #[arg(
+        long,
+        env = "ECR_PULL_PROBE_OUTPUT",
+        value_enum,
+        default_value = "json"
+    )]
+    pub output: OutputFormat,
+
+    /// Log format on stderr (levels from RUST_LOG; default warn).
+    #[arg(
+        long,
+        env = "ECR_PULL_PROBE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    /// Reach registry HOST at URL instead (a pull-through proxy, a VPC endpoint name, a local
+    /// registry). TLS is verified against URL's host. Repeatable; comma-separated in the env.
+    #[arg(
+        long = "registry-endpoint",
+        env = "ECR_PULL_PROBE_REGISTRY_ENDPOINT",
+        value_delimiter = ',',
+        value_name = "HOST=URL"
+    )]
+    pub registry_endpoints: Vec<String>,
+
+    /// Extra CA certificates (PEM) trusted for registries, on top of the system's.
+    #[arg(long, env = "ECR_PULL_PROBE_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Images checked at once.
+    #[arg(long, env = "ECR_PULL_PROBE_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+/// A validated `check` configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub images: Vec<ImageRef>,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub platform: Platform,
+    pub layers: LayerMode,
+    pub output: OutputFormat,
+    pub log_format: LogFormat,
+    pub registry_endpoints: Vec<(String, Url)>,
+    pub ca_file: Option<PathBuf>,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Image(#[from] ReferenceError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+    #[error(
+        "invalid {flag} {input:?}: use a number with a unit, e.g. 120s, 2m or 500ms, above zero"
+    )]
+    Duration { flag: &'static str, input: String },
+    #[error(
+        "invalid --registry-endpoint {input:?}: {reason}; expected HOST=URL, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com=https://127.0.0.1:5000"
+    )]
+    Endpoint { input: String, reason: &'static str },
+    #[error("invalid --concurrency 0: at least one image must be checked at a time")]
+    Concurrency,
+}
+
+/// Parses `120`, `120s`, `2m`, `500ms`.
+pub fn parse_duration(flag: &'static str, input: &str) -> Result<Duration, ConfigError> {
+    let err = || ConfigError::Duration {
+        flag,
+        input: input.to_string(),
+    };
+    let s = input.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let d = match unit {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(err)?),
+        _ => return Err(err()),
+    };
+    if d.is_zero() {
+        return Err(err());
+    }
+    Ok(d)
+}
+
+fn parse_endpoint(input: &str) -> Result<(String, Url), ConfigError> {
+    let err = |reason| ConfigError::Endpoint {
+        input: input.to_string(),
+        reason,
+    };
+    let (host, url) = input.split_once('=').ok_or_else(|| err("no `=`"))?;
+    if host.is_empty() || host.contains('/') {
+        return Err(err("the part before `=` must be a registry host"));
+    }
+    let mut url = Url::parse(url).map_err(|_| err("the part after `=` is not a URL"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err(err("the URL must be http(s)://host[:port][/path]"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(err("the URL must not have a query or fragment"));
+    }
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
+    }
+    Ok((host.to_ascii_lowercase(), url))
+}
+
+impl Config {
+    pub fn from_args(a: CheckArgs) -> Result<Config, ConfigError> {
+        let images = a
+            .images
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<ImageRef>, _>>()?;
+        if images.is_empty() {
+            return Err(ReferenceError {
+                input: String::new(),
+                reason: "no image given".into(),
+            }
+            .into());
+        }
+        if a.concurrency == 0 {
+            return Err(ConfigError::Concurrency);
+        }
+        Ok(Config {
+            images,
+            timeout: parse_duration("--timeout", &a.timeout)?,
+            connect_timeout: parse_duration("--connect-timeout", &a.connect_timeout)?,
+            read_timeout: parse_duration("--read-timeout", &a.read_timeout)?,
+            platform: match a
+                .platform
+                .as_deref()
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+            {
+                Some(p) => p.parse()?,
+                None => Platform::host(),
+            },
+            layers: a.layers,
+            output: a.output,
+            log_format: a.log_format,
+            registry_endpoints: a
+                .registry_endpoints
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(parse_endpoint)
+                .collect::<Result<_, _>>()?,
+            ca_file: a.ca_file,
+            concurrency: a.concurrency,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Result<Config, String> {
+        let mut argv = vec!["ecr-pull-probe", "check"];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let Command::Check(a) = cli.command;
+        Config::from_args(a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = args(&["818140567777.dkr.ecr.us-east-1.amazonaws.com/a/b:1"]).unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(120));
+        assert_eq!(c.layers, LayerMode::All);
+        assert_eq!(c.output, OutputFormat::Json);
+        assert_eq!(c.platform, Platform::host());
+        assert_eq!(c.concurrency, 4);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("--timeout", "2m").unwrap(),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            parse_duration("--timeout", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_duration("--timeout", "7").unwrap(),
+            Duration::from_secs(7)
+        );
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "-1s",
+            "1.5s",
+            "10 s",
+            "ten",
+            "5d",
+            "99999999999999999999h",
+        ] {
+            let e = parse_duration("--timeout", bad).unwrap_err().to_string();
+            assert!(
+                e.contains("--timeout") && e.contains(&format!("{bad:?}")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn endpoints() {
+        let c = args(&[
+            "x/y",
+            "--registry-endpoint",
+            "Reg.Example=https://127.0.0.1:5000",
+            "--registry-endpoint",
+            "b=http://localhost/p",
+        ])
+        .unwrap();
+        assert_eq!(c.registry_endpoints[0].0, "reg.example");
+        assert_eq!(
+            c.registry_endpoints[0].1.as_str(),
+            "https://127.0.0.1:5000/"
+        );
+        assert_eq!(c.registry_endpoints[1].1.as_str(), "http://localhost/p/");
+        for bad in [
+            "nohost",
+            "=https://x",
+            "h=ftp://x",
+            "h=not a url",
+            "h/p=https://x",
+            "h=https://x/?q=1",
+        ] {
+            let e = args(&["x/y", "--registry-endpoint", bad]).unwrap_err();
+            assert!(
+                e.contains(&format!("{bad:?}")) && e.contains("HOST=URL"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_input_names_the_input() {
+        let e = args(&["UPPER/Case:tag"]).unwrap_err();
+        assert!(e.contains("\"UPPER/Case:tag\""), "{e}");
+        let e = args(&["a/b", "--platform", "amd64"]).unwrap_err();
+        assert!(e.contains("\"amd64\"") && e.contains("linux/amd64"), "{e}");
+        let e = args(&["a/b", "--concurrency", "0"]).unwrap_err();
+        assert!(e.contains("concurrency"), "{e}");
+        assert!(args(&[]).is_err(), "an image is required");
+        assert!(args(&["a/b", "--layers", "some"]).is_err());
+    }
+}

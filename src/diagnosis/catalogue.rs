@@ -1,0 +1,242 @@
+//! The catalogue of findings: one stable code per known way a pull fails, with its default
+//! severity, cause and fix. `docs/findings.md` is generated from this table (a test fails when
+//! they differ), so the documentation cannot drift from the code.
+
+use serde::{Deserialize, Serialize};
+
+use crate::report::Severity;
+
+/// A catalogue entry.
+#[derive(Debug)]
+pub struct Spec {
+    pub code: Code,
+    pub name: &'static str,
+    pub severity: Severity,
+    /// A finding with this code means the probe itself is misconfigured (exit 2), not that the
+    /// pull path is broken (exit 1).
+    pub configuration_error: bool,
+    pub title: &'static str,
+    pub cause: &'static str,
+    pub remediation: &'static str,
+}
+
+macro_rules! catalogue {
+    ($( $code:ident : $sev:ident, $cfg:literal, $title:literal,
+        cause: $cause:literal, fix: $fix:literal; )*) => {
+        /// A stable finding code. Serialised as its name; never renamed once released.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[allow(non_camel_case_types)]
+        pub enum Code { $($code),* }
+
+        pub static CATALOGUE: &[Spec] = &[$(
+            Spec {
+                code: Code::$code,
+                name: stringify!($code),
+                severity: Severity::$sev,
+                configuration_error: $cfg,
+                title: $title,
+                cause: $cause,
+                remediation: $fix,
+            }
+        ),*];
+    };
+}
+
+impl Code {
+    pub fn spec(self) -> &'static Spec {
+        &CATALOGUE[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+catalogue! {
+    WEB_IDENTITY_NOT_CONFIGURED: Warning, false, "Web identity is not configured for this pod",
+        cause: "`AWS_ROLE_ARN` and/or `AWS_WEB_IDENTITY_TOKEN_FILE` are missing, so the SDK falls back to other credential sources (profiles, instance metadata, which pods on OpenShift cannot reach). The ServiceAccount lacks the `eks.amazonaws.com/role-arn` annotation, the pod identity webhook did not mutate the pod, or the pod was created before the annotation.",
+        fix: "Annotate the ServiceAccount with `eks.amazonaws.com/role-arn: <role ARN>` and recreate the pod, or set both variables and a projected token volume (audience `sts.amazonaws.com`) in the pod spec.";
+    WEB_IDENTITY_TOKEN_UNREADABLE: Error, true, "The projected web identity token cannot be read",
+        cause: "The file named by `AWS_WEB_IDENTITY_TOKEN_FILE` is missing or not readable by the pod's uid: the projected volume is not mounted at that path, or its mode and the pod's fsGroup/runAsUser do not let this uid read it.",
+        fix: "Mount a projected `serviceAccountToken` volume (audience `sts.amazonaws.com`) at the path the variable names, and make it readable: set `fsGroup` (restricted-v2 does) or run as the uid the kubelet chowns it to.";
+    WEB_IDENTITY_TOKEN_MALFORMED: Error, false, "The web identity token is not a JWT",
+        cause: "The token file does not hold a compact JWT (three base64url parts with JSON claims); STS rejects it as `InvalidIdentityToken`.",
+        fix: "Point `AWS_WEB_IDENTITY_TOKEN_FILE` at the projected ServiceAccount token, not at another file or a Secret.";
+    WEB_IDENTITY_TOKEN_EXPIRED: Error, false, "The web identity token has expired",
+        cause: "The token's `exp` is in the past. The kubelet refreshes projected tokens; an expired one means a copied or static token, a stopped kubelet refresh, or a wrong local clock.",
+        fix: "Use the kubelet-projected token (not a copy), check the node's clock, and restart the pod to get a fresh token.";
+    WEB_IDENTITY_TOKEN_NOT_YET_VALID: Error, false, "The web identity token is not valid yet",
+        cause: "The token's `nbf` is in the future: the local clock and the cluster's token issuer disagree.",
+        fix: "Fix time synchronisation (chrony/NTP) on the node running the pod.";
+    WEB_IDENTITY_AUDIENCE_MISMATCH: Error, false, "The web identity token is not for STS",
+        cause: "The token's `aud` lacks `sts.amazonaws.com`; STS answers `InvalidIdentityToken: Incorrect token audience`.",
+        fix: "Set `audience: sts.amazonaws.com` on the projected token volume (the pod identity webhook does this), and list that audience on the IAM OIDC provider.";
+    STS_TRUST_POLICY_DENIED: Error, false, "The role's trust policy does not admit this ServiceAccount",
+        cause: "`AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity`: the role's trust policy names another OIDC provider, another `sub` (namespace/ServiceAccount) or another `aud`, or uses the wrong condition key.",
+        fix: "Add a trust-policy statement that admits this token: federated principal `arn:aws:iam::<role account>:oidc-provider/<issuer host>`, condition `StringEquals` on `<issuer host>:sub` = `system:serviceaccount:<namespace>:<serviceaccount>` and `<issuer host>:aud` = `sts.amazonaws.com`.";
+    STS_OIDC_PROVIDER_NOT_FOUND: Error, false, "No IAM OIDC provider for the token's issuer in the role's account",
+        cause: "`InvalidIdentityToken: No OpenIDConnect provider found in your account for <issuer>`: the IAM OIDC provider must exist in the same account as the role, so a role in another account (the ECR account) needs its own provider entry.",
+        fix: "Create the IAM OIDC provider for the cluster's issuer (the token's `iss`) in the role's account, with audience `sts.amazonaws.com`.";
+    STS_OIDC_KEYS_UNREACHABLE: Error, false, "STS cannot fetch or trust the issuer's signing keys",
+        cause: "`Couldn't retrieve verification key from your identity provider` or a thumbprint mismatch: the issuer's discovery document or JWKS is not publicly reachable over HTTPS, or its certificate changed.",
+        fix: "Make `<issuer>/.well-known/openid-configuration` and its `jwks_uri` reachable from the internet (for ROSA, the managed OIDC config), and update the provider's thumbprint if the certificate changed.";
+    STS_TOKEN_REJECTED: Error, false, "STS rejected the web identity token",
+        cause: "STS answered `InvalidIdentityToken` or `ExpiredTokenException` for a reason no narrower rule names.",
+        fix: "Compare the token's `iss`, `aud` and `exp` (in the evidence) with the IAM OIDC provider and the role's trust policy.";
+    AWS_CREDENTIALS_UNAVAILABLE: Error, false, "No AWS credentials could be obtained",
+        cause: "The default credential chain found no usable source, or the source failed for a reason no narrower rule names.",
+        fix: "Configure web identity for the pod (see WEB_IDENTITY_NOT_CONFIGURED), or provide credentials through a supported source.";
+    STS_CALL_FAILED: Error, false, "An STS call failed",
+        cause: "STS answered an error no narrower rule names.",
+        fix: "Read the AWS error code and message in the evidence.";
+    CLOCK_SKEW: Warning, false, "The local clock differs from the server's",
+        cause: "The `Date` header of an AWS or registry response differs from the local clock by more than five minutes; request signatures expire (`Signature expired`) and token validity is misjudged.",
+        fix: "Fix time synchronisation (chrony/NTP) on the node.";
+    AWS_API_UNREACHABLE: Error, false, "An AWS API endpoint cannot be reached",
+        cause: "DNS, connection or TLS failure towards the STS or ECR API endpoint: no egress to AWS, a missing interface VPC endpoint, or a proxy that is not configured or not bypassed.",
+        fix: "Allow egress to the named host, or create the interface VPC endpoints `com.amazonaws.<region>.sts`, `ecr.api` and `ecr.dkr` with private DNS; check `HTTPS_PROXY`/`NO_PROXY`.";
+    AWS_THROTTLED: Error, false, "AWS throttled the call",
+        cause: "The call was throttled and the SDK's retries did not get through.",
+        fix: "Run the probe less often or for fewer images at once, and look for other callers sharing the account's rate limit.";
+    ECR_AUTH_DENIED: Error, false, "The identity may not get an ECR authorization token",
+        cause: "GetAuthorizationToken was denied: the identity's policies do not allow `ecr:GetAuthorizationToken` (resource `*`), or an SCP or permissions boundary denies it.",
+        fix: "Allow `ecr:GetAuthorizationToken` on `*` in the role's identity policy (for example with the managed policy `AmazonEC2ContainerRegistryReadOnly`).";
+    ECR_API_ERROR: Error, false, "The ECR API answered an error",
+        cause: "GetAuthorizationToken failed for a reason no narrower rule names.",
+        fix: "Read the AWS error code and message in the evidence.";
+    ECR_TOKEN_EXPIRED_AT_ISSUE: Warning, false, "The ECR token is already expired when issued",
+        cause: "The token's expiry (`expiresAt` or the password's `expiration`) is in the past at the moment it was received: the local clock is ahead, or an emulator or proxy hands out fixed tokens.",
+        fix: "Check the node's clock; a real ECR token is valid for 12 hours.";
+    REGISTRY_NOT_ECR: Info, false, "Not an ECR registry: pulled without ECR credentials",
+        cause: "The image's host is not an Amazon ECR registry, so no ECR token applies; the probe pulls anonymously (with a registry-issued anonymous token where the registry asks for one).",
+        fix: "Nothing to do if the image is public; a private registry needs an `imagePullSecret`, which this check does not use.";
+    REGISTRY_UNREACHABLE: Error, false, "The registry cannot be reached",
+        cause: "DNS, connection or timeout failure towards the registry host: no egress, no `ecr.dkr` VPC endpoint, or a proxy in the way.",
+        fix: "Allow egress to the registry host on 443, or create the interface VPC endpoint `com.amazonaws.<region>.ecr.dkr` with private DNS; check `HTTPS_PROXY`/`NO_PROXY`.";
+    REGISTRY_TLS_UNTRUSTED: Error, false, "The registry's TLS certificate is not trusted",
+        cause: "The certificate chain presented by the registry (or a TLS-intercepting proxy) does not lead to a trusted CA.",
+        fix: "If a proxy re-signs TLS, add its CA (`--ca-file` or `SSL_CERT_FILE`); otherwise check that the host name reaches the real registry.";
+    REGISTRY_UNAUTHORIZED: Error, false, "The registry rejected the credentials",
+        cause: "HTTP 401 with a freshly minted token: the token is for another region or partition than the registry host (ECR tokens are region-bound), or the registry is not the ECR it claims to be.",
+        fix: "Make sure the token is minted in the registry's own region (the probe does; a pull secret may not) and that the host name is the real ECR registry.";
+    REGISTRY_TOKEN_EXPIRED: Error, false, "The registry says the authorization token has expired",
+        cause: "`denied: Your authorization token has expired. Reauthenticate and try again.` ECR tokens last 12 hours; the clock may also be off.",
+        fix: "Mint a new token; for pull secrets, refresh them well within 12 hours (for example with the External Secrets Operator `ECRAuthorizationToken` generator).";
+    REGISTRY_DENIED_IDENTITY_POLICY: Error, false, "The identity's own policies do not allow the pull",
+        cause: "`… because no identity-based policy allows the <action> action`: the role lacks ECR read permissions on the repository.",
+        fix: "Allow `ecr:BatchGetImage`, `ecr:GetDownloadUrlForLayer` and `ecr:BatchCheckLayerAvailability` on the repository ARN in the role's identity policy.";
+    REGISTRY_DENIED_RESOURCE_POLICY: Error, false, "The repository policy does not allow this principal",
+        cause: "`… because no resource-based policy allows the <action> action`: for a cross-account pull, the repository (or registry) policy in the image's account must name the puller.",
+        fix: "Add a statement to the repository policy that allows the principal `ecr:BatchGetImage`, `ecr:GetDownloadUrlForLayer` and `ecr:BatchCheckLayerAvailability`.";
+    REGISTRY_DENIED_EXPLICIT: Error, false, "An explicit deny blocks the pull",
+        cause: "`… with an explicit deny in a service control policy / VPC endpoint policy / permissions boundary / session policy`: an allow elsewhere cannot override it.",
+        fix: "Find the named policy type and the statement that denies the action for this principal, repository or network path.";
+    REGISTRY_DENIED: Error, false, "The registry denied access",
+        cause: "HTTP 403 / `DENIED` whose message names no policy class.",
+        fix: "Check the identity policy, the repository policy and any SCP or VPC endpoint policy for the ECR read actions.";
+    REPOSITORY_NOT_FOUND: Error, false, "The repository does not exist",
+        cause: "`NAME_UNKNOWN`: no repository of that name in the registry's account and region. With a pull-through cache prefix, the cache rule may be missing or the identity may lack `ecr:CreateRepository`/`ecr:BatchImportUpstreamImage`.",
+        fix: "Check the repository name, account and region in the image reference; for pull-through cache, check the rule and those permissions.";
+    MANIFEST_NOT_FOUND: Error, false, "The tag or digest does not exist",
+        cause: "`MANIFEST_UNKNOWN`: the repository exists but not this tag or digest; a lifecycle policy may have expired it.",
+        fix: "Push the image or fix the tag; check the repository's lifecycle policy.";
+    MANIFEST_INVALID: Error, false, "The manifest cannot be used",
+        cause: "The manifest is too large, of an unsupported type (such as Docker schema 1) or not valid JSON, or its digest is not the one asked for.",
+        fix: "Re-push the image with a current client (OCI or Docker schema 2).";
+    PLATFORM_NOT_IN_INDEX: Error, false, "The image has no manifest for this platform",
+        cause: "The tag is an index / manifest list without an entry for the node's platform; runtimes report `no match for platform in manifest`.",
+        fix: "Build and push the image for this platform, or schedule the workload on nodes of a platform the index lists.";
+    LAYER_DENIED: Error, false, "The manifest is readable but a layer is denied",
+        cause: "The blob request was refused after the manifest succeeded: the identity is allowed `ecr:BatchGetImage` but not `ecr:GetDownloadUrlForLayer`.",
+        fix: "Allow `ecr:GetDownloadUrlForLayer` (and `ecr:BatchCheckLayerAvailability`) on the repository, in the identity policy and, cross-account, in the repository policy.";
+    LAYER_STORAGE_UNREACHABLE: Error, false, "Layer storage cannot be reached",
+        cause: "The registry redirected a blob to its storage (for ECR, the S3 bucket `prod-<region>-starport-layer-bucket`), and that host could not be reached or refused the request.",
+        fix: "Allow egress to S3 in the registry's region, or add an S3 gateway VPC endpoint whose policy allows `arn:aws:s3:::prod-<region>-starport-layer-bucket/*`; add S3 to `NO_PROXY` when a proxy is in use.";
+    BLOB_DIGEST_MISMATCH: Error, false, "A blob's content does not match its digest",
+        cause: "The bytes received hash to another digest than the manifest names: corruption in storage, a broken proxy or cache, or tampering.",
+        fix: "Pull again; if it persists, re-push the image and inspect any proxy or cache between the pod and the registry.";
+    BLOB_TRUNCATED: Error, false, "A blob arrived incomplete",
+        cause: "The connection ended before the blob's declared size was received: a proxy, firewall or registry cut it.",
+        fix: "Check proxies and firewalls for size or time limits on long downloads.";
+    REGISTRY_ERROR: Error, false, "The registry answered an unexpected error",
+        cause: "An HTTP status or error no narrower rule names.",
+        fix: "Read the status, error codes and host in the evidence.";
+    DEADLINE_EXCEEDED: Error, false, "The run's deadline passed",
+        cause: "A stage was still running when the deadline (`--timeout`) passed: a stalled server, a slow network, or a deadline too short for the image's size.",
+        fix: "Look at the stage named in the evidence; raise `--timeout` for large images, or find what stalls.";
+    KMS_ERROR: Error, false, "The repository's KMS key cannot be used",
+        cause: "ECR reports `KmsError`: the customer-managed key that encrypts the repository is disabled, pending deletion, or its grant to ECR was revoked.",
+        fix: "Enable the key or restore ECR's grant on it.";
+    POD_IDENTITY_CAN_PULL: Info, false, "This pod's identity can pull the image, but the kubelet does not use it",
+        cause: "Image pulls are done by the kubelet/CRI-O with the node's credentials (the worker role through the kubelet ECR credential provider) or with `imagePullSecrets`, never with the pod's web identity. An `ImagePullBackOff` with this result points at the node role or the pull secrets.",
+        fix: "Give the node (worker) role ECR read permissions and, for a repository in another account, name that role in the repository policy; or attach an `imagePullSecret` refreshed within 12 hours; or, on Kubernetes 1.34+ with the ECR credential provider in service-account-token mode, annotate the ServiceAccount with `eks.amazonaws.com/ecr-role-arn`.";
+}
+
+/// The catalogue as Markdown, the content of `docs/findings.md`.
+pub fn render_markdown() -> String {
+    let mut out = String::from(
+        "# Finding codes\n\n\
+         Generated from `src/diagnosis/catalogue.rs` by `UPDATE_DOCS=1 cargo test findings_doc`; \
+         a test fails when this file and the code differ. Codes are stable: they are never \
+         renamed or reused.\n\n\
+         | code | severity | exit | title |\n|---|---|---|---|\n",
+    );
+    for s in CATALOGUE {
+        let sev = match s.severity {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        let exit = match (s.severity, s.configuration_error) {
+            (_, true) => "2",
+            (Severity::Error, false) => "1",
+            _ => "0",
+        };
+        out.push_str(&format!(
+            "| [`{}`](#{}) | {sev} | {exit} | {} |\n",
+            s.name,
+            s.name.to_ascii_lowercase(),
+            s.title
+        ));
+    }
+    for s in CATALOGUE {
+        out.push_str(&format!(
+            "\n## {}\n\n**{}**\n\n*Cause.* {}\n\n*Fix.* {}\n",
+            s.name, s.title, s.cause, s.remediation
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_indexed_by_code() {
+        for (i, s) in CATALOGUE.iter().enumerate() {
+            assert_eq!(s.code as usize, i);
+            assert_eq!(serde_json::to_value(s.code).unwrap(), s.name);
+            assert!(
+                !s.title.is_empty() && !s.cause.is_empty() && !s.remediation.is_empty(),
+                "{}",
+                s.name
+            );
+        }
+    }
+
+    /// `docs/findings.md` is the catalogue, rendered. `UPDATE_DOCS=1` rewrites it.
+    #[test]
+    fn findings_doc_matches_the_catalogue() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/findings.md");
+        let rendered = render_markdown();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            std::fs::write(path, &rendered).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            on_disk == rendered,
+            "docs/findings.md is out of date: run `UPDATE_DOCS=1 cargo test findings_doc`"
+        );
+    }
+}

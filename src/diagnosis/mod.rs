@@ -1,0 +1,429 @@
+//! Diagnosis: typed failures plus context in, findings with cause, evidence and fix out.
+//!
+//! Pure functions only: no I/O, no clock (the time is a parameter), so every rule is tested
+//! with recorded error bodies and messages. The catalogue of codes is in [`catalogue`].
+
+pub mod catalogue;
+pub mod denied;
+mod registry;
+
+use serde_json::Value;
+
+pub use self::catalogue::{CATALOGUE, Code, Spec};
+pub use self::registry::{RegistryContext, registry_finding};
+use crate::aws::{AwsFailure, AwsFailureKind};
+use crate::ecr::{EcrError, EcrTokenInfo};
+use crate::identity::{
+    CredentialMode, IdentityEnv, IdentityInspection, STS_AUDIENCE, TokenClaims, TokenProblem,
+};
+use crate::reference::ImageRef;
+use crate::report::{Finding, Severity};
+use crate::sts::{Caller, StsError};
+
+/// Differences between the local clock and a server's below this are normal.
+pub const CLOCK_SKEW_TOLERANCE_SECS: i64 = 300;
+
+impl Finding {
+    /// A finding with the catalogue's severity and generic fix; rules refine both.
+    pub fn new(code: Code, summary: impl Into<String>) -> Finding {
+        let spec = code.spec();
+        Finding {
+            code,
+            severity: spec.severity,
+            summary: summary.into(),
+            remediation: spec.remediation.to_string(),
+            evidence: Default::default(),
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Finding {
+        self.evidence.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn with_opt(self, key: &str, value: Option<impl Into<Value>>) -> Finding {
+        match value {
+            Some(v) => self.with(key, v),
+            None => self,
+        }
+    }
+
+    pub fn fix(mut self, remediation: impl Into<String>) -> Finding {
+        self.remediation = remediation.into();
+        self
+    }
+
+    pub fn severity(mut self, severity: Severity) -> Finding {
+        self.severity = severity;
+        self
+    }
+}
+
+/// RFC 3339 for evidence; falls back to the number for out-of-range values.
+pub fn rfc3339(unix: i64) -> Value {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map(Value::from)
+        .unwrap_or_else(|| Value::from(unix))
+}
+
+/// Findings of the identity stage.
+pub fn identity_findings(env: &IdentityEnv, inspection: &IdentityInspection) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let missing = env.missing_web_identity_vars();
+    if matches!(
+        inspection.mode,
+        CredentialMode::DefaultChain | CredentialMode::Environment
+    ) && !missing.is_empty()
+    {
+        out.push(
+            Finding::new(
+                Code::WEB_IDENTITY_NOT_CONFIGURED,
+                format!(
+                    "{} not set: credentials come from {} instead of the pod's web identity",
+                    missing.join(" and "),
+                    match inspection.mode {
+                        CredentialMode::Environment => "AWS_ACCESS_KEY_ID in the environment",
+                        _ => "the rest of the default chain",
+                    }
+                ),
+            )
+            .with("missing", missing.clone())
+            .with_opt("AWS_ROLE_ARN", env.role_arn.clone()),
+        );
+    }
+    for p in &inspection.problems {
+        out.push(token_problem(p));
+    }
+    out
+}
+
+fn token_problem(p: &TokenProblem) -> Finding {
+    match p {
+        TokenProblem::Unreadable { path, reason, uid } => Finding::new(
+            Code::WEB_IDENTITY_TOKEN_UNREADABLE,
+            format!(
+                "cannot read the web identity token {}: {reason}",
+                path.display()
+            ),
+        )
+        .with("path", path.display().to_string())
+        .with("reason", reason.clone())
+        .with_opt("uid", *uid),
+        TokenProblem::Malformed { path, reason } => Finding::new(
+            Code::WEB_IDENTITY_TOKEN_MALFORMED,
+            format!("{} is not a JWT: {reason}", path.display()),
+        )
+        .with("path", path.display().to_string()),
+        TokenProblem::Expired { expires_at, now } => Finding::new(
+            Code::WEB_IDENTITY_TOKEN_EXPIRED,
+            format!("the web identity token expired {} s ago", now - expires_at),
+        )
+        .with("exp", rfc3339(*expires_at))
+        .with("now", rfc3339(*now)),
+        TokenProblem::NotYetValid { not_before, now } => Finding::new(
+            Code::WEB_IDENTITY_TOKEN_NOT_YET_VALID,
+            format!(
+                "the web identity token is valid only in {} s",
+                not_before - now
+            ),
+        )
+        .with("nbf", rfc3339(*not_before))
+        .with("now", rfc3339(*now)),
+        TokenProblem::AudienceMismatch { audiences } => Finding::new(
+            Code::WEB_IDENTITY_AUDIENCE_MISMATCH,
+            format!("the token's audience {audiences:?} lacks {STS_AUDIENCE}"),
+        )
+        .with("aud", audiences.clone()),
+    }
+}
+
+fn aws_evidence(f: Finding, a: &AwsFailure) -> Finding {
+    f.with("operation", a.operation)
+        .with("endpoint", a.endpoint.clone())
+        .with_opt("aws_error_code", a.code.clone())
+        .with_opt("aws_error_message", a.message.clone())
+        .with_opt("http_status", a.http_status)
+        .with_opt("request_id", a.request_id.clone())
+}
+
+/// Rules any AWS call shares: reachability, throttling, clock.
+fn common_aws_finding(a: &AwsFailure) -> Option<Finding> {
+    let code = a.code.as_deref().unwrap_or("");
+    let message = a.message.as_deref().unwrap_or("");
+    let f = match a.kind {
+        AwsFailureKind::Unreachable | AwsFailureKind::Timeout => Finding::new(
+            Code::AWS_API_UNREACHABLE,
+            format!(
+                "{} could not reach {} ({})",
+                a.operation,
+                a.endpoint,
+                if a.kind == AwsFailureKind::Timeout {
+                    "timed out"
+                } else {
+                    "no connection"
+                }
+            ),
+        )
+        .with("detail", a.detail.clone()),
+        _ if matches!(
+            code,
+            "Throttling"
+                | "ThrottlingException"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+        ) =>
+        {
+            Finding::new(
+                Code::AWS_THROTTLED,
+                format!("{} was throttled: {message}", a.operation),
+            )
+        }
+        _ if message.contains("Signature expired") || code == "RequestExpired" => Finding::new(
+            Code::CLOCK_SKEW,
+            format!(
+                "{} was refused because the request time is off: {message}",
+                a.operation
+            ),
+        )
+        .severity(Severity::Error),
+        _ => return None,
+    };
+    Some(aws_evidence(f, a))
+}
+
+/// The trust-policy statement that admits a token with these claims.
+pub fn trust_policy_statement(
+    claims: &TokenClaims,
+    role_account: &str,
+    partition: &str,
+) -> Option<String> {
+    let issuer = claims.issuer_host_path()?;
+    let sub = claims.subject.as_deref()?;
+    let statement = serde_json::json!({
+        "Effect": "Allow",
+        "Principal": {"Federated": format!("arn:{partition}:iam::{role_account}:oidc-provider/{issuer}")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {
+            format!("{issuer}:sub"): sub,
+            format!("{issuer}:aud"): STS_AUDIENCE,
+        }},
+    });
+    serde_json::to_string_pretty(&statement).ok()
+}
+
+/// `(partition, account)` of an ARN.
+fn arn_partition_account(arn: &str) -> Option<(&str, &str)> {
+    let p: Vec<&str> = arn.splitn(6, ':').collect();
+    (p.len() == 6 && p[0] == "arn").then(|| (p[1], p[4]))
+}
+
+/// Findings for a failed STS stage.
+pub fn sts_findings(
+    err: &StsError,
+    claims: Option<&TokenClaims>,
+    role_arn: Option<&str>,
+) -> Finding {
+    let Some(a) = err.failure() else {
+        return Finding::new(
+            Code::AWS_CREDENTIALS_UNAVAILABLE,
+            "the default credential chain has no credential source",
+        );
+    };
+    if let Some(f) = common_aws_finding(a) {
+        return f;
+    }
+    let code = a.code.as_deref().unwrap_or("");
+    let message = a.message.as_deref().unwrap_or("");
+    let with_claims = |f: Finding| match claims {
+        Some(c) => f
+            .with_opt("iss", c.issuer.clone())
+            .with_opt("sub", c.subject.clone())
+            .with("aud", c.audiences.clone()),
+        None => f,
+    };
+    let f = match (err, code) {
+        (StsError::Credentials(_), "AccessDenied") => {
+            let (partition, account) = role_arn
+                .and_then(arn_partition_account)
+                .unwrap_or(("aws", "<role account>"));
+            let mut f = Finding::new(
+                Code::STS_TRUST_POLICY_DENIED,
+                format!(
+                    "the trust policy of {} does not admit {}",
+                    role_arn.unwrap_or("the role"),
+                    claims
+                        .and_then(|c| c.subject.as_deref())
+                        .unwrap_or("this token")
+                ),
+            )
+            .with_opt("role_arn", role_arn.map(str::to_string));
+            if let Some(stmt) = claims.and_then(|c| trust_policy_statement(c, account, partition)) {
+                f = f.fix(format!(
+                    "Add this statement to the trust policy of {} (or fix the one that should match):\n{stmt}",
+                    role_arn.unwrap_or("the role")
+                ));
+            }
+            f
+        }
+        (StsError::Credentials(_), "InvalidIdentityToken")
+            if message.contains("No OpenIDConnect provider found") =>
+        {
+            let account = role_arn.and_then(arn_partition_account).map(|(_, a)| a);
+            Finding::new(
+                Code::STS_OIDC_PROVIDER_NOT_FOUND,
+                format!(
+                    "no IAM OIDC provider for {} in account {}",
+                    claims
+                        .and_then(|c| c.issuer.as_deref())
+                        .unwrap_or("the token's issuer"),
+                    account.unwrap_or("of the role")
+                ),
+            )
+            .with_opt("role_account", account.map(str::to_string))
+        }
+        (StsError::Credentials(_), "InvalidIdentityToken")
+            if message.contains("verification key") || message.contains("thumbprint") =>
+        {
+            Finding::new(
+                Code::STS_OIDC_KEYS_UNREACHABLE,
+                format!("STS cannot verify the token: {message}"),
+            )
+        }
+        (
+            StsError::Credentials(_),
+            "InvalidIdentityToken" | "ExpiredTokenException" | "IDPRejectedClaim",
+        ) => Finding::new(
+            Code::STS_TOKEN_REJECTED,
+            format!("STS rejected the token: {code}: {message}"),
+        ),
+        (StsError::Credentials(_), "") => Finding::new(
+            Code::AWS_CREDENTIALS_UNAVAILABLE,
+            format!("obtaining credentials failed: {}", a.detail),
+        ),
+        _ => Finding::new(Code::STS_CALL_FAILED, a.to_string()),
+    };
+    with_claims(aws_evidence(f, a))
+}
+
+/// The finding for a failed GetAuthorizationToken.
+pub fn ecr_token_finding(err: &EcrError) -> Finding {
+    match err {
+        EcrError::Api(a) => {
+            if let Some(f) = common_aws_finding(a) {
+                return f;
+            }
+            let message = a.message.as_deref().unwrap_or("");
+            let f = match a.code.as_deref() {
+                Some("AccessDeniedException" | "AccessDenied") => {
+                    let mut f = Finding::new(
+                        Code::ECR_AUTH_DENIED,
+                        format!("GetAuthorizationToken was denied: {message}"),
+                    );
+                    if let Some(d) = denied::parse(message) {
+                        f = f.with_opt("principal", d.principal);
+                        if let denied::DenialReason::ExplicitDeny(kind) = d.reason {
+                            f = f.fix(format!(
+                                "An explicit deny in a {kind} blocks ecr:GetAuthorizationToken for this principal: change that policy."
+                            ));
+                        }
+                    }
+                    f
+                }
+                _ => Finding::new(Code::ECR_API_ERROR, a.to_string()),
+            };
+            aws_evidence(f, a)
+        }
+        other => Finding::new(Code::ECR_API_ERROR, other.to_string()),
+    }
+}
+
+/// Warnings about a token that was issued fine.
+pub fn ecr_token_warnings(info: &EcrTokenInfo, now: i64) -> Vec<Finding> {
+    let expiry = [info.expires_at, info.password_expiration]
+        .into_iter()
+        .flatten()
+        .min();
+    match expiry {
+        Some(t) if t <= now => vec![
+            Finding::new(
+                Code::ECR_TOKEN_EXPIRED_AT_ISSUE,
+                format!(
+                    "the ECR token for {} expired before it arrived",
+                    info.region
+                ),
+            )
+            .with("expires_at", rfc3339(t))
+            .with("now", rfc3339(now))
+            .with_opt("proxy_endpoint", info.proxy_endpoint.clone()),
+        ],
+        _ => vec![],
+    }
+}
+
+/// A warning when a server's clock and ours disagree.
+pub fn clock_skew(host: &str, server_date: Option<i64>, now: i64) -> Option<Finding> {
+    let server = server_date?;
+    let skew = now - server;
+    (skew.abs() > CLOCK_SKEW_TOLERANCE_SECS).then(|| {
+        Finding::new(
+            Code::CLOCK_SKEW,
+            format!(
+                "the local clock is {} s {} {host}'s",
+                skew.abs(),
+                if skew > 0 { "ahead of" } else { "behind" }
+            ),
+        )
+        .with("host", host.to_string())
+        .with("server_date", rfc3339(server))
+        .with("local_time", rfc3339(now))
+    })
+}
+
+pub fn deadline_exceeded(stage: &str, timeout_secs: f64) -> Finding {
+    Finding::new(
+        Code::DEADLINE_EXCEEDED,
+        format!("the {timeout_secs} s deadline passed during the {stage} stage"),
+    )
+    .with("stage", stage.to_string())
+    .with("timeout_seconds", timeout_secs)
+}
+
+pub fn not_ecr(image: &ImageRef) -> Finding {
+    Finding::new(
+        Code::REGISTRY_NOT_ECR,
+        format!(
+            "{} is not an Amazon ECR registry: no ECR token applies",
+            image.registry
+        ),
+    )
+    .with("registry", image.registry.clone())
+}
+
+/// The finding that answers the incident: the pod can pull, the kubelet might not.
+pub fn pod_identity_can_pull(image: &ImageRef, caller: Option<&Caller>) -> Finding {
+    let principal = caller.map(|c| c.arn.clone());
+    let ecr_account = image.ecr.as_ref().map(|e| e.account.clone());
+    let cross_account = match (caller, &ecr_account) {
+        (Some(c), Some(a)) => Some(&c.account != a),
+        _ => None,
+    };
+    Finding::new(
+        Code::POD_IDENTITY_CAN_PULL,
+        format!(
+            "{} can pull {}; the kubelet pulls with the node role or imagePullSecrets, not with this identity",
+            principal.as_deref().unwrap_or("this identity"),
+            image.original
+        ),
+    )
+    .with_opt("principal", principal)
+    .with_opt("image_account", ecr_account)
+    .with_opt("cross_account", cross_account)
+}
+
+#[cfg(test)]
+mod tests;

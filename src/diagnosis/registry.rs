@@ -1,0 +1,327 @@
+//! Rules for registry failures: transport, HTTP status with the registry's error envelope, and
+//! content verification.
+
+use super::denied::{self, DenialReason};
+use super::{Code, Finding};
+use crate::ecr::EcrTokenInfo;
+use crate::reference::ImageRef;
+use crate::registry::blob::VerifyError;
+use crate::registry::transport::{Hop, TransportError};
+use crate::registry::{RegistryError, Request};
+use crate::sts::Caller;
+
+/// Repository prefixes commonly used for ECR pull-through cache rules.
+const PULL_THROUGH_PREFIXES: &[&str] = &[
+    "docker-hub",
+    "dockerhub",
+    "ecr-public",
+    "quay",
+    "k8s",
+    "registry-k8s-io",
+    "ghcr",
+    "github",
+    "gitlab",
+    "azure",
+    "mcr",
+];
+
+/// What the rules need to know besides the error.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistryContext<'a> {
+    pub image: &'a ImageRef,
+    /// `host[:port]` of the registry endpoint (to tell a redirect target from the registry).
+    pub registry_host: &'a str,
+    pub caller: Option<&'a Caller>,
+    pub token: Option<&'a EcrTokenInfo>,
+    /// After `MANIFEST_UNKNOWN`: whether the repository exists, when the registry said.
+    pub repository_exists: Option<bool>,
+}
+
+fn storage_hint(ctx: &RegistryContext<'_>) -> String {
+    match &ctx.image.ecr {
+        Some(e) => format!("prod-{}-starport-layer-bucket", e.region),
+        None => "the registry's blob storage".into(),
+    }
+}
+
+pub fn registry_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
+    match err {
+        RegistryError::Transport(t) => transport_finding(t, ctx),
+        RegistryError::Status { .. } => status_finding(err, ctx),
+        RegistryError::Body { host, .. } => Finding::new(
+            Code::REGISTRY_ERROR,
+            format!("the answer of {host} broke off: {err}"),
+        )
+        .with("host", host.clone()),
+        RegistryError::ManifestTooLarge { .. }
+        | RegistryError::Manifest(_)
+        | RegistryError::ManifestDigestMismatch { .. } => {
+            Finding::new(Code::MANIFEST_INVALID, err.to_string())
+        }
+        RegistryError::PlatformNotFound { wanted, available } => Finding::new(
+            Code::PLATFORM_NOT_IN_INDEX,
+            format!(
+                "{} has no {wanted} manifest; it has {}",
+                ctx.image.original,
+                available.join(", ")
+            ),
+        )
+        .with("wanted", wanted.clone())
+        .with("available", available.clone())
+        .fix(format!(
+            "Push a {wanted} image to the index, or run the workload on nodes of one of: {}.",
+            available.join(", ")
+        )),
+        RegistryError::Verify {
+            digest,
+            host,
+            source,
+        } => {
+            let code = match source {
+                VerifyError::Truncated { .. } => Code::BLOB_TRUNCATED,
+                VerifyError::UnsupportedDigest(_) => Code::MANIFEST_INVALID,
+                VerifyError::DigestMismatch { .. } | VerifyError::Oversized { .. } => {
+                    Code::BLOB_DIGEST_MISMATCH
+                }
+            };
+            let mut f = Finding::new(code, format!("blob {digest} from {host}: {source}"))
+                .with("digest", digest.clone())
+                .with("served_by", host.clone());
+            if let VerifyError::DigestMismatch { actual, .. } = source {
+                f = f.with("actual_digest", actual.clone());
+            }
+            f
+        }
+        RegistryError::Interrupted {
+            digest,
+            host,
+            received,
+            expected,
+            ..
+        } => Finding::new(
+            Code::BLOB_TRUNCATED,
+            format!(
+                "blob {digest}: {host} closed the connection after {received} of {expected} bytes"
+            ),
+        )
+        .with("digest", digest.clone())
+        .with("served_by", host.clone())
+        .with("received", *received)
+        .with("expected", *expected),
+        RegistryError::TokenFormat { host } => {
+            Finding::new(Code::REGISTRY_ERROR, err.to_string()).with("host", host.clone())
+        }
+    }
+}
+
+fn transport_finding(t: &TransportError, ctx: &RegistryContext<'_>) -> Finding {
+    let host = t.host().to_string();
+    let detail = std::error::Error::source(t)
+        .map(crate::error_chain)
+        .unwrap_or_default();
+    let f = match (t, t.hop()) {
+        (TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. }, _) => {
+            Finding::new(Code::REGISTRY_ERROR, t.to_string())
+        }
+        (_, Hop::Redirect) => Finding::new(
+            Code::LAYER_STORAGE_UNREACHABLE,
+            format!("the registry redirected a blob to {host}, which could not be reached: {t}"),
+        )
+        .with("expected_storage", storage_hint(ctx)),
+        (TransportError::Tls { .. }, _) => Finding::new(
+            Code::REGISTRY_TLS_UNTRUSTED,
+            format!("the certificate of {host} is not trusted"),
+        ),
+        _ => Finding::new(Code::REGISTRY_UNREACHABLE, t.to_string()),
+    };
+    f.with("host", host).with("detail", detail)
+}
+
+/// The repository-policy statement that lets `role_arn` pull.
+pub fn repository_policy_statement(role_arn: &str) -> String {
+    let stmt = serde_json::json!({
+        "Sid": "AllowCrossAccountPull",
+        "Effect": "Allow",
+        "Principal": {"AWS": role_arn},
+        "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+    });
+    serde_json::to_string_pretty(&stmt).unwrap_or_default()
+}
+
+fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
+    let RegistryError::Status {
+        request,
+        status,
+        host,
+        errors,
+        challenge,
+        body,
+    } = err
+    else {
+        unreachable!("status_finding is called for Status only")
+    };
+    let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
+    let message = errors
+        .iter()
+        .map(|e| e.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let text = if message.is_empty() {
+        body.as_str()
+    } else {
+        message.as_str()
+    };
+    let redirected = host != ctx.registry_host;
+    let evidence = |f: Finding| {
+        f.with("host", host.clone())
+            .with("http_status", *status)
+            .with("request", request.as_str())
+            .with("registry_codes", codes.clone())
+            .with("registry_message", text.to_string())
+            .with_opt("challenge", challenge.clone())
+    };
+
+    if *request == Request::Blob && redirected {
+        return evidence(
+            Finding::new(
+                Code::LAYER_STORAGE_UNREACHABLE,
+                format!("the blob's storage host {host} refused the download with HTTP {status}"),
+            )
+            .with("expected_storage", storage_hint(ctx)),
+        );
+    }
+    if text.contains("authorization token has expired") {
+        return evidence(Finding::new(
+            Code::REGISTRY_TOKEN_EXPIRED,
+            format!("{host}: {text}"),
+        ));
+    }
+    if text.contains("KmsError") || text.contains("KMS") {
+        return evidence(Finding::new(Code::KMS_ERROR, format!("{host}: {text}")));
+    }
+    if let Some(d) = denied::parse(text) {
+        let layer = d.action.as_deref() == Some("ecr:GetDownloadUrlForLayer")
+            || (*request == Request::Blob && d.reason == DenialReason::Unspecified);
+        let principal = d
+            .principal
+            .clone()
+            .or_else(|| ctx.caller.map(|c| c.arn.clone()));
+        let mut f =
+            match (&d.reason, layer) {
+                (DenialReason::ExplicitDeny(kind), _) => Finding::new(
+                    Code::REGISTRY_DENIED_EXPLICIT,
+                    format!(
+                        "an explicit deny in a {kind} blocks {}",
+                        d.action.as_deref().unwrap_or("the pull")
+                    ),
+                )
+                .with("policy_type", kind.clone()),
+                (_, true) => Finding::new(
+                    Code::LAYER_DENIED,
+                    format!("the manifest is readable but the layer download is denied: {text}"),
+                ),
+                (DenialReason::NoIdentityPolicy, false) => Finding::new(
+                    Code::REGISTRY_DENIED_IDENTITY_POLICY,
+                    format!(
+                        "no identity-based policy of {} allows {}",
+                        principal.as_deref().unwrap_or("the principal"),
+                        d.action.as_deref().unwrap_or("the pull")
+                    ),
+                ),
+                (DenialReason::NoResourcePolicy, false) => {
+                    let mut f = Finding::new(
+                        Code::REGISTRY_DENIED_RESOURCE_POLICY,
+                        format!(
+                            "the repository policy does not allow {} to {}",
+                            principal.as_deref().unwrap_or("the principal"),
+                            d.action.as_deref().unwrap_or("pull")
+                        ),
+                    );
+                    if let Some(role) = principal.as_deref().and_then(denied::role_arn_of) {
+                        f = f.fix(format!(
+                        "Add this statement to the policy of repository {} (in account {}):\n{}",
+                        ctx.image.repository,
+                        ctx.image.ecr.as_ref().map(|e| e.account.as_str()).unwrap_or("?"),
+                        repository_policy_statement(&role)
+                    ));
+                    }
+                    f
+                }
+                (DenialReason::Unspecified, false) => {
+                    Finding::new(Code::REGISTRY_DENIED, format!("{host}: {text}"))
+                }
+            };
+        f = f
+            .with_opt("principal", principal)
+            .with_opt("action", d.action.clone())
+            .with_opt("resource", d.resource.clone());
+        return evidence(f);
+    }
+
+    let f = match (*status, *request) {
+        (401, _) => {
+            let mut f = Finding::new(
+                Code::REGISTRY_UNAUTHORIZED,
+                match ctx.token {
+                    Some(t) => format!(
+                        "{host} rejected a fresh ECR token from {} ({}): HTTP 401 {text}",
+                        t.region, t.api_endpoint
+                    ),
+                    None => format!("{host} requires credentials and none apply: HTTP 401 {text}"),
+                },
+            );
+            if let (Some(t), Some(e)) = (ctx.token, &ctx.image.ecr) {
+                f = f
+                    .with("token_region", t.region.clone())
+                    .with("registry_region", e.region.clone());
+            }
+            f
+        }
+        (403, Request::Blob) => Finding::new(
+            Code::LAYER_DENIED,
+            format!("the manifest is readable but the layer download is denied: HTTP 403 {text}"),
+        ),
+        (403, _) => Finding::new(Code::REGISTRY_DENIED, format!("{host}: HTTP 403 {text}")),
+        _ if codes.contains(&"DENIED") => {
+            Finding::new(Code::REGISTRY_DENIED, format!("{host}: {text}"))
+        }
+        (_, Request::Manifest)
+            if codes.contains(&"NAME_UNKNOWN") || ctx.repository_exists == Some(false) =>
+        {
+            let mut f = Finding::new(
+                Code::REPOSITORY_NOT_FOUND,
+                format!(
+                    "repository {} does not exist on {}",
+                    ctx.image.repository, ctx.image.registry
+                ),
+            )
+            .with("repository", ctx.image.repository.clone());
+            let prefix = ctx.image.repository.split('/').next().unwrap_or("");
+            if ctx.image.repository.contains('/') && PULL_THROUGH_PREFIXES.contains(&prefix) {
+                f = f.with("pull_through_cache_prefix", prefix.to_string()).fix(format!(
+                    "The prefix `{prefix}/` looks like a pull-through cache rule: check that the rule exists in this registry's region and that the identity may `ecr:CreateRepository` and `ecr:BatchImportUpstreamImage`; otherwise fix the repository name."
+                ));
+            }
+            f
+        }
+        (404, Request::Manifest) => Finding::new(
+            Code::MANIFEST_NOT_FOUND,
+            format!(
+                "{}:{} not found in repository {}",
+                ctx.image.repository,
+                ctx.image.manifest_reference(),
+                ctx.image.registry
+            ),
+        )
+        .with("reference", ctx.image.manifest_reference().to_string())
+        .with_opt("repository_exists", ctx.repository_exists),
+        _ => Finding::new(
+            Code::REGISTRY_ERROR,
+            format!(
+                "{host} answered HTTP {status} to {}: {text}",
+                request.as_str()
+            ),
+        ),
+    };
+    evidence(f)
+}

@@ -1,0 +1,49 @@
+//! Logs: `tracing` to stderr, quiet by default (`warn`), levels from `RUST_LOG`.
+//!
+//! Crates below us log whole HTTP exchanges at debug and trace level, and those carry the web
+//! identity token (the AssumeRoleWithWebIdentity body), the session credentials and the ECR
+//! token. Their levels are therefore capped here whatever `RUST_LOG` says: a user asking for
+//! `trace` gets the probe's own trace, not the wire.
+
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::{EnvFilter, FilterExt as _, Targets};
+use tracing_subscriber::prelude::*;
+
+use crate::config::LogFormat;
+
+/// The most each wire-level crate may log.
+const CEILINGS: &[(&str, LevelFilter)] = &[
+    ("aws_smithy_runtime", LevelFilter::INFO),
+    ("aws_smithy_runtime_api", LevelFilter::INFO),
+    ("aws_smithy_http_client", LevelFilter::INFO),
+    ("aws_smithy_http", LevelFilter::INFO),
+    ("aws_smithy_types", LevelFilter::INFO),
+    ("aws_sigv4", LevelFilter::INFO),
+    ("aws_sdk_sts", LevelFilter::INFO),
+    ("aws_sdk_ecr", LevelFilter::INFO),
+    ("aws_config", LevelFilter::INFO),
+    ("aws_runtime", LevelFilter::INFO),
+    ("hyper", LevelFilter::INFO),
+    ("hyper_util", LevelFilter::INFO),
+    ("h2", LevelFilter::INFO),
+    ("reqwest", LevelFilter::INFO),
+    ("rustls", LevelFilter::INFO),
+];
+
+pub fn init(format: LogFormat) {
+    let env = EnvFilter::builder()
+        .with_default_directive(LevelFilter::WARN.into())
+        .from_env_lossy();
+    let ceiling = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(CEILINGS.iter().copied());
+    let filter = env.and(ceiling);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let registry = tracing_subscriber::registry();
+    let _ = match format {
+        LogFormat::Text => registry.with(fmt.with_filter(filter)).try_init(),
+        LogFormat::Json => registry.with(fmt.json().with_filter(filter)).try_init(),
+    };
+}

@@ -1,0 +1,331 @@
+//! Manifests and platforms: pure parsing and selection, no I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+use oci_client::manifest::{
+    IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
+    OCI_IMAGE_MEDIA_TYPE, OciImageIndex, OciImageManifest,
+};
+
+/// What a runtime sends: both OCI and Docker types, indexes and single manifests. A registry
+/// that gets only Docker types may answer 404 for an OCI-only image.
+pub const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// The largest manifest accepted; ECR's own limit is 4 MiB.
+pub const MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// A content descriptor, with the size checked to be non-negative.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+}
+
+/// One platform-specific entry of an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub descriptor: Descriptor,
+    pub platform: Option<Platform>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifest {
+    Image {
+        media_type: String,
+        config: Descriptor,
+        layers: Vec<Descriptor>,
+    },
+    Index {
+        media_type: String,
+        entries: Vec<IndexEntry>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("unsupported manifest media type {0:?}")]
+    UnsupportedMediaType(String),
+    #[error("the manifest is not valid JSON of its type: {0}")]
+    Invalid(String),
+    #[error("a descriptor has a negative size")]
+    NegativeSize,
+}
+
+fn descriptor(media_type: String, digest: String, size: i64) -> Result<Descriptor, ManifestError> {
+    Ok(Descriptor {
+        media_type,
+        digest,
+        size: u64::try_from(size).map_err(|_| ManifestError::NegativeSize)?,
+    })
+}
+
+/// Parses a manifest body. The kind comes from the body's `mediaType` when present (it is
+/// signed content), else from the response's `Content-Type`.
+pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, ManifestError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    let probe: Probe =
+        serde_json::from_slice(body).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    let content_type = content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_string());
+    let media_type = probe
+        .media_type
+        .or(content_type)
+        .filter(|m| !m.is_empty() && m != "application/json")
+        .unwrap_or_else(|| {
+            if probe.manifests.is_some() {
+                OCI_IMAGE_INDEX_MEDIA_TYPE.into()
+            } else {
+                OCI_IMAGE_MEDIA_TYPE.into()
+            }
+        });
+    let invalid = |e: serde_json::Error| ManifestError::Invalid(e.to_string());
+    match media_type.as_str() {
+        OCI_IMAGE_MEDIA_TYPE | IMAGE_MANIFEST_MEDIA_TYPE => {
+            let m: OciImageManifest = serde_json::from_slice(body).map_err(invalid)?;
+            Ok(Manifest::Image {
+                config: descriptor(m.config.media_type, m.config.digest, m.config.size)?,
+                layers: m
+                    .layers
+                    .into_iter()
+                    .map(|l| descriptor(l.media_type, l.digest, l.size))
+                    .collect::<Result<_, _>>()?,
+                media_type,
+            })
+        }
+        OCI_IMAGE_INDEX_MEDIA_TYPE | IMAGE_MANIFEST_LIST_MEDIA_TYPE => {
+            let i: OciImageIndex = serde_json::from_slice(body).map_err(invalid)?;
+            Ok(Manifest::Index {
+                entries: i
+                    .manifests
+                    .into_iter()
+                    .map(|e| {
+                        Ok(IndexEntry {
+                            platform: e.platform.map(|p| Platform {
+                                os: p.os.to_string(),
+                                architecture: p.architecture.to_string(),
+                                variant: p.variant.filter(|v| !v.is_empty()),
+                            }),
+                            descriptor: descriptor(e.media_type, e.digest, e.size)?,
+                        })
+                    })
+                    .collect::<Result<_, ManifestError>>()?,
+                media_type,
+            })
+        }
+        other => Err(ManifestError::UnsupportedMediaType(other.to_string())),
+    }
+}
+
+/// An OCI platform, `os/architecture[/variant]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid platform {input:?}: expected os/architecture[/variant], e.g. linux/amd64 or linux/arm64/v8"
+)]
+pub struct PlatformError {
+    pub input: String,
+}
+
+impl FromStr for Platform {
+    type Err = PlatformError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || PlatformError {
+            input: s.to_string(),
+        };
+        let parts: Vec<&str> = s.split('/').collect();
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        };
+        if !(2..=3).contains(&parts.len()) || !parts.iter().all(|p| ok(p)) {
+            return Err(err());
+        }
+        Ok(Platform {
+            os: parts[0].to_string(),
+            architecture: parts[1].to_string(),
+            variant: parts.get(2).map(|v| v.to_string()),
+        })
+    }
+}
+
+impl Platform {
+    /// The platform this binary runs on, in Go's names, as the kubelet's runtime would pick.
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: None,
+        }
+    }
+
+    /// The variant with containerd's defaults filled in (`arm64` means `v8`).
+    fn normalized_variant(&self) -> Option<&str> {
+        match (self.architecture.as_str(), self.variant.as_deref()) {
+            ("arm64", None) => Some("v8"),
+            (_, v) => v,
+        }
+    }
+
+    /// Whether an index entry's platform satisfies this wanted platform. A wanted platform
+    /// without a variant takes any variant of its architecture.
+    pub fn admits(&self, candidate: &Platform) -> bool {
+        self.os == candidate.os
+            && self.architecture == candidate.architecture
+            && (self.variant.is_none()
+                || self.normalized_variant() == candidate.normalized_variant())
+    }
+}
+
+/// Picks the entry for `wanted`, or lists what the index has.
+pub fn select<'a>(
+    entries: &'a [IndexEntry],
+    wanted: &Platform,
+) -> Result<&'a IndexEntry, Vec<String>> {
+    entries
+        .iter()
+        .find(|e| e.platform.as_ref().is_some_and(|p| wanted.admits(p)))
+        .ok_or_else(|| {
+            entries
+                .iter()
+                .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
+                .collect()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OCI_INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":648,"platform":{"architecture":"amd64","os":"linux"}},
+      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","size":648,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
+      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cc","size":500,"platform":{"architecture":"unknown","os":"unknown"}}]}"#;
+
+    #[test]
+    fn parses_an_image_manifest_even_without_media_type() {
+        let body = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:c","size":287},
+          "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:l","size":65600}]}"#;
+        let m = parse(Some("application/vnd.oci.image.manifest.v1+json"), body).unwrap();
+        let Manifest::Image { config, layers, .. } = m else {
+            panic!()
+        };
+        assert_eq!(config.size, 287);
+        assert_eq!(layers[0].digest, "sha256:l");
+        assert!(matches!(parse(None, body).unwrap(), Manifest::Image { .. }));
+    }
+
+    #[test]
+    fn parses_indexes_and_docker_lists() {
+        let Manifest::Index { entries, .. } = parse(None, OCI_INDEX.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(entries.len(), 3);
+        let list = OCI_INDEX.replace(OCI_IMAGE_INDEX_MEDIA_TYPE, IMAGE_MANIFEST_LIST_MEDIA_TYPE);
+        let Manifest::Index { media_type, .. } = parse(None, list.as_bytes()).unwrap() else {
+            panic!()
+        };
+        assert_eq!(media_type, IMAGE_MANIFEST_LIST_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn rejects_schema1_garbage_and_negative_sizes() {
+        let s1 = br#"{"schemaVersion":1,"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws"}"#;
+        assert!(matches!(
+            parse(None, s1),
+            Err(ManifestError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            parse(None, b"<html>"),
+            Err(ManifestError::Invalid(_))
+        ));
+        let neg = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:c","size":-1},"layers":[]}"#;
+        assert_eq!(parse(None, neg), Err(ManifestError::NegativeSize));
+    }
+
+    #[test]
+    fn selects_platforms_like_containerd() {
+        let Manifest::Index { entries, .. } = parse(None, OCI_INDEX.as_bytes()).unwrap() else {
+            panic!()
+        };
+        let p = |s: &str| s.parse::<Platform>().unwrap();
+        assert_eq!(
+            select(&entries, &p("linux/amd64"))
+                .unwrap()
+                .descriptor
+                .digest,
+            "sha256:aa"
+        );
+        assert_eq!(
+            select(&entries, &p("linux/arm64"))
+                .unwrap()
+                .descriptor
+                .digest,
+            "sha256:bb"
+        );
+        assert_eq!(
+            select(&entries, &p("linux/arm64/v8"))
+                .unwrap()
+                .descriptor
+                .digest,
+            "sha256:bb"
+        );
+        assert_eq!(
+            select(&entries, &p("linux/s390x")).unwrap_err(),
+            vec!["linux/amd64", "linux/arm64/v8", "unknown/unknown"]
+        );
+        assert!(select(&entries, &p("linux/arm64/v7")).is_err());
+    }
+
+    #[test]
+    fn parses_platform_strings() {
+        assert_eq!(
+            "linux/arm64/v8".parse::<Platform>().unwrap().to_string(),
+            "linux/arm64/v8"
+        );
+        for bad in [
+            "linux",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v8/x",
+            "Linux/AMD64",
+            "linux amd64",
+        ] {
+            assert!(bad.parse::<Platform>().is_err(), "{bad}");
+        }
+        assert_eq!(Platform::host().os, "linux");
+    }
+}

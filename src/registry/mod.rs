@@ -1,0 +1,593 @@
+//! Stage 4, registry pull: the `/v2/` challenge, a login check, the manifest (an index resolved
+//! to one platform), the config blob and the layers, each verified while it streams.
+//!
+//! Every function here does I/O and returns typed results; turning a failure into a finding
+//! with a cause and a fix is the diagnosis module's job.
+
+pub mod blob;
+pub mod manifest;
+pub mod transport;
+
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use serde::Deserialize;
+
+use self::blob::{Verifier, VerifyError};
+use self::manifest::{Descriptor, Manifest, ManifestError, Platform};
+use self::transport::{Auth, Fetched, Transport, TransportError, host_of};
+use crate::reference::ImageRef;
+use crate::secret::Secret;
+
+/// Which request a registry answered with an error status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Ping,
+    Login,
+    Token,
+    Manifest,
+    Blob,
+}
+
+impl Request {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Request::Ping => "GET /v2/",
+            Request::Login => "GET /v2/ with credentials",
+            Request::Token => "the anonymous token request",
+            Request::Manifest => "the manifest request",
+            Request::Blob => "the blob request",
+        }
+    }
+}
+
+/// One entry of the distribution-spec error envelope `{"errors":[{"code","message"}]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ErrorEntry {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{host} answered HTTP {status} to {}", .request.as_str())]
+    Status {
+        request: Request,
+        status: u16,
+        host: String,
+        errors: Vec<ErrorEntry>,
+        challenge: Option<String>,
+        /// The start of a body that is not an error envelope (ECR's `Not Authorized`).
+        body: String,
+    },
+    #[error("reading the answer of {host} failed")]
+    Body {
+        host: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the manifest is larger than {limit} bytes")]
+    ManifestTooLarge { limit: usize },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("the manifest's digest is {actual}, but {expected} was asked for")]
+    ManifestDigestMismatch { expected: String, actual: String },
+    #[error("the index has no manifest for platform {wanted}")]
+    PlatformNotFound {
+        wanted: String,
+        available: Vec<String>,
+    },
+    #[error("blob {digest} from {host}: {source}")]
+    Verify {
+        digest: String,
+        host: String,
+        #[source]
+        source: VerifyError,
+    },
+    #[error("blob {digest}: the connection to {host} broke after {received} of {expected} bytes")]
+    Interrupted {
+        digest: String,
+        host: String,
+        received: u64,
+        expected: u64,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the anonymous token from {host} is unusable")]
+    TokenFormat { host: String },
+}
+
+impl RegistryError {
+    /// The registry's error codes, if it sent an envelope.
+    pub fn codes(&self) -> Vec<&str> {
+        match self {
+            RegistryError::Status { errors, .. } => {
+                errors.iter().map(|e| e.code.as_str()).collect()
+            }
+            _ => vec![],
+        }
+    }
+}
+
+/// The base URL the image's registry is reached at: `https://<registry>/` unless the user
+/// mapped the host to another endpoint (a pull-through proxy, a VPC endpoint, the local stack).
+pub fn endpoint_for(image: &ImageRef, overrides: &[(String, Url)]) -> Result<Url, RegistryError> {
+    if let Some((_, url)) = overrides
+        .iter()
+        .find(|(host, _)| host.eq_ignore_ascii_case(&image.registry))
+    {
+        return Ok(url.clone());
+    }
+    Url::parse(&format!("https://{}/", image.resolved_registry)).map_err(|_| {
+        RegistryError::Manifest(ManifestError::Invalid(format!(
+            "registry {:?} does not form a URL",
+            image.resolved_registry
+        )))
+    })
+}
+
+/// What the `/v2/` exchange showed.
+#[derive(Debug, Clone)]
+pub struct AuthCheck {
+    /// Status of the unauthenticated `/v2/` (ECR: 401 with a Basic challenge).
+    pub anonymous_status: u16,
+    pub challenge: Option<String>,
+    pub scheme: &'static str,
+    /// The registry's `Date` header, Unix seconds.
+    pub server_date: Option<i64>,
+    pub served_by: String,
+}
+
+/// An authenticated conversation with one repository.
+pub struct Session<'a> {
+    transport: &'a Transport,
+    base: Url,
+    repository: String,
+    auth: Auth,
+}
+
+/// Parses `Bearer realm="…",service="…"` into (scheme, params).
+pub fn parse_challenge(header: &str) -> (String, Vec<(String, String)>) {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let mut params = Vec::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let Some((k, v)) = rest.split_once('=') else {
+            break;
+        };
+        let v = v.trim_start();
+        let (value, tail) = if let Some(q) = v.strip_prefix('"') {
+            match q.find('"') {
+                Some(end) => (&q[..end], &q[end + 1..]),
+                None => (q, ""),
+            }
+        } else {
+            v.split_once(',').unwrap_or((v, ""))
+        };
+        params.push((k.trim().to_ascii_lowercase(), value.to_string()));
+        rest = tail.trim_start_matches([',', ' ']);
+    }
+    (scheme.to_ascii_lowercase(), params)
+}
+
+async fn status_error(request: Request, fetched: Fetched) -> RegistryError {
+    let status = fetched.response.status().as_u16();
+    let challenge = fetched
+        .response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = read_capped(fetched.response, 16 << 10)
+        .await
+        .unwrap_or_default();
+    #[derive(Deserialize)]
+    struct Envelope {
+        errors: Vec<ErrorEntry>,
+    }
+    let errors = serde_json::from_slice::<Envelope>(&body)
+        .map(|e| e.errors)
+        .unwrap_or_default();
+    let text = if errors.is_empty() {
+        String::from_utf8_lossy(&body).chars().take(300).collect()
+    } else {
+        String::new()
+    };
+    RegistryError::Status {
+        request,
+        status,
+        host: fetched.served_by,
+        errors,
+        challenge,
+        body: text.trim().to_string(),
+    }
+}
+
+/// Reads a whole body, refusing more than `limit` bytes. `Ok(None)` means over the limit.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        if out.len() + chunk.len() > limit {
+            return None;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Some(out)
+}
+
+fn server_date(r: &reqwest::Response) -> Option<i64> {
+    let v = r.headers().get(reqwest::header::DATE)?.to_str().ok()?;
+    let t = httpdate::parse_http_date(v).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs() as i64)
+}
+
+/// The `/v2/` challenge, then credentials: the ECR token as Basic when there is one, an
+/// anonymous Bearer token when the registry asks for one, nothing otherwise. With credentials,
+/// `/v2/` is asked again to prove they open the registry before any manifest is requested.
+pub async fn login<'a>(
+    transport: &'a Transport,
+    base: &Url,
+    repository: &str,
+    basic: Option<&Secret<String>>,
+) -> Result<(Session<'a>, AuthCheck), RegistryError> {
+    let v2 = join(base, "v2/");
+    let first = transport.get(v2.clone(), &Auth::Anonymous, None).await?;
+    let anonymous_status = first.response.status().as_u16();
+    let date = server_date(&first.response);
+    let challenge = first
+        .response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let served_by = first.served_by.clone();
+    drop(first);
+    let auth = match (basic, &challenge) {
+        (Some(b), _) => Auth::Basic(b.clone()),
+        (None, Some(c)) if anonymous_status == 401 && parse_challenge(c).0 == "bearer" => {
+            anonymous_bearer(transport, c, repository).await?
+        }
+        _ => Auth::Anonymous,
+    };
+    if let Auth::Basic(_) = auth {
+        let second = transport.get(v2, &auth, None).await?;
+        if !second.response.status().is_success() {
+            return Err(status_error(Request::Login, second).await);
+        }
+    }
+    let check = AuthCheck {
+        anonymous_status,
+        challenge,
+        scheme: auth.scheme(),
+        server_date: date,
+        served_by,
+    };
+    Ok((
+        Session {
+            transport,
+            base: base.clone(),
+            repository: repository.to_string(),
+            auth,
+        },
+        check,
+    ))
+}
+
+/// The anonymous token dance of Docker Hub, Quay, GHCR and other Bearer registries.
+async fn anonymous_bearer(
+    transport: &Transport,
+    challenge: &str,
+    repository: &str,
+) -> Result<Auth, RegistryError> {
+    let (_, params) = parse_challenge(challenge);
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let realm = get("realm").and_then(|r| Url::parse(r).ok());
+    let Some(mut url) = realm else {
+        return Ok(Auth::Anonymous);
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(s) = get("service") {
+            q.append_pair("service", s);
+        }
+        q.append_pair("scope", &format!("repository:{repository}:pull"));
+    }
+    let host = host_of(&url);
+    let fetched = transport.get(url, &Auth::Anonymous, None).await?;
+    if !fetched.response.status().is_success() {
+        return Err(status_error(Request::Token, fetched).await);
+    }
+    #[derive(Deserialize)]
+    struct TokenResponse {
+        token: Option<String>,
+        access_token: Option<String>,
+    }
+    let body = read_capped(fetched.response, 64 << 10).await;
+    let token = body
+        .and_then(|b| serde_json::from_slice::<TokenResponse>(&b).ok())
+        .and_then(|t| t.token.or(t.access_token))
+        .ok_or(RegistryError::TokenFormat { host })?;
+    Ok(Auth::Bearer(Secret::new(token)))
+}
+
+fn join(base: &Url, path: &str) -> Url {
+    let mut b = base.clone();
+    if !b.path().ends_with('/') {
+        b.set_path(&format!("{}/", b.path()));
+    }
+    b.join(path).unwrap_or(b)
+}
+
+/// The manifest a runtime would run, and how it was reached.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// Digest of the platform-specific image manifest.
+    pub digest: String,
+    pub media_type: String,
+    /// The index or manifest list the tag pointed to, if any.
+    pub index_digest: Option<String>,
+    pub index_media_type: Option<String>,
+    pub available_platforms: Vec<String>,
+    pub platform: Option<String>,
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    pub bytes: u64,
+}
+
+/// One blob fetch, successful or not.
+#[derive(Debug)]
+pub struct BlobPull {
+    pub served_by: Option<String>,
+    pub redirected: bool,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    pub result: Result<(), RegistryError>,
+}
+
+impl Session<'_> {
+    fn url(&self, kind: &str, reference: &str) -> Url {
+        join(
+            &self.base,
+            &format!("v2/{}/{kind}/{reference}", self.repository),
+        )
+    }
+
+    /// Fetches a manifest body, capped, checking its digest when one was asked for.
+    async fn manifest(&self, reference: &str) -> Result<(Manifest, String, u64), RegistryError> {
+        let fetched = self
+            .transport
+            .get(
+                self.url("manifests", reference),
+                &self.auth,
+                Some(manifest::ACCEPT),
+            )
+            .await?;
+        if !fetched.response.status().is_success() {
+            return Err(status_error(Request::Manifest, fetched).await);
+        }
+        let content_type = fetched
+            .response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = read_capped(fetched.response, manifest::MAX_MANIFEST_BYTES)
+            .await
+            .ok_or(RegistryError::ManifestTooLarge {
+                limit: manifest::MAX_MANIFEST_BYTES,
+            })?;
+        let digest = blob::sha256_digest(&body);
+        if reference.starts_with("sha256:") && !reference.eq_ignore_ascii_case(&digest) {
+            return Err(RegistryError::ManifestDigestMismatch {
+                expected: reference.to_string(),
+                actual: digest,
+            });
+        }
+        let parsed = manifest::parse(content_type.as_deref(), &body)?;
+        Ok((parsed, digest, body.len() as u64))
+    }
+
+    /// Resolves `reference` to an image manifest for `platform`, through an index if needed.
+    pub async fn resolve(
+        &self,
+        reference: &str,
+        platform: &Platform,
+    ) -> Result<Resolved, RegistryError> {
+        let (top, top_digest, top_bytes) = self.manifest(reference).await?;
+        match top {
+            Manifest::Image {
+                media_type,
+                config,
+                layers,
+            } => Ok(Resolved {
+                digest: top_digest,
+                media_type,
+                index_digest: None,
+                index_media_type: None,
+                available_platforms: vec![],
+                platform: None,
+                config,
+                layers,
+                bytes: top_bytes,
+            }),
+            Manifest::Index {
+                media_type: index_type,
+                entries,
+            } => {
+                let entry = manifest::select(&entries, platform).map_err(|available| {
+                    RegistryError::PlatformNotFound {
+                        wanted: platform.to_string(),
+                        available,
+                    }
+                })?;
+                let available_platforms = entries
+                    .iter()
+                    .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
+                    .collect();
+                let (child, digest, bytes) = self.manifest(&entry.descriptor.digest).await?;
+                let Manifest::Image {
+                    media_type,
+                    config,
+                    layers,
+                } = child
+                else {
+                    return Err(ManifestError::Invalid(
+                        "an index entry points to another index".into(),
+                    )
+                    .into());
+                };
+                Ok(Resolved {
+                    digest,
+                    media_type,
+                    index_digest: Some(top_digest),
+                    index_media_type: Some(index_type),
+                    available_platforms,
+                    platform: entry.platform.as_ref().map(ToString::to_string),
+                    config,
+                    layers,
+                    bytes: top_bytes + bytes,
+                })
+            }
+        }
+    }
+
+    /// Tells a missing repository from a missing tag after `MANIFEST_UNKNOWN`: the tag list of a
+    /// missing repository answers `NAME_UNKNOWN`. `None` when the registry will not say.
+    pub async fn repository_exists(&self) -> Option<bool> {
+        let url = join(&self.base, &format!("v2/{}/tags/list?n=1", self.repository));
+        let fetched = self.transport.get(url, &self.auth, None).await.ok()?;
+        if fetched.response.status().is_success() {
+            return Some(true);
+        }
+        match status_error(Request::Manifest, fetched).await {
+            e if e.codes().contains(&"NAME_UNKNOWN") => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Streams one blob through its verifier; nothing is stored.
+    pub async fn pull_blob(&self, desc: &Descriptor) -> BlobPull {
+        let start = Instant::now();
+        let mut served_by = None;
+        let mut redirected = false;
+        let mut bytes = 0;
+        let result = async {
+            let mut verifier =
+                Verifier::new(&desc.digest, desc.size).map_err(|source| RegistryError::Verify {
+                    digest: desc.digest.clone(),
+                    host: host_of(&self.base),
+                    source,
+                })?;
+            let fetched = self
+                .transport
+                .get(self.url("blobs", &desc.digest), &self.auth, None)
+                .await?;
+            served_by = Some(fetched.served_by.clone());
+            redirected = fetched.redirected;
+            if !fetched.response.status().is_success() {
+                return Err(status_error(Request::Blob, fetched).await);
+            }
+            let host = fetched.served_by;
+            let mut response = fetched.response;
+            let verify_err = |source| RegistryError::Verify {
+                digest: desc.digest.clone(),
+                host: host.clone(),
+                source,
+            };
+            loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        verifier.update(&chunk).map_err(verify_err)?;
+                        bytes = verifier.received();
+                    }
+                    Ok(None) => break,
+                    Err(source) => {
+                        return Err(RegistryError::Interrupted {
+                            digest: desc.digest.clone(),
+                            host: host.clone(),
+                            received: verifier.received(),
+                            expected: desc.size,
+                            source: source.without_url(),
+                        });
+                    }
+                }
+            }
+            verifier.finish().map(|_| ()).map_err(verify_err)
+        }
+        .await;
+        BlobPull {
+            served_by,
+            redirected,
+            bytes,
+            elapsed: start.elapsed(),
+            result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_challenges() {
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io""#,
+        );
+        assert_eq!(s, "bearer");
+        assert_eq!(
+            p,
+            vec![
+                (
+                    "realm".to_string(),
+                    "https://auth.docker.io/token".to_string()
+                ),
+                ("service".to_string(), "registry.docker.io".to_string()),
+            ]
+        );
+        let (s, p) = parse_challenge(
+            r#"Basic realm="https://818140567777.dkr.ecr.us-east-1.amazonaws.com/",service="ecr.amazonaws.com""#,
+        );
+        assert_eq!(s, "basic");
+        assert_eq!(
+            p[1],
+            ("service".to_string(), "ecr.amazonaws.com".to_string())
+        );
+        assert_eq!(parse_challenge("Basic").0, "basic");
+        let (_, p) = parse_challenge("Bearer realm=unquoted, scope=x");
+        assert_eq!(p[0].1, "unquoted");
+        assert_eq!(p[1].1, "x");
+    }
+
+    #[test]
+    fn endpoints_default_to_https_and_honour_overrides() {
+        let o = vec![(
+            "Reg.Example:5000".to_string(),
+            Url::parse("https://127.0.0.1:4443/mirror").unwrap(),
+        )];
+        let img = |s: &str| s.parse::<ImageRef>().unwrap();
+        assert_eq!(
+            endpoint_for(&img("reg.example:5000/a/b"), &o)
+                .unwrap()
+                .as_str(),
+            "https://127.0.0.1:4443/mirror"
+        );
+        assert_eq!(
+            endpoint_for(&img("quay.io/a/b"), &o).unwrap().as_str(),
+            "https://quay.io/"
+        );
+        assert_eq!(
+            endpoint_for(&img("nginx"), &o).unwrap().as_str(),
+            "https://index.docker.io/"
+        );
+        let base = endpoint_for(&img("reg.example:5000/a/b"), &o).unwrap();
+        assert_eq!(
+            join(&base, "v2/a/b").as_str(),
+            "https://127.0.0.1:4443/mirror/v2/a/b"
+        );
+    }
+}

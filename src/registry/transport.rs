@@ -1,0 +1,281 @@
+//! HTTP to registries: one reqwest client per run, with timeouts, the extra CA, and redirects
+//! followed by hand.
+//!
+//! Why not `oci-client`'s client: it hides what the diagnosis needs. Its 401 carries no
+//! status or challenge, its registry errors carry no HTTP status, it follows redirects
+//! internally (so the host that served a blob is unknown and error URLs carry presigned
+//! signatures), and it has no overall timeout. This layer keeps all of that visible and stays
+//! small; the OCI wire types still come from `oci-client`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LOCATION};
+use reqwest::{Response, Url};
+
+use crate::secret::Secret;
+
+/// ECR answers blob requests with a 307 to S3; allow a short chain, like other clients.
+const MAX_REDIRECTS: usize = 5;
+
+/// Credentials for the registry origin.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    Anonymous,
+    /// The base64 `user:password` of a Basic credential (ECR's authorization token as is).
+    Basic(Secret<String>),
+    Bearer(Secret<String>),
+}
+
+impl Auth {
+    fn header(&self) -> Option<HeaderValue> {
+        let v = match self {
+            Auth::Anonymous => return None,
+            Auth::Basic(b) => format!("Basic {}", b.expose()),
+            Auth::Bearer(t) => format!("Bearer {}", t.expose()),
+        };
+        let mut h = HeaderValue::from_str(&v).ok()?;
+        h.set_sensitive(true);
+        Some(h)
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Auth::Anonymous => "anonymous",
+            Auth::Basic(_) => "basic",
+            Auth::Bearer(_) => "bearer",
+        }
+    }
+}
+
+/// Whether a failure happened at the registry itself or at a host it redirected to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hop {
+    Registry,
+    Redirect,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot connect to {host}")]
+    Connect {
+        host: String,
+        hop: Hop,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("TLS with {host} failed: its certificate is not trusted")]
+    Tls {
+        host: String,
+        hop: Hop,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{host} did not answer in time")]
+    Timeout {
+        host: String,
+        hop: Hop,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("request to {host} failed")]
+    Other {
+        host: String,
+        hop: Hop,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{host} redirected more than {MAX_REDIRECTS} times")]
+    TooManyRedirects { host: String },
+    #[error("{host} sent a redirect without a usable Location")]
+    BadRedirect { host: String },
+}
+
+impl TransportError {
+    pub fn host(&self) -> &str {
+        match self {
+            TransportError::Connect { host, .. }
+            | TransportError::Tls { host, .. }
+            | TransportError::Timeout { host, .. }
+            | TransportError::Other { host, .. }
+            | TransportError::TooManyRedirects { host }
+            | TransportError::BadRedirect { host } => host,
+        }
+    }
+
+    pub fn hop(&self) -> Hop {
+        match self {
+            TransportError::Connect { hop, .. }
+            | TransportError::Tls { hop, .. }
+            | TransportError::Timeout { hop, .. }
+            | TransportError::Other { hop, .. } => *hop,
+            _ => Hop::Registry,
+        }
+    }
+
+    /// Classifies a reqwest error. The URL is stripped first: a presigned S3 URL carries a
+    /// signature that must not reach logs or the report.
+    fn classify(e: reqwest::Error, host: String, hop: Hop) -> Self {
+        let e = e.without_url();
+        if error_chain_mentions(&e, "certificate") {
+            TransportError::Tls {
+                host,
+                hop,
+                source: e,
+            }
+        } else if e.is_timeout() {
+            TransportError::Timeout {
+                host,
+                hop,
+                source: e,
+            }
+        } else if e.is_connect() {
+            TransportError::Connect {
+                host,
+                hop,
+                source: e,
+            }
+        } else {
+            TransportError::Other {
+                host,
+                hop,
+                source: e,
+            }
+        }
+    }
+}
+
+fn error_chain_mentions(e: &(dyn std::error::Error + 'static), needle: &str) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.to_string().to_ascii_lowercase().contains(needle) {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// `host[:port]` of a URL, as the report names hosts.
+pub fn host_of(url: &Url) -> String {
+    let host = url.host_str().unwrap_or("?");
+    match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    }
+}
+
+/// A response and where it came from.
+#[derive(Debug)]
+pub struct Fetched {
+    pub response: Response,
+    /// The host that finally answered (the S3 bucket for an ECR blob).
+    pub served_by: String,
+    pub redirected: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportConfigError {
+    #[error("cannot read CA file {path}")]
+    ReadCa {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CA file {path} holds no PEM certificate")]
+    ParseCa { path: String },
+    #[error("cannot build the HTTP client")]
+    Build(#[source] reqwest::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct TransportConfig<'a> {
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub ca_file: Option<&'a Path>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transport {
+    client: reqwest::Client,
+}
+
+impl Transport {
+    pub fn new(cfg: &TransportConfig<'_>) -> Result<Self, TransportConfigError> {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(cfg.connect_timeout)
+            .read_timeout(cfg.read_timeout)
+            .user_agent(concat!("ecr-pull-probe/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = cfg.ca_file {
+            let pem = std::fs::read(path).map_err(|source| TransportConfigError::ReadCa {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| TransportConfigError::ParseCa {
+                    path: path.display().to_string(),
+                })?;
+            b = b.tls_certs_merge(certs);
+        }
+        Ok(Transport {
+            client: b.build().map_err(TransportConfigError::Build)?,
+        })
+    }
+
+    /// GET `url`, following redirects. `auth` is sent only to the origin of `url`: a presigned
+    /// S3 URL rejects a second auth mechanism, and the registry credential is not S3's business.
+    pub async fn get(
+        &self,
+        url: Url,
+        auth: &Auth,
+        accept: Option<&str>,
+    ) -> Result<Fetched, TransportError> {
+        let origin = url.origin();
+        let mut current = url;
+        for hop in 0..=MAX_REDIRECTS {
+            let mut req = self.client.get(current.clone());
+            if current.origin() == origin
+                && let Some(h) = auth.header()
+            {
+                req = req.header(AUTHORIZATION, h);
+            }
+            if let Some(a) = accept {
+                req = req.header(ACCEPT, a);
+            }
+            let kind = if hop == 0 {
+                Hop::Registry
+            } else {
+                Hop::Redirect
+            };
+            tracing::debug!(host = %host_of(&current), path = current.path(), "GET");
+            let response = req
+                .send()
+                .await
+                .map_err(|e| TransportError::classify(e, host_of(&current), kind))?;
+            if response.status().is_redirection() {
+                let next = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| current.join(l).ok())
+                    .ok_or_else(|| TransportError::BadRedirect {
+                        host: host_of(&current),
+                    })?;
+                tracing::debug!(from = %host_of(&current), to = %host_of(&next), status = response.status().as_u16(), "redirect");
+                current = next;
+                continue;
+            }
+            return Ok(Fetched {
+                served_by: host_of(&current),
+                redirected: hop > 0,
+                response,
+            });
+        }
+        Err(TransportError::TooManyRedirects {
+            host: host_of(&current),
+        })
+    }
+}

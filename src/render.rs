@@ -1,0 +1,210 @@
+//! Renderers: the report as JSON (the contract) or as text for a person. Both are pure.
+
+use std::fmt::Write as _;
+
+use crate::report::{Finding, Report, Severity, Stage, Status, Verdict, all_findings};
+
+pub fn json(report: &Report) -> String {
+    // Serialising plain data with string keys cannot fail.
+    serde_json::to_string_pretty(report).unwrap_or_default()
+}
+
+fn mark(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "✓",
+        Status::Warn => "!",
+        Status::Fail => "✗",
+        Status::Skip => "-",
+    }
+}
+
+fn stage_line(out: &mut String, s: &Stage) {
+    let _ = write!(
+        out,
+        "  {} {:<19} {:>6} ms",
+        mark(s.status),
+        s.name,
+        s.duration_ms
+    );
+    if let Some(b) = s.bytes {
+        let _ = write!(out, "  {}", human_bytes(b));
+    }
+    if let Some(f) = s.findings.iter().max_by_key(|f| f.severity) {
+        let _ = write!(out, "  {}", f.code.name());
+    }
+    out.push('\n');
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// A finding for a person: what and why first, then the fix, evidence last.
+fn finding(out: &mut String, f: &Finding) {
+    let sev = match f.severity {
+        Severity::Info => "info",
+        Severity::Warning => "warning",
+        Severity::Error => "error",
+    };
+    let _ = writeln!(out, "[{sev}] {}: {}", f.code.name(), f.summary);
+    let _ = writeln!(out, "  cause: {}", f.code.spec().cause);
+    let mut lines = f.remediation.lines();
+    if let Some(first) = lines.next() {
+        let _ = writeln!(out, "  fix:   {first}");
+    }
+    for l in lines {
+        let _ = writeln!(out, "         {l}");
+    }
+    for (k, v) in &f.evidence {
+        let v = match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let _ = writeln!(out, "  {k}: {v}");
+    }
+}
+
+pub fn text(report: &Report) -> String {
+    let mut out = String::new();
+    let verdict = match report.verdict {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR",
+    };
+    let _ = writeln!(
+        out,
+        "{} {}: {verdict} in {} ms",
+        report.tool.name, report.tool.version, report.duration_ms
+    );
+    let id = &report.identity;
+    let who = id
+        .caller
+        .as_ref()
+        .map(|c| c.arn.clone())
+        .or_else(|| id.role_arn.clone())
+        .unwrap_or_else(|| "unknown".into());
+    let _ = writeln!(out, "\nidentity ({:?}): {who}", id.mode);
+    if let Some(sub) = id.token.as_ref().and_then(|t| t.subject.as_deref()) {
+        let _ = writeln!(out, "  token subject: {sub}");
+    }
+    for s in &id.stages {
+        stage_line(&mut out, s);
+    }
+    for img in &report.images {
+        let _ = writeln!(out, "\n{} ({:?})", img.image, img.verdict);
+        if let Some(m) = &img.manifest {
+            let _ = writeln!(
+                out,
+                "  manifest {}{}",
+                m.digest,
+                m.platform
+                    .as_deref()
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_default()
+            );
+        }
+        for s in &img.stages {
+            stage_line(&mut out, s);
+        }
+    }
+    let mut all: Vec<&Finding> = all_findings(report).collect();
+    all.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    if !all.is_empty() {
+        out.push_str("\nfindings:\n");
+        for f in all {
+            finding(&mut out, f);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diagnosis::Code;
+    use crate::identity::CredentialMode;
+    use crate::report::*;
+
+    fn sample() -> Report {
+        let f = Finding::new(Code::MANIFEST_NOT_FOUND, "app:v9 not found")
+            .with("reference", "v9")
+            .fix("Push the image.\nOr fix the tag.");
+        Report {
+            schema_version: SCHEMA_VERSION.into(),
+            tool: Tool {
+                name: "ecr-pull-probe".into(),
+                version: "0.1.0".into(),
+            },
+            started_at: "2026-11-28T00:00:00Z".into(),
+            duration_ms: 12,
+            verdict: Verdict::Fail,
+            identity: IdentityReport {
+                mode: CredentialMode::WebIdentity,
+                role_arn: Some("arn:aws:iam::1:role/r".into()),
+                token_file: None,
+                token: None,
+                caller: None,
+                credentials_expire_at: None,
+                stages: vec![Stage::from_findings("sts", 3, None, vec![])],
+            },
+            images: vec![ImageReport {
+                image: "x/app:v9".into(),
+                verdict: Verdict::Fail,
+                reference: ReferenceReport {
+                    registry: "x".into(),
+                    repository: "app".into(),
+                    tag: Some("v9".into()),
+                    digest: None,
+                    ecr: None,
+                    endpoint: "https://x/".into(),
+                },
+                ecr_token: None,
+                manifest: None,
+                blobs: vec![],
+                stages: vec![Stage::from_findings("manifest", 5, Some(2048), vec![f])],
+                findings: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn text_puts_cause_and_fix_before_evidence() {
+        let t = text(&sample());
+        assert!(t.starts_with("ecr-pull-probe 0.1.0: FAIL"));
+        assert!(t.contains("✓ sts"));
+        assert!(
+            t.contains("✗ manifest") && t.contains("2.0 KiB") && t.contains("MANIFEST_NOT_FOUND")
+        );
+        let (cause, fix, ev) = (
+            t.find("  cause:").unwrap(),
+            t.find("  fix:").unwrap(),
+            t.find("  reference: v9").unwrap(),
+        );
+        assert!(cause < fix && fix < ev, "{t}");
+        assert!(t.contains("         Or fix the tag."));
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let r = sample();
+        let back: Report = serde_json::from_str(&json(&r)).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(10), "10 B");
+        assert_eq!(human_bytes(200 << 20), "200.0 MiB");
+    }
+}

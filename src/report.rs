@@ -1,0 +1,229 @@
+//! The report: plain data, versioned, serialised as the probe's only stdout output.
+//!
+//! `schema/report.schema.json` describes it; bump [`SCHEMA_VERSION`] on any change a consumer
+//! could notice (a new required field, a renamed value), and keep additions optional.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnosis::Code;
+use crate::ecr::EcrTokenInfo;
+use crate::identity::{CredentialMode, TokenClaims};
+use crate::sts::Caller;
+
+pub const SCHEMA_VERSION: &str = "1.0";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every image can be pulled with this identity.
+    Pass,
+    /// At least one image cannot: the gate says no.
+    Fail,
+    /// The probe could not run as asked (its configuration is wrong).
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    Skip,
+}
+
+/// A diagnosis: what is wrong (or notable), the evidence, and what to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub code: Code,
+    pub severity: Severity,
+    pub summary: String,
+    pub remediation: String,
+    pub evidence: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub name: String,
+    pub status: Status,
+    pub duration_ms: u64,
+    pub bytes: Option<u64>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentityReport {
+    pub mode: CredentialMode,
+    pub role_arn: Option<String>,
+    pub token_file: Option<String>,
+    pub token: Option<TokenClaims>,
+    pub caller: Option<Caller>,
+    pub credentials_expire_at: Option<i64>,
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EcrRef {
+    pub account: String,
+    pub region: String,
+    pub partition: String,
+    pub host_form: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceReport {
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub ecr: Option<EcrRef>,
+    /// The URL the registry was reached at.
+    pub endpoint: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestReport {
+    pub digest: String,
+    pub media_type: String,
+    pub index_digest: Option<String>,
+    pub index_media_type: Option<String>,
+    pub platform: Option<String>,
+    pub available_platforms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BlobKind {
+    Config,
+    Layer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlobReport {
+    pub kind: BlobKind,
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    pub status: Status,
+    pub bytes: u64,
+    pub served_by: Option<String>,
+    pub redirected: bool,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageReport {
+    pub image: String,
+    pub verdict: Verdict,
+    pub reference: ReferenceReport,
+    pub ecr_token: Option<EcrTokenInfo>,
+    pub manifest: Option<ManifestReport>,
+    pub blobs: Vec<BlobReport>,
+    pub stages: Vec<Stage>,
+    /// Findings about the image as a whole, such as what a pass means for the kubelet.
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: String,
+    pub tool: Tool,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub verdict: Verdict,
+    pub identity: IdentityReport,
+    pub images: Vec<ImageReport>,
+}
+
+impl Stage {
+    /// A stage's status follows from its findings: an error fails it, a warning marks it.
+    pub fn from_findings(
+        name: &str,
+        duration_ms: u64,
+        bytes: Option<u64>,
+        findings: Vec<Finding>,
+    ) -> Stage {
+        let status = match findings.iter().map(|f| f.severity).max() {
+            Some(Severity::Error) => Status::Fail,
+            Some(Severity::Warning) => Status::Warn,
+            _ => Status::Pass,
+        };
+        Stage {
+            name: name.to_string(),
+            status,
+            duration_ms,
+            bytes,
+            findings,
+        }
+    }
+
+    pub fn skipped(name: &str) -> Stage {
+        Stage {
+            name: name.to_string(),
+            status: Status::Skip,
+            duration_ms: 0,
+            bytes: None,
+            findings: vec![],
+        }
+    }
+}
+
+/// Every finding of the report, identity first.
+pub fn all_findings(report: &Report) -> impl Iterator<Item = &Finding> {
+    report
+        .identity
+        .stages
+        .iter()
+        .flat_map(|s| &s.findings)
+        .chain(
+            report
+                .images
+                .iter()
+                .flat_map(|i| i.stages.iter().flat_map(|s| &s.findings).chain(&i.findings)),
+        )
+}
+
+/// An image passes when none of its stages failed.
+pub fn image_verdict(stages: &[Stage]) -> Verdict {
+    if stages.iter().any(|s| s.status == Status::Fail) {
+        Verdict::Fail
+    } else {
+        Verdict::Pass
+    }
+}
+
+/// The run's verdict: `error` when a finding says the probe was misconfigured, else `fail`
+/// when the identity or any image failed.
+pub fn run_verdict(identity: &[Stage], images: &[ImageReport]) -> Verdict {
+    let findings = identity.iter().flat_map(|s| &s.findings).chain(
+        images
+            .iter()
+            .flat_map(|i| i.stages.iter().flat_map(|s| &s.findings)),
+    );
+    if findings.clone().any(|f| f.code.spec().configuration_error) {
+        Verdict::Error
+    } else if identity.iter().any(|s| s.status == Status::Fail)
+        || images.iter().any(|i| i.verdict != Verdict::Pass)
+    {
+        Verdict::Fail
+    } else {
+        Verdict::Pass
+    }
+}
