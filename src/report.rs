@@ -200,9 +200,14 @@ pub fn all_findings(report: &Report) -> impl Iterator<Item = &Finding> {
         )
 }
 
-/// An image passes when none of its stages failed.
+/// An image passes when none of its stages failed and its manifest was actually read: stages
+/// skipped because the identity failed upstream prove nothing.
 pub fn image_verdict(stages: &[Stage]) -> Verdict {
-    if stages.iter().any(|s| s.status == Status::Fail) {
+    let failed = stages.iter().any(|s| s.status == Status::Fail);
+    let reached = stages
+        .iter()
+        .any(|s| s.name == "manifest" && matches!(s.status, Status::Pass | Status::Warn));
+    if failed || !reached {
         Verdict::Fail
     } else {
         Verdict::Pass
@@ -225,5 +230,53 @@ pub fn run_verdict(identity: &[Stage], images: &[ImageReport]) -> Verdict {
         Verdict::Fail
     } else {
         Verdict::Pass
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(name: &str, status: Status) -> Stage {
+        Stage {
+            status,
+            ..Stage::skipped(name)
+        }
+    }
+
+    #[test]
+    fn an_image_passes_only_when_reached_and_nothing_failed() {
+        use Status::*;
+        let v = |s: &[(&str, Status)]| {
+            image_verdict(&s.iter().map(|(n, st_)| st(n, *st_)).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            v(&[("ecr_token", Warn), ("manifest", Pass), ("layers", Skip)]),
+            Verdict::Pass
+        );
+        assert_eq!(
+            v(&[("ecr_token", Skip), ("manifest", Skip)]),
+            Verdict::Fail,
+            "never reached"
+        );
+        assert_eq!(v(&[("manifest", Pass), ("layers", Fail)]), Verdict::Fail);
+    }
+
+    #[test]
+    fn the_schema_lists_exactly_the_catalogue_codes() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../schema/report.schema.json")).unwrap();
+        let in_schema: Vec<&str> = schema["$defs"]["code"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let in_code: Vec<&str> = crate::diagnosis::CATALOGUE.iter().map(|s| s.name).collect();
+        assert_eq!(in_schema, in_code, "update schema/report.schema.json");
+        assert_eq!(
+            schema["properties"]["schema_version"]["const"],
+            SCHEMA_VERSION
+        );
     }
 }

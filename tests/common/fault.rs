@@ -1,0 +1,254 @@
+//! A FAKE registry, for faults no real server produces on demand: a layer whose bytes do not
+//! match its digest, a body cut short, a stalled body, a redirect to a storage host that
+//! rejects an `Authorization` header (as S3 does for presigned URLs) or refuses connections.
+//!
+//! It speaks just enough HTTP/1.1 over raw TCP (byte-level control is the point: a truncated
+//! or stalled body cannot be produced through a well-behaved server library). Everything else
+//! the tests check runs against the real registry of the local stack.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A well-behaved registry.
+    None,
+    /// The layer's bytes differ from its digest (same length).
+    CorruptLayer,
+    /// The layer's body stops at half its Content-Length and the connection closes.
+    TruncatedLayer,
+    /// The layer's headers and a few bytes are sent, then nothing.
+    StallLayer,
+    /// The layer is a 307 to a storage host that answers 400 to any Authorization header.
+    RedirectLayer,
+    /// The layer is a 307 to a port where nothing listens.
+    RedirectRefused,
+}
+
+/// A request the fake saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub server: &'static str,
+    pub path: String,
+    pub authorization: bool,
+}
+
+pub struct FaultRegistry {
+    pub addr: SocketAddr,
+    pub layer_digest: String,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+struct Content {
+    manifest: Vec<u8>,
+    config: (String, Vec<u8>),
+    layer: (String, Vec<u8>),
+}
+
+fn digest(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+fn content() -> Content {
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layer: Vec<u8> = (0..256 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let (cd, ld) = (digest(&config), digest(&layer));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": layer.len()}],
+    })
+    .to_string()
+    .into_bytes();
+    Content {
+        manifest,
+        config: (cd, config),
+        layer: (ld, layer),
+    }
+}
+
+struct Request {
+    path: String,
+    authorization: bool,
+}
+
+async fn read_request(s: &mut TcpStream) -> Option<Request> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut chunk).await.ok()?;
+        if n == 0 || buf.len() > 64 * 1024 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let mut lines = head.lines();
+    let path = lines.next()?.split(' ').nth(1)?.to_string();
+    let authorization = lines.any(|l| l.to_ascii_lowercase().starts_with("authorization:"));
+    Some(Request {
+        path,
+        authorization,
+    })
+}
+
+async fn respond(s: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    let _ = s.write_all(out.as_bytes()).await;
+    let _ = s.write_all(body).await;
+    let _ = s.shutdown().await;
+}
+
+impl FaultRegistry {
+    /// Starts the fake (and its storage host) on loopback, in a thread of its own.
+    pub fn start(fault: Fault) -> FaultRegistry {
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let storage_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // A port that was free a moment ago: connections to it are refused.
+        let refused_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std_listener.set_nonblocking(true).unwrap();
+        storage_listener.set_nonblocking(true).unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let storage_port = storage_listener.local_addr().unwrap().port();
+        let c = Arc::new(content());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let layer_digest = c.layer.0.clone();
+        let (seen2, c2) = (seen.clone(), c.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let registry = TcpListener::from_std(std_listener).unwrap();
+                let storage = TcpListener::from_std(storage_listener).unwrap();
+                let (seen3, c3) = (seen2.clone(), c2.clone());
+                tokio::spawn(async move {
+                    while let Ok((mut s, _)) = storage.accept().await {
+                        let (seen, c) = (seen3.clone(), c3.clone());
+                        tokio::spawn(async move {
+                            let Some(r) = read_request(&mut s).await else { return };
+                            seen.lock().unwrap().push(Seen { server: "storage", path: r.path.clone(), authorization: r.authorization });
+                            if r.authorization {
+                                // S3's answer to a presigned URL that also carries a header.
+                                let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified</Message></Error>";
+                                respond(&mut s, "400 Bad Request", &[("Content-Type", "application/xml".into())], body).await;
+                            } else {
+                                respond(&mut s, "200 OK", &[], &c.layer.1).await;
+                            }
+                        });
+                    }
+                });
+                while let Ok((mut s, _)) = registry.accept().await {
+                    let (seen, c) = (seen2.clone(), c2.clone());
+                    tokio::spawn(async move {
+                        let Some(r) = read_request(&mut s).await else { return };
+                        seen.lock().unwrap().push(Seen { server: "registry", path: r.path.clone(), authorization: r.authorization });
+                        serve(&mut s, &r, fault, &c, storage_port, refused_port).await;
+                    });
+                }
+            });
+        });
+        FaultRegistry {
+            addr,
+            layer_digest,
+            seen,
+        }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn serve(
+    s: &mut TcpStream,
+    r: &Request,
+    fault: Fault,
+    c: &Content,
+    storage_port: u16,
+    refused_port: u16,
+) {
+    let challenge = (
+        "WWW-Authenticate",
+        r#"Basic realm="fault-registry""#.to_string(),
+    );
+    let json = ("Content-Type", "application/json".to_string());
+    if !r.authorization {
+        let body = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+        return respond(s, "401 Unauthorized", &[challenge, json], body).await;
+    }
+    if r.path == "/v2/" {
+        return respond(s, "200 OK", &[json], b"{}").await;
+    }
+    if r.path.contains("/manifests/") {
+        let ct = (
+            "Content-Type",
+            "application/vnd.oci.image.manifest.v1+json".to_string(),
+        );
+        return respond(s, "200 OK", &[ct], &c.manifest).await;
+    }
+    if r.path.ends_with(&c.config.0) {
+        return respond(s, "200 OK", &[], &c.config.1).await;
+    }
+    if !r.path.ends_with(&c.layer.0) {
+        let body = br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#;
+        return respond(s, "404 Not Found", &[json], body).await;
+    }
+    let layer = &c.layer.1;
+    match fault {
+        Fault::None => respond(s, "200 OK", &[], layer).await,
+        Fault::CorruptLayer => {
+            let mut bad = layer.clone();
+            bad[1000] ^= 0xff;
+            respond(s, "200 OK", &[], &bad).await
+        }
+        Fault::TruncatedLayer => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                layer.len()
+            );
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(&layer[..layer.len() / 2]).await;
+            let _ = s.shutdown().await;
+        }
+        Fault::StallLayer => {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", layer.len());
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(&layer[..1024]).await;
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+        Fault::RedirectLayer | Fault::RedirectRefused => {
+            let port = if fault == Fault::RedirectLayer {
+                storage_port
+            } else {
+                refused_port
+            };
+            let location = format!(
+                "http://127.0.0.1:{port}/starport/{}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=PRESIGNED-SIGNATURE-VALUE",
+                c.layer.0
+            );
+            respond(s, "307 Temporary Redirect", &[("Location", location)], b"").await
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Shared helpers for the integration tests: the local stack's settings, running the real
+//! binary with a clean environment, and validating every JSON report against the schema.
+//!
+//! The stack (moto + TLS docker-registry) is started by `scripts/test`, which exports
+//! `STACK_ENV_FILE`; without it these tests fail with instructions instead of skipping.
+#![allow(dead_code)]
+
+pub mod fault;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+pub struct Stack {
+    pub env: BTreeMap<String, String>,
+}
+
+impl Stack {
+    pub fn get() -> &'static Stack {
+        static STACK: OnceLock<Stack> = OnceLock::new();
+        STACK.get_or_init(|| {
+            let path = std::env::var("STACK_ENV_FILE").unwrap_or_else(|_| {
+                panic!("STACK_ENV_FILE is not set: run the integration tests with scripts/test, which starts the local stack")
+            });
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+            let env = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("export "))
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Stack { env }
+        })
+    }
+
+    pub fn var(&self, k: &str) -> &str {
+        self.env
+            .get(k)
+            .unwrap_or_else(|| panic!("{k} missing from the stack env"))
+    }
+
+    /// `<ecr host>/consultingfirm/<name>`
+    pub fn image(&self, name: &str) -> String {
+        format!("{}/consultingfirm/{name}", self.var("STACK_ECR_HOST"))
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from(self.var("STACK_DIR"))
+    }
+}
+
+/// One run of the binary.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// The JSON report, validated against `schema/report.schema.json`.
+    pub fn report(&self) -> Value {
+        let v: Value = serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        });
+        validate(&v);
+        v
+    }
+}
+
+pub fn schema() -> &'static Value {
+    static SCHEMA: OnceLock<Value> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/report.schema.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    })
+}
+
+pub fn validate(report: &Value) {
+    let validator = jsonschema::draft202012::new(schema()).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "report does not match the schema:\n{}\n{report:#}",
+        errors.join("\n")
+    );
+}
+
+/// Runs `ecr-pull-probe` with only the stack's environment plus `env` (a value of `None`
+/// removes the variable), so nothing from the developer's shell leaks in.
+pub fn probe(args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+    let stack = Stack::get();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-pull-probe"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", stack.dir());
+    for (k, v) in &stack.env {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.args(args).output().expect("the binary runs");
+    Run {
+        code: status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: String::from_utf8(stderr).unwrap(),
+    }
+}
+
+pub fn check(args: &[&str]) -> Run {
+    let mut a = vec!["check"];
+    a.extend_from_slice(args);
+    probe(&a, &[])
+}
+
+/// Writes a JWT-shaped token with `claims` to a fresh file; returns its path.
+pub fn write_token(dir: &Path, name: &str, claims: &Value) -> PathBuf {
+    let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let token = format!(
+        "{}.{}.{}",
+        e(br#"{"alg":"RS256"}"#),
+        e(claims.to_string().as_bytes()),
+        e(b"sig-not-checked")
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, token).unwrap();
+    path
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Claims like a projected ServiceAccount token's, valid for an hour.
+pub fn good_claims() -> Value {
+    serde_json::json!({
+        "aud": ["sts.amazonaws.com"], "iat": now(), "nbf": now(), "exp": now() + 3600,
+        "iss": "https://oidc.op1.openshiftapps.com/2f6a1b9c3d4e5f60",
+        "sub": "system:serviceaccount:consultingfirm:naming-server",
+        "kubernetes.io": {"namespace": "consultingfirm", "serviceaccount": {"name": "naming-server"}, "pod": {"name": "p"}},
+    })
+}
+
+/// The codes of every finding in an image's stages and findings.
+pub fn codes(image: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in image["stages"].as_array().unwrap() {
+        for f in s["findings"].as_array().unwrap() {
+            out.push(f["code"].as_str().unwrap().to_string());
+        }
+    }
+    for f in image["findings"].as_array().unwrap() {
+        out.push(f["code"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+pub fn stage<'a>(stages: &'a Value, name: &str) -> &'a Value {
+    stages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no stage {name} in {stages:#}"))
+}
+
+/// The finding with `code` in an image, with its stage's findings searched first.
+pub fn finding<'a>(image: &'a Value, code: &str) -> &'a Value {
+    image["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["findings"].as_array().unwrap())
+        .chain(image["findings"].as_array().unwrap())
+        .find(|f| f["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} finding in {image:#}"))
+}

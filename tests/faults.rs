@@ -1,0 +1,135 @@
+//! Faults no real server produces on demand, from the fake registry in `common::fault`,
+//! reached under the demo ECR host name so the whole real ECR-token path runs first.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fault::{Fault, FaultRegistry};
+use common::*;
+
+fn run_against(fault: Fault, extra: &[&str]) -> (FaultRegistry, Run) {
+    let s = Stack::get();
+    let fake = FaultRegistry::start(fault);
+    let endpoint = format!("{}=http://{}", s.var("STACK_ECR_HOST"), fake.addr);
+    let mut args = vec!["check".to_string(), s.image("faulty:latest")];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = probe(
+        &args,
+        &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
+    );
+    (fake, run)
+}
+
+#[test]
+fn the_fake_registry_itself_passes_when_well_behaved() {
+    let (_, run) = run_against(Fault::None, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.report()["images"][0]["verdict"], "pass");
+}
+
+#[test]
+fn a_corrupt_blob_is_caught_by_its_digest() {
+    let (fake, run) = run_against(Fault::CorruptLayer, &[]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let img = &r["images"][0];
+    let f = finding(img, "BLOB_DIGEST_MISMATCH");
+    assert_eq!(f["evidence"]["digest"], fake.layer_digest);
+    assert_ne!(f["evidence"]["actual_digest"], fake.layer_digest);
+    assert_eq!(stage(&img["stages"], "layers")["status"], "fail");
+    let layer = img["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["kind"] == "layer")
+        .unwrap();
+    assert_eq!(layer["status"], "fail");
+}
+
+#[test]
+fn a_truncated_blob_is_named_with_the_bytes_received() {
+    let (_, run) = run_against(Fault::TruncatedLayer, &[]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = finding(&r["images"][0], "BLOB_TRUNCATED");
+    assert_eq!(f["evidence"]["expected"], 256 * 1024);
+    assert_eq!(f["evidence"]["received"], 128 * 1024);
+}
+
+#[test]
+fn a_stalled_server_cannot_outlast_the_deadline() {
+    let start = Instant::now();
+    let (_, run) = run_against(Fault::StallLayer, &["--timeout", "2s"]);
+    // The stall lasts an hour; the run must end soon after its 2 s deadline.
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = finding(&r["images"][0], "DEADLINE_EXCEEDED");
+    assert_eq!(f["evidence"]["stage"], "layers");
+}
+
+#[test]
+fn a_redirect_to_storage_drops_the_authorization_header() {
+    let (fake, run) = run_against(Fault::RedirectLayer, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.report();
+    let layer = r["images"][0]["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["kind"] == "layer")
+        .unwrap()
+        .clone();
+    assert_eq!(layer["redirected"], true);
+    assert_ne!(layer["served_by"], fake.addr.to_string());
+    assert_eq!(layer["bytes"], 256 * 1024);
+    let storage: Vec<_> = fake
+        .seen()
+        .into_iter()
+        .filter(|s| s.server == "storage")
+        .collect();
+    assert_eq!(storage.len(), 1);
+    assert!(
+        !storage[0].authorization,
+        "Authorization must not follow a redirect to another host"
+    );
+    assert!(
+        fake.seen()
+            .iter()
+            .filter(|s| s.server == "registry" && s.path != "/v2/")
+            .all(|s| s.authorization)
+    );
+    // The presigned URL's signature never reaches the output.
+    assert!(
+        !run.stdout.contains("PRESIGNED-SIGNATURE-VALUE")
+            && !run.stderr.contains("PRESIGNED-SIGNATURE-VALUE")
+    );
+}
+
+#[test]
+fn an_unreachable_storage_host_is_layer_storage_unreachable() {
+    let (_, run) = run_against(Fault::RedirectRefused, &[]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let img = &r["images"][0];
+    let f = finding(img, "LAYER_STORAGE_UNREACHABLE");
+    assert_eq!(
+        f["evidence"]["expected_storage"],
+        "prod-us-east-1-starport-layer-bucket"
+    );
+    assert_eq!(
+        stage(&img["stages"], "manifest")["status"],
+        "pass",
+        "the manifest came through"
+    );
+    assert!(
+        !run.stdout.contains("PRESIGNED-SIGNATURE-VALUE")
+            && !run.stderr.contains("PRESIGNED-SIGNATURE-VALUE")
+    );
+}

@@ -1,0 +1,327 @@
+//! End-to-end pulls against the real local stack: moto for STS and ECR, docker-registry over
+//! TLS with htpasswd auth, images seeded with skopeo.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn only_image(r: &Value) -> &Value {
+    assert_eq!(r["images"].as_array().unwrap().len(), 1);
+    &r["images"][0]
+}
+
+#[test]
+fn a_single_image_pulls_with_the_pods_web_identity() {
+    let s = Stack::get();
+    let run = check(&[&s.image("naming-server-service:latest")]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.report();
+    assert_eq!(r["verdict"], "pass");
+
+    let id = &r["identity"];
+    assert_eq!(id["mode"], "web_identity");
+    assert_eq!(id["caller"]["account"], "818140567777");
+    assert_eq!(id["caller"]["assumed_role"], "naming-server-ecr-pull");
+    assert_eq!(
+        id["token"]["subject"],
+        "system:serviceaccount:consultingfirm:naming-server"
+    );
+    assert_eq!(id["token"]["service_account"], "naming-server");
+    assert_eq!(stage(&id["stages"], "sts")["status"], "pass");
+
+    let img = only_image(&r);
+    assert_eq!(img["verdict"], "pass");
+    assert_eq!(img["reference"]["ecr"]["region"], "us-east-1");
+    assert_eq!(img["reference"]["ecr"]["host_form"], "standard");
+    assert_eq!(img["ecr_token"]["user"], "AWS");
+    assert_eq!(
+        img["ecr_token"]["proxy_endpoint"],
+        format!("https://{}", s.var("STACK_ECR_HOST"))
+    );
+    // moto's tokens expire in 2015: a warning, not a failure.
+    assert_eq!(stage(&img["stages"], "ecr_token")["status"], "warn");
+    assert!(codes(img).contains(&"ECR_TOKEN_EXPIRED_AT_ISSUE".to_string()));
+    for name in ["registry_auth", "manifest", "config", "layers"] {
+        assert_eq!(stage(&img["stages"], name)["status"], "pass", "{name}");
+    }
+    assert_eq!(
+        img["manifest"]["media_type"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let blobs = img["blobs"].as_array().unwrap();
+    assert_eq!(blobs.len(), 3, "config and two layers");
+    for b in blobs {
+        assert_eq!(b["status"], "pass");
+        assert_eq!(b["bytes"], b["size"], "every byte verified");
+        assert_eq!(b["served_by"], s.var("STACK_REGISTRY"));
+    }
+    let layer_bytes: u64 = blobs
+        .iter()
+        .filter(|b| b["kind"] == "layer")
+        .map(|b| b["bytes"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stage(&img["stages"], "layers")["bytes"], layer_bytes);
+    let f = finding(img, "POD_IDENTITY_CAN_PULL");
+    assert_eq!(f["severity"], "info");
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("node (worker) role")
+    );
+}
+
+#[test]
+fn a_multi_platform_index_resolves_to_the_asked_platform() {
+    let s = Stack::get();
+    let img_ref = s.image("multiarch:latest");
+    for (platform, want) in [
+        ("linux/arm64", "linux/arm64/v8"),
+        ("linux/amd64", "linux/amd64"),
+    ] {
+        let r = check(&[&img_ref, "--platform", platform]).report();
+        let img = only_image(&r);
+        assert_eq!(img["verdict"], "pass", "{platform}");
+        let m = &img["manifest"];
+        assert_eq!(m["platform"], want);
+        assert_eq!(
+            m["index_media_type"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert!(m["index_digest"].as_str().unwrap().starts_with("sha256:"));
+        assert_ne!(m["index_digest"], m["digest"]);
+        assert_eq!(
+            m["available_platforms"],
+            serde_json::json!(["linux/amd64", "linux/arm64/v8"])
+        );
+    }
+}
+
+#[test]
+fn a_docker_manifest_list_resolves_too() {
+    let s = Stack::get();
+    let r = check(&[
+        &s.image("docker-list:latest"),
+        "--platform",
+        "linux/arm64/v8",
+    ])
+    .report();
+    let img = only_image(&r);
+    assert_eq!(img["verdict"], "pass");
+    assert_eq!(
+        img["manifest"]["index_media_type"],
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    assert_eq!(
+        img["manifest"]["media_type"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(img["manifest"]["platform"], "linux/arm64/v8");
+}
+
+#[test]
+fn a_platform_missing_from_the_index_is_named_with_the_alternatives() {
+    let s = Stack::get();
+    let run = check(&[&s.image("multiarch:latest"), "--platform", "linux/s390x"]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = finding(only_image(&r), "PLATFORM_NOT_IN_INDEX");
+    assert_eq!(f["evidence"]["wanted"], "linux/s390x");
+    assert_eq!(
+        f["evidence"]["available"],
+        serde_json::json!(["linux/amd64", "linux/arm64/v8"])
+    );
+}
+
+#[test]
+fn several_images_in_one_run_share_credentials_and_keep_their_order() {
+    let s = Stack::get();
+    let images = [
+        s.image("naming-server-service:latest"),
+        s.image("multiarch:latest"),
+        s.image("naming-server-service:v1.4.2"),
+        s.image("docker-list:latest"),
+    ];
+    let args: Vec<&str> = images
+        .iter()
+        .map(String::as_str)
+        .chain(["--concurrency", "2"])
+        .collect();
+    let run = check(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = run.report();
+    let got: Vec<&str> = r["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, images.iter().map(String::as_str).collect::<Vec<_>>());
+    let first_token = &r["images"][0]["ecr_token"];
+    assert!(
+        r["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| &i["ecr_token"] == first_token)
+    );
+}
+
+#[test]
+fn images_are_pulled_by_digest_and_a_tag_digest_pair_uses_the_digest() {
+    let s = Stack::get();
+    let r = check(&[&s.image("naming-server-service:latest")]).report();
+    let digest = r["images"][0]["manifest"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for reference in [
+        format!("naming-server-service@{digest}"),
+        format!("naming-server-service:no-such-tag@{digest}"),
+    ] {
+        let r = check(&[&s.image(&reference)]).report();
+        assert_eq!(r["images"][0]["verdict"], "pass", "{reference}");
+        assert_eq!(r["images"][0]["manifest"]["digest"], digest.as_str());
+    }
+}
+
+#[test]
+fn a_wrong_registry_password_is_unauthorized() {
+    // A role in another account gets that account's token, which this registry does not know.
+    let s = Stack::get();
+    let run = probe(
+        &["check", &s.image("naming-server-service:latest")],
+        &[(
+            "AWS_ROLE_ARN",
+            Some("arn:aws:iam::111122223333:role/naming-server-ecr-pull"),
+        )],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let img = only_image(&r);
+    assert_eq!(stage(&img["stages"], "registry_auth")["status"], "fail");
+    let f = finding(img, "REGISTRY_UNAUTHORIZED");
+    assert_eq!(f["evidence"]["http_status"], 401);
+    assert_eq!(f["evidence"]["token_region"], "us-east-1");
+    assert!(
+        f["evidence"]["challenge"]
+            .as_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    assert_eq!(stage(&img["stages"], "manifest")["status"], "skip");
+    assert!(!codes(img).contains(&"POD_IDENTITY_CAN_PULL".to_string()));
+}
+
+#[test]
+fn a_missing_repository_and_a_missing_tag_are_told_apart() {
+    let s = Stack::get();
+    let run = check(&[
+        &s.image("no-such-repo:latest"),
+        &s.image("naming-server-service:no-such-tag"),
+    ]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let repo = finding(&r["images"][0], "REPOSITORY_NOT_FOUND");
+    assert_eq!(
+        repo["evidence"]["repository"],
+        "consultingfirm/no-such-repo"
+    );
+    let tag = finding(&r["images"][1], "MANIFEST_NOT_FOUND");
+    assert_eq!(
+        tag["evidence"]["registry_codes"],
+        serde_json::json!(["MANIFEST_UNKNOWN"])
+    );
+    assert_eq!(tag["evidence"]["repository_exists"], true);
+    assert_eq!(tag["evidence"]["reference"], "no-such-tag");
+}
+
+#[test]
+fn layer_modes_pull_what_they_say() {
+    let s = Stack::get();
+    let img_ref = s.image("naming-server-service:latest");
+    let r = check(&[&img_ref, "--layers", "smallest"]).report();
+    let blobs = r["images"][0]["blobs"].as_array().unwrap();
+    assert_eq!(blobs.iter().filter(|b| b["kind"] == "layer").count(), 1);
+    let r = check(&[&img_ref, "--layers", "none"]).report();
+    let img = &r["images"][0];
+    assert_eq!(img["verdict"], "pass");
+    assert_eq!(stage(&img["stages"], "layers")["status"], "skip");
+    assert_eq!(img["blobs"].as_array().unwrap().len(), 1, "config only");
+}
+
+#[test]
+fn an_untrusted_registry_certificate_is_named() {
+    let s = Stack::get();
+    let run = probe(
+        &["check", &s.image("naming-server-service:latest")],
+        &[("ECR_PULL_PROBE_CA_FILE", None)],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = finding(only_image(&r), "REGISTRY_TLS_UNTRUSTED");
+    assert_eq!(f["evidence"]["host"], s.var("STACK_REGISTRY"));
+}
+
+#[test]
+fn an_unreachable_registry_is_named() {
+    let s = Stack::get();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("{}=https://127.0.0.1:{port}", s.var("STACK_ECR_HOST"));
+    let run = probe(
+        &["check", &s.image("naming-server-service:latest")],
+        &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
+    assert_eq!(f["evidence"]["host"], format!("127.0.0.1:{port}"));
+}
+
+#[test]
+fn a_non_ecr_registry_is_pulled_without_ecr_credentials() {
+    // The stack's registry by its own address: not an ECR host, so no token is sent and the
+    // htpasswd-protected registry refuses the anonymous pull.
+    let s = Stack::get();
+    let image = format!(
+        "{}/consultingfirm/naming-server-service:latest",
+        s.var("STACK_REGISTRY")
+    );
+    let run = check(&[&image]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let img = only_image(&r);
+    assert!(img["reference"]["ecr"].is_null());
+    assert_eq!(stage(&img["stages"], "ecr_token")["status"], "skip");
+    assert_eq!(finding(img, "REGISTRY_NOT_ECR")["severity"], "info");
+    let f = finding(img, "REGISTRY_UNAUTHORIZED");
+    assert!(f["summary"].as_str().unwrap().contains("none apply"));
+    // No ECR image: no AWS call at all.
+    assert_eq!(stage(&r["identity"]["stages"], "sts")["status"], "skip");
+}
+
+#[test]
+fn text_output_shows_stages_and_findings() {
+    let s = Stack::get();
+    let run = check(&[
+        &s.image("naming-server-service:no-such-tag"),
+        "--output",
+        "text",
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.starts_with("ecr-pull-probe "), "{}", run.stdout);
+    assert!(run.stdout.contains(": FAIL in "));
+    assert!(run.stdout.contains("✓ registry_auth"));
+    assert!(run.stdout.contains("✗ manifest"));
+    let (err, cause, fix) = (
+        run.stdout.find("[error] MANIFEST_NOT_FOUND").unwrap(),
+        run.stdout.find("  cause:").unwrap(),
+        run.stdout.find("  fix:").unwrap(),
+    );
+    assert!(err < cause && cause < fix);
+}
