@@ -166,42 +166,130 @@ pub struct ReferenceError {
 impl FromStr for ImageRef {
     type Err = ReferenceError;
 
+    /// Parses `[registry/]repository[:tag][@digest]` by the distribution reference grammar,
+    /// normalised as container runtimes do.
+    ///
+    /// Hand-written rather than `oci_client::Reference`: oci-spec's reference regex uses
+    /// Unicode `\w{0,127}`, which compiles to a ~14 MiB automaton on every run, more than
+    /// half the probe's heap, for a grammar this small.
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         let err = |reason: String| ReferenceError {
             input: input.to_string(),
             reason,
         };
-        if input.trim() != input || input.is_empty() {
+        if input.is_empty() || input.trim() != input {
             return Err(err("empty, or surrounded by white space".into()));
         }
-        let parsed = oci_client::Reference::from_str(input).map_err(|e| err(e.to_string()))?;
-        if let Some(bad) = parsed
-            .repository()
-            .split('/')
-            .find(|c| !valid_path_component(c))
-        {
+        let (name_tag, digest) = match input.split_once('@') {
+            Some((n, d)) => (n, Some(d)),
+            None => (input, None),
+        };
+        let (name, tag) = match name_tag.rsplit_once(':') {
+            Some((n, t)) if !t.contains('/') => (n, Some(t)),
+            _ => (name_tag, None),
+        };
+        if name.len() > 255 {
+            return Err(err("the name is longer than 255 characters".into()));
+        }
+        // As in distribution: the first component names a registry when it has a dot or a
+        // port, or is `localhost`, or has upper case (which a repository cannot).
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, rest))
+                if first.contains(['.', ':'])
+                    || first == "localhost"
+                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+            {
+                (first.to_string(), rest.to_string())
+            }
+            Some(_) => ("docker.io".to_string(), name.to_string()),
+            None => ("docker.io".to_string(), format!("library/{name}")),
+        };
+        if !valid_registry(&registry) {
+            return Err(err(format!("registry {registry:?} is not a host[:port]")));
+        }
+        if let Some(bad) = repository.split('/').find(|c| !valid_path_component(c)) {
             return Err(err(format!(
                 "repository component {bad:?} must be lowercase letters, digits and . _ - separators"
             )));
         }
-        let registry = parsed.registry().to_string();
-        let ecr = EcrHost::parse(&registry);
-        let tag = parsed.tag().map(str::to_string);
-        let digest = parsed.digest().map(str::to_string);
+        if let Some(t) = tag
+            && !valid_tag(t)
+        {
+            return Err(err(format!(
+                "tag {t:?} must be 1 to 128 of A-Z a-z 0-9 _ . - and not start with . or -"
+            )));
+        }
+        if let Some(d) = digest
+            && !valid_digest(d)
+        {
+            return Err(err(format!(
+                "digest {d:?} must be algorithm:hex, e.g. sha256: and 64 hex digits"
+            )));
+        }
+        let registry = registry.to_ascii_lowercase();
         Ok(ImageRef {
             original: input.to_string(),
-            resolved_registry: parsed.resolve_registry().to_string(),
-            repository: parsed.repository().to_string(),
-            tag: if tag.is_none() && digest.is_none() {
-                Some("latest".into())
+            ecr: EcrHost::parse(&registry),
+            resolved_registry: if registry == "docker.io" {
+                "registry-1.docker.io".into()
             } else {
-                tag
+                registry.clone()
             },
-            digest,
-            ecr,
             registry,
+            repository,
+            tag: match (tag, digest) {
+                (None, None) => Some("latest".into()),
+                (t, _) => t.map(str::to_string),
+            },
+            digest: digest.map(str::to_string),
         })
     }
+}
+
+/// `host[:port]`, the host a DNS name of letters, digits and hyphens.
+fn valid_registry(r: &str) -> bool {
+    let (host, port) = match r.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (r, None),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    host.split('.').all(label_ok)
+        && port
+            .is_none_or(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `[\w][\w.-]{0,127}` with ASCII `\w`.
+fn valid_tag(t: &str) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && word(b[0])
+        && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
+}
+
+/// `algorithm:encoded`; sha256 and sha512 must have their exact hex lengths.
+fn valid_digest(d: &str) -> bool {
+    let Some((algo, hex)) = d.split_once(':') else {
+        return false;
+    };
+    let algo_ok = !algo.is_empty()
+        && algo.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'.' | b'_' | b'-')
+        });
+    let hex_ok = hex.bytes().all(|b| b.is_ascii_hexdigit());
+    let len_ok = match algo {
+        "sha256" => hex.len() == 64,
+        "sha512" => hex.len() == 128,
+        _ => hex.len() >= 32,
+    };
+    algo_ok && hex_ok && len_ok
 }
 
 /// The distribution spec's path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
@@ -370,8 +458,22 @@ mod tests {
     fn normalises_other_registries_and_ports() {
         let r: ImageRef = "nginx".parse().unwrap();
         assert_eq!(r.registry, "docker.io");
-        assert_eq!(r.resolved_registry, "index.docker.io");
+        assert_eq!(r.resolved_registry, "registry-1.docker.io");
+        assert_eq!(r.tag.as_deref(), Some("latest"));
         assert_eq!(r.repository, "library/nginx");
+
+        let r: ImageRef = "team/app:1".parse().unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("docker.io", "team/app")
+        );
+        let r: ImageRef = "localhost/app".parse().unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("localhost", "app")
+        );
+        let r: ImageRef = "Quay.IO/org/app".parse().unwrap();
+        assert_eq!(r.registry, "quay.io");
         assert!(r.ecr.is_none());
 
         let r: ImageRef = "127.0.0.1:5000/team/app:1.0".parse().unwrap();
@@ -385,10 +487,16 @@ mod tests {
         for bad in [
             "",
             " nginx",
-            "UPPER/case",
+            "upper/Case",
             "host/repo:bad tag",
             "repo@sha256:short",
             "a/b:",
+            "a/b:-tag",
+            "a//b",
+            "a/b@sha256",
+            "bad_host.example/a",
+            "host:port/a",
+            "a/b@sha256:zz6e1c2e9d7b6c5b0a0f7e0c5b6f7f6f5e4d3c2b1a09f8e7d6c5b4a39281706",
         ] {
             let err = bad.parse::<ImageRef>().unwrap_err();
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");

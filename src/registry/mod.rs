@@ -582,7 +582,7 @@ mod tests {
         );
         assert_eq!(
             endpoint_for(&img("nginx"), &o).unwrap().as_str(),
-            "https://index.docker.io/"
+            "https://registry-1.docker.io/"
         );
         let base = endpoint_for(&img("reg.example:5000/a/b"), &o).unwrap();
         assert_eq!(
