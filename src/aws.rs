@@ -2,12 +2,15 @@
 //! errors into [`AwsFailure`], a plain value the diagnosis module can read without the SDK.
 
 use std::error::Error as StdError;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_sts::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_sts::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::RequestId;
 use serde::Serialize;
 
@@ -127,6 +130,41 @@ pub fn from_credentials_error(endpoint: String, err: &(dyn StdError + 'static)) 
         endpoint,
         detail: crate::error_chain(err),
         server_date: None,
+    }
+}
+
+/// Records the `Date` header of every AWS response, successful or not, so that a skewed local
+/// clock is reported before it breaks request signing.
+#[derive(Debug, Clone, Default)]
+pub struct ServerDates(Arc<Mutex<Option<i64>>>);
+
+impl ServerDates {
+    /// The most recent `Date` seen, Unix seconds.
+    pub fn last(&self) -> Option<i64> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Intercept for ServerDates {
+    fn name(&self) -> &'static str {
+        "ServerDates"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(date) = context
+            .response()
+            .headers()
+            .get("date")
+            .and_then(parse_http_date)
+        {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(date);
+        }
+        Ok(())
     }
 }
 

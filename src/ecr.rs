@@ -51,6 +51,8 @@ pub struct EcrTokenInfo {
 pub struct EcrToken {
     pub authorization: Secret<String>,
     pub info: EcrTokenInfo,
+    /// The `Date` of the ECR API's answer, Unix seconds.
+    pub server_date: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,9 +140,11 @@ pub async fn fetch(sdk: &SdkConfig, key: &TokenKey, fips: bool) -> Result<EcrTok
             api_suffix(key.partition)
         ),
     );
+    let dates = aws::ServerDates::default();
     let conf = aws_sdk_ecr::config::Builder::from(sdk)
         .region(Region::new(key.region.clone()))
         .use_fips(fips)
+        .interceptor(dates.clone())
         .build();
     let out = aws_sdk_ecr::Client::from_conf(conf)
         .get_authorization_token()
@@ -172,6 +176,7 @@ pub async fn fetch(sdk: &SdkConfig, key: &TokenKey, fips: bool) -> Result<EcrTok
             password_expiration: decoded.password_expiration,
         },
         authorization,
+        server_date: dates.last(),
     })
 }
 

@@ -144,8 +144,26 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         stage("sts", deadline, timeout_secs, &mut id_stages, async {
             let sdk = aws::load_sdk_config(fallback_region, timeouts).await;
             match sts::run(&sdk).await {
-                Ok(o) => Outcome::ok(o, vec![], None),
-                Err(e) => Outcome::failed(diagnosis::sts_findings(&e, claims, role_arn)),
+                Ok(o) => {
+                    let skew = diagnosis::clock_skew(&o.endpoint, o.server_date, unix_now());
+                    Outcome::ok(o, skew.into_iter().collect(), None)
+                }
+                Err(e) => {
+                    let main = diagnosis::sts_findings(&e, claims, role_arn);
+                    let skew = e
+                        .failure()
+                        .filter(|_| main.code != diagnosis::Code::CLOCK_SKEW)
+                        .and_then(|a| {
+                            diagnosis::clock_skew(&a.endpoint, a.server_date, unix_now())
+                        });
+                    let mut found = vec![main];
+                    found.extend(skew);
+                    Outcome {
+                        value: None,
+                        findings: found,
+                        bytes: None,
+                    }
+                }
             }
         })
         .await
@@ -345,7 +363,12 @@ impl<'a> ImageCtx<'a> {
             (Some(_), None) => return,
             (Some(_), Some(t)) => match &t.result {
                 Ok(tok) => {
-                    let warnings = diagnosis::ecr_token_warnings(&tok.info, unix_now());
+                    let mut warnings = diagnosis::ecr_token_warnings(&tok.info, unix_now());
+                    warnings.extend(diagnosis::clock_skew(
+                        &tok.info.api_endpoint,
+                        tok.server_date,
+                        unix_now(),
+                    ));
                     stages.push(Stage::from_findings(
                         "ecr_token",
                         t.duration_ms,

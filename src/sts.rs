@@ -29,6 +29,9 @@ pub struct StsOutcome {
     pub credentials_expire_at: Option<i64>,
     /// The SDK configuration with the resolved credentials fixed in it.
     pub sdk: SdkConfig,
+    /// The STS endpoint host called, and the `Date` of its answer (Unix seconds).
+    pub endpoint: String,
+    pub server_date: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,11 +73,17 @@ pub async fn run(sdk: &SdkConfig) -> Result<StsOutcome, StsError> {
         .to_builder()
         .credentials_provider(SharedCredentialsProvider::new(creds))
         .build();
-    let out = aws_sdk_sts::Client::new(&sdk)
+    let dates = aws::ServerDates::default();
+    let conf = aws_sdk_sts::config::Builder::from(&sdk)
+        .interceptor(dates.clone())
+        .build();
+    let out = aws_sdk_sts::Client::from_conf(conf)
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| StsError::CallerIdentity(aws::from_sdk("GetCallerIdentity", endpoint, &e)))?;
+        .map_err(|e| {
+            StsError::CallerIdentity(aws::from_sdk("GetCallerIdentity", endpoint.clone(), &e))
+        })?;
     let arn = out.arn().unwrap_or_default().to_string();
     let (assumed_role, session_name) = parse_assumed_role(&arn);
     Ok(StsOutcome {
@@ -87,6 +96,8 @@ pub async fn run(sdk: &SdkConfig) -> Result<StsOutcome, StsError> {
         },
         credentials_expire_at,
         sdk,
+        endpoint,
+        server_date: dates.last(),
     })
 }
 

@@ -286,8 +286,11 @@ pub fn sts_findings(
             )
             .with_opt("role_account", account.map(str::to_string))
         }
-        (StsError::Credentials(_), "InvalidIdentityToken")
-            if message.contains("verification key") || message.contains("thumbprint") =>
+        (StsError::Credentials(_), "IDPCommunicationError")
+        | (StsError::Credentials(_), "InvalidIdentityToken")
+            if code == "IDPCommunicationError"
+                || message.contains("verification key")
+                || message.contains("thumbprint") =>
         {
             Finding::new(
                 Code::STS_OIDC_KEYS_UNREACHABLE,

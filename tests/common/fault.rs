@@ -27,6 +27,22 @@ pub enum Fault {
     RedirectLayer,
     /// The layer is a 307 to a port where nothing listens.
     RedirectRefused,
+    /// The manifest request is answered 403 with an ECR-style `DENIED` envelope.
+    DenyManifest(&'static str),
+    /// The layer request is answered 403 with an ECR-style `DENIED` envelope.
+    DenyLayer(&'static str),
+    /// The manifest is Docker schema 1, which no current runtime pulls.
+    Schema1Manifest,
+    /// The manifest request is answered 500.
+    ManifestServerError,
+    /// Every answer carries a `Date` an hour behind.
+    SkewedDate,
+}
+
+fn denied(message: &str) -> Vec<u8> {
+    serde_json::json!({"errors": [{"code": "DENIED", "message": message}]})
+        .to_string()
+        .into_bytes()
 }
 
 /// A request the fake saw.
@@ -194,19 +210,38 @@ async fn serve(
         r#"Basic realm="fault-registry""#.to_string(),
     );
     let json = ("Content-Type", "application/json".to_string());
+    let shift = if fault == Fault::SkewedDate { 3600 } else { 0 };
+    let now = std::time::SystemTime::now() - std::time::Duration::from_secs(shift);
+    let date = ("Date", httpdate::fmt_http_date(now));
     if !r.authorization {
         let body = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
-        return respond(s, "401 Unauthorized", &[challenge, json], body).await;
+        return respond(s, "401 Unauthorized", &[challenge, json, date], body).await;
     }
     if r.path == "/v2/" {
-        return respond(s, "200 OK", &[json], b"{}").await;
+        return respond(s, "200 OK", &[json, date], b"{}").await;
     }
     if r.path.contains("/manifests/") {
-        let ct = (
-            "Content-Type",
-            "application/vnd.oci.image.manifest.v1+json".to_string(),
-        );
-        return respond(s, "200 OK", &[ct], &c.manifest).await;
+        return match fault {
+            Fault::DenyManifest(m) => respond(s, "403 Forbidden", &[json], &denied(m)).await,
+            Fault::ManifestServerError => {
+                respond(s, "500 Internal Server Error", &[], b"internal error").await
+            }
+            Fault::Schema1Manifest => {
+                let ct = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+                let body = br#"{"schemaVersion":1,"name":"consultingfirm/faulty","tag":"latest","fsLayers":[]}"#;
+                respond(s, "200 OK", &[("Content-Type", ct.to_string())], body).await
+            }
+            _ => {
+                let ct = "application/vnd.oci.image.manifest.v1+json";
+                respond(
+                    s,
+                    "200 OK",
+                    &[("Content-Type", ct.to_string())],
+                    &c.manifest,
+                )
+                .await
+            }
+        };
     }
     if r.path.ends_with(&c.config.0) {
         return respond(s, "200 OK", &[], &c.config.1).await;
@@ -217,7 +252,12 @@ async fn serve(
     }
     let layer = &c.layer.1;
     match fault {
-        Fault::None => respond(s, "200 OK", &[], layer).await,
+        Fault::None
+        | Fault::SkewedDate
+        | Fault::DenyManifest(_)
+        | Fault::Schema1Manifest
+        | Fault::ManifestServerError => respond(s, "200 OK", &[], layer).await,
+        Fault::DenyLayer(m) => respond(s, "403 Forbidden", &[json], &denied(m)).await,
         Fault::CorruptLayer => {
             let mut bad = layer.clone();
             bad[1000] ^= 0xff;

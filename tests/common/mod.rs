@@ -5,6 +5,7 @@
 //! `STACK_ENV_FILE`; without it these tests fail with instructions instead of skipping.
 #![allow(dead_code)]
 
+pub mod aws_proxy;
 pub mod fault;
 
 use std::collections::BTreeMap;
