@@ -206,6 +206,10 @@ impl Transport {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(cfg.connect_timeout)
             .read_timeout(cfg.read_timeout)
+            // HTTP/1.1: ECR's layers come from S3, which speaks nothing else, so this is the
+            // path a real pull takes; and h2's 16 KiB DATA frames made a 200 MiB layer 35%
+            // slower here (0.47 s vs 0.35 s, scripts/bench), window sizes notwithstanding.
+            .http1_only()
             .user_agent(concat!("ecr-pull-probe/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = cfg.ca_file {
             let pem = std::fs::read(path).map_err(|source| TransportConfigError::ReadCa {
