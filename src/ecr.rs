@@ -129,6 +129,59 @@ fn api_suffix(p: Partition) -> &'static str {
     }
 }
 
+/// A per-image failure of the ECR API's BatchGetImage (`KmsError`, `ImageNotFound`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFailure {
+    pub code: String,
+    pub reason: Option<String>,
+}
+
+fn client(
+    sdk: &SdkConfig,
+    region: &str,
+    fips: bool,
+    dates: &aws::ServerDates,
+) -> aws_sdk_ecr::Client {
+    let conf = aws_sdk_ecr::config::Builder::from(sdk)
+        .region(Region::new(region.to_string()))
+        .use_fips(fips)
+        .interceptor(dates.clone())
+        .build();
+    aws_sdk_ecr::Client::from_conf(conf)
+}
+
+/// Asks the ECR API what the registry would not say: BatchGetImage reports per-image failure
+/// codes such as `KmsError` that the registry protocol turns into a bare error. A second
+/// channel, used only after the registry failed; it needs `ecr:BatchGetImage`, which a puller
+/// has. `None` when the API reports no failure or cannot be asked.
+pub async fn image_failure(
+    sdk: &SdkConfig,
+    key: &TokenKey,
+    repository: &str,
+    tag: Option<&str>,
+    digest: Option<&str>,
+) -> Option<ImageFailure> {
+    let id = aws_sdk_ecr::types::ImageIdentifier::builder();
+    let id = match (digest, tag) {
+        (Some(d), _) => id.image_digest(d),
+        (None, Some(t)) => id.image_tag(t),
+        (None, None) => id.image_tag("latest"),
+    };
+    let out = client(sdk, &key.region, false, &aws::ServerDates::default())
+        .batch_get_image()
+        .repository_name(repository)
+        .image_ids(id.build())
+        .send()
+        .await
+        .map_err(|e| tracing::debug!(error = %aws_sdk_ecr::error::DisplayErrorContext(&e), "BatchGetImage"))
+        .ok()?;
+    let f = out.failures().first()?;
+    Some(ImageFailure {
+        code: f.failure_code()?.as_str().to_string(),
+        reason: f.failure_reason().map(str::to_string),
+    })
+}
+
 /// Calls GetAuthorizationToken in `key.region` with the run's credentials.
 pub async fn fetch(sdk: &SdkConfig, key: &TokenKey, fips: bool) -> Result<EcrToken, EcrError> {
     let api_endpoint = aws::endpoint_host(
@@ -141,12 +194,7 @@ pub async fn fetch(sdk: &SdkConfig, key: &TokenKey, fips: bool) -> Result<EcrTok
         ),
     );
     let dates = aws::ServerDates::default();
-    let conf = aws_sdk_ecr::config::Builder::from(sdk)
-        .region(Region::new(key.region.clone()))
-        .use_fips(fips)
-        .interceptor(dates.clone())
-        .build();
-    let out = aws_sdk_ecr::Client::from_conf(conf)
+    let out = client(sdk, &key.region, fips, &dates)
         .get_authorization_token()
         .send()
         .await

@@ -12,7 +12,7 @@ use tokio::time::{Instant, timeout_at};
 
 use crate::aws::{self, AwsTimeouts};
 use crate::config::{Config, LayerMode};
-use crate::diagnosis::{self, RegistryContext};
+use crate::diagnosis::{self, Code, RegistryContext};
 use crate::ecr::{self, EcrToken, TokenKey};
 use crate::identity::{self, CredentialMode, IdentityEnv};
 use crate::reference::{HostForm, ImageRef};
@@ -437,10 +437,15 @@ impl<'a> ImageCtx<'a> {
                     } else {
                         None
                     };
-                    Outcome::failed(diagnosis::registry_finding(
-                        &e,
-                        &self.diag_ctx(img, &registry_host, exists),
-                    ))
+                    let ctx = self.diag_ctx(img, &registry_host, exists);
+                    let mut f = diagnosis::registry_finding(&e, &ctx);
+                    // The registry's answer named no cause: ask the ECR API, which may.
+                    if matches!(f.code, Code::REGISTRY_ERROR | Code::REGISTRY_DENIED)
+                        && let Some(api) = self.image_failure(img).await
+                    {
+                        f = api.with("registry_finding", f.summary);
+                    }
+                    Outcome::failed(f)
                 }
             }
         })
@@ -503,6 +508,23 @@ impl<'a> ImageCtx<'a> {
             Outcome::ok((), found, Some(bytes))
         })
         .await;
+    }
+
+    async fn image_failure(&self, img: &ImageRef) -> Option<Finding> {
+        let (sts, e) = (self.sts?, img.ecr.as_ref()?);
+        let key = TokenKey {
+            partition: e.partition,
+            region: e.region.clone(),
+        };
+        let failure = ecr::image_failure(
+            &sts.sdk,
+            &key,
+            &img.repository,
+            img.tag.as_deref(),
+            img.digest.as_deref(),
+        )
+        .await?;
+        diagnosis::ecr_image_failure(&failure, img)
     }
 
     fn diag_ctx<'b>(

@@ -385,3 +385,47 @@ fn a_skewed_registry_clock_is_a_warning() {
     assert_eq!(st["status"], "warn");
     assert_eq!(st["findings"][0]["code"], "CLOCK_SKEW");
 }
+
+#[test]
+fn a_kms_failure_is_found_through_the_ecr_api_when_the_registry_says_nothing() {
+    // The registry answers a bare 500; BatchGetImage names the cause (recorded failure shape).
+    let s = Stack::get();
+    let fake = FaultRegistry::start(Fault::ManifestServerError);
+    let failures = serde_json::json!({"images": [], "failures": [{
+        "imageId": {"imageTag": "latest"},
+        "failureCode": "KmsError",
+        "failureReason": "The KMS key arn:aws:kms:us-east-1:818140567777:key/1234abcd is disabled."
+    }]});
+    let proxy = AwsProxy::start(
+        s.var("AWS_ENDPOINT_URL"),
+        vec![Rule::reply("BatchGetImage", failures)],
+        0,
+    );
+    let endpoint = format!("{}=http://{}", s.var("STACK_ECR_HOST"), fake.addr);
+    let url = proxy.url();
+    let run = probe(
+        &["check", &s.image("faulty:latest")],
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("AWS_ENDPOINT_URL", Some(&url)),
+        ],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = &stage(&r["images"][0]["stages"], "manifest")["findings"][0];
+    assert_eq!(f["code"], "KMS_ERROR", "{f:#}");
+    assert_eq!(f["evidence"]["failure_code"], "KmsError");
+    assert!(
+        f["evidence"]["registry_finding"]
+            .as_str()
+            .unwrap()
+            .contains("500")
+    );
+    assert!(
+        proxy
+            .seen
+            .lock()
+            .unwrap()
+            .contains(&"BatchGetImage".to_string())
+    );
+}

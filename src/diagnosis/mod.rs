@@ -12,7 +12,7 @@ use serde_json::Value;
 pub use self::catalogue::{CATALOGUE, Code, Spec};
 pub use self::registry::{RegistryContext, registry_finding};
 use crate::aws::{AwsFailure, AwsFailureKind};
-use crate::ecr::{EcrError, EcrTokenInfo};
+use crate::ecr::{EcrError, EcrTokenInfo, ImageFailure};
 use crate::identity::{
     CredentialMode, IdentityEnv, IdentityInspection, STS_AUDIENCE, TokenClaims, TokenProblem,
 };
@@ -343,6 +343,35 @@ pub fn ecr_token_finding(err: &EcrError) -> Finding {
         }
         other => Finding::new(Code::ECR_API_ERROR, other.to_string()),
     }
+}
+
+/// A finding from BatchGetImage's failure code, when it names what the registry did not.
+pub fn ecr_image_failure(f: &ImageFailure, image: &ImageRef) -> Option<Finding> {
+    let reason = f.reason.clone().unwrap_or_default();
+    let finding = match f.code.as_str() {
+        "KmsError" => Finding::new(
+            Code::KMS_ERROR,
+            format!(
+                "ECR cannot decrypt {} with its KMS key: {reason}",
+                image.repository
+            ),
+        ),
+        "ImageNotFound" => Finding::new(
+            Code::MANIFEST_NOT_FOUND,
+            format!(
+                "ECR has no image {}:{}",
+                image.repository,
+                image.manifest_reference()
+            ),
+        ),
+        _ => return None,
+    };
+    Some(
+        finding
+            .with("operation", "BatchGetImage")
+            .with("failure_code", f.code.clone())
+            .with("failure_reason", reason),
+    )
 }
 
 /// Warnings about a token that was issued fine.

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::aws::AwsFailureKind;
-use crate::ecr::PasswordFormat;
+use crate::ecr::{ImageFailure, PasswordFormat};
 use crate::registry::{ErrorEntry, RegistryError, Request};
 
 fn aws(operation: &'static str, code: Option<&str>, message: &str) -> AwsFailure {
@@ -468,4 +468,22 @@ fn identity_rules() {
     assert_eq!(f[0].evidence["path"], "/t");
     assert!(f[0].code.spec().configuration_error);
     assert_eq!(f[1].evidence["exp"], "1970-01-01T00:00:00Z");
+}
+
+#[test]
+fn ecr_api_failure_codes() {
+    let img = image();
+    let f = |code: &str| ImageFailure {
+        code: code.into(),
+        reason: Some("r".into()),
+    };
+    assert_eq!(
+        ecr_image_failure(&f("KmsError"), &img).unwrap().code,
+        Code::KMS_ERROR
+    );
+    assert_eq!(
+        ecr_image_failure(&f("ImageNotFound"), &img).unwrap().code,
+        Code::MANIFEST_NOT_FOUND
+    );
+    assert!(ecr_image_failure(&f("UpstreamUnavailable"), &img).is_none());
 }

@@ -11,13 +11,14 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// Answer `operation` with an AWS error.
+/// Answer `operation` with an AWS error, or with a canned successful JSON answer.
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub operation: &'static str,
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    pub reply: Option<String>,
 }
 
 impl Rule {
@@ -27,6 +28,18 @@ impl Rule {
             status,
             code,
             message: message.to_string(),
+            reply: None,
+        }
+    }
+
+    /// A 200 answer with this JSON body (JSON protocols only).
+    pub fn reply(operation: &'static str, json: serde_json::Value) -> Rule {
+        Rule {
+            operation,
+            status: 200,
+            code: "",
+            message: String::new(),
+            reply: Some(json.to_string()),
         }
     }
 }
@@ -124,7 +137,9 @@ fn operation(head: &str, body: &[u8]) -> String {
 
 fn error_response(rule: &Rule, json: bool) -> Vec<u8> {
     let request_id = "4f1b2c3d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
-    let (ctype, body) = if json {
+    let (ctype, body) = if let Some(reply) = &rule.reply {
+        ("application/x-amz-json-1.1", reply.clone())
+    } else if json {
         (
             "application/x-amz-json-1.1",
             serde_json::json!({"__type": rule.code, "message": rule.message}).to_string(),
@@ -145,8 +160,9 @@ fn error_response(rule: &Rule, json: bool) -> Vec<u8> {
         )
     };
     format!(
-        "HTTP/1.1 {} Error\r\nContent-Type: {ctype}\r\nx-amzn-RequestId: {request_id}\r\nDate: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {} {}\r\nContent-Type: {ctype}\r\nx-amzn-RequestId: {request_id}\r\nDate: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         rule.status,
+        if rule.status == 200 { "OK" } else { "Error" },
         httpdate::fmt_http_date(std::time::SystemTime::now()),
         body.len()
     )
