@@ -27,6 +27,22 @@ pub struct Cli {
 pub enum Command {
     /// Check that each image can be pulled with this pod's identity; print a JSON report.
     Check(CheckArgs),
+    /// Run the checks on a schedule and serve /metrics, /report, /healthz and /readyz.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Time between the starts of two runs (a longer run delays the next, never overlaps it).
+    #[arg(long, env = "ECR_PULL_PROBE_INTERVAL", default_value = "5m")]
+    pub interval: String,
+
+    /// Address for the HTTP server.
+    #[arg(long, env = "ECR_PULL_PROBE_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: String,
+
+    #[command(flatten)]
+    pub check: CheckArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,6 +162,28 @@ pub enum ConfigError {
     Endpoint { input: String, reason: &'static str },
     #[error("invalid --concurrency 0: at least one image must be checked at a time")]
     Concurrency,
+    #[error("invalid --listen {input:?}: expected IP:PORT, e.g. 0.0.0.0:9090")]
+    Listen { input: String },
+}
+
+/// Validated serve-mode settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub check: Config,
+    pub interval: Duration,
+    pub listen: std::net::SocketAddr,
+}
+
+impl ServeConfig {
+    pub fn from_args(a: ServeArgs) -> Result<ServeConfig, ConfigError> {
+        Ok(ServeConfig {
+            interval: parse_duration("--interval", &a.interval)?,
+            listen: a.listen.parse().map_err(|_| ConfigError::Listen {
+                input: a.listen.clone(),
+            })?,
+            check: Config::from_args(a.check)?,
+        })
+    }
 }
 
 /// Parses `120`, `120s`, `2m`, `500ms`.
@@ -251,7 +289,9 @@ mod tests {
         let mut argv = vec!["ecr-pull-probe", "check"];
         argv.extend_from_slice(extra);
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let Command::Check(a) = cli.command;
+        let Command::Check(a) = cli.command else {
+            unreachable!("the argv starts with check")
+        };
         Config::from_args(a).map_err(|e| e.to_string())
     }
 
@@ -263,6 +303,40 @@ mod tests {
         assert_eq!(c.output, OutputFormat::Json);
         assert_eq!(c.platform, Platform::host());
         assert_eq!(c.concurrency, 4);
+    }
+
+    #[test]
+    fn serve_settings() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["ecr-pull-probe", "serve"];
+            argv.extend_from_slice(extra);
+            let Command::Serve(a) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("serve")
+            };
+            ServeConfig::from_args(a).map_err(|e| e.to_string())
+        };
+        let c = parse(&["a/b"]).unwrap();
+        assert_eq!(c.interval, Duration::from_secs(300));
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9090");
+        let c = parse(&[
+            "--interval",
+            "30s",
+            "--listen",
+            "127.0.0.1:0",
+            "a/b",
+            "--layers",
+            "smallest",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.interval, c.check.layers),
+            (Duration::from_secs(30), LayerMode::Smallest)
+        );
+        assert!(
+            parse(&["--listen", "localhost", "a/b"])
+                .unwrap_err()
+                .contains("\"localhost\"")
+        );
     }
 
     #[test]

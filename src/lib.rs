@@ -13,12 +13,14 @@ pub mod diagnosis;
 pub mod ecr;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod probe;
 pub mod reference;
 pub mod registry;
 pub mod render;
 pub mod report;
 pub mod secret;
+pub mod serve;
 pub mod sts;
 
 /// An error and its causes as one line, `a: b: c`, for evidence and for stderr.

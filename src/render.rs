@@ -129,6 +129,57 @@ pub fn text(report: &Report) -> String {
     out
 }
 
+/// Kubernetes keeps at most 4096 bytes of a termination message.
+pub const TERMINATION_LIMIT: usize = 4096;
+
+/// A few lines for `/dev/termination-log`, so `kubectl get pod -o jsonpath=
+/// '{..terminated.message}'` shows the verdict without logs: the verdict, then each failing
+/// image with its first error code, cut to fit the limit.
+pub fn termination_summary(report: &Report) -> String {
+    let verdict = match report.verdict {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::Error => "error",
+    };
+    let mut out = format!(
+        "ecr-pull-probe {verdict}: {} of {} images pullable\n",
+        report
+            .images
+            .iter()
+            .filter(|i| i.verdict == Verdict::Pass)
+            .count(),
+        report.images.len()
+    );
+    let identity_errors = report
+        .identity
+        .stages
+        .iter()
+        .flat_map(|s| &s.findings)
+        .filter(|f| f.severity == Severity::Error);
+    for f in identity_errors {
+        out.push_str(&format!("identity: {}\n", f.code.name()));
+    }
+    for img in report.images.iter().filter(|i| i.verdict != Verdict::Pass) {
+        let code = img
+            .stages
+            .iter()
+            .flat_map(|s| &s.findings)
+            .find(|f| f.severity == Severity::Error)
+            .map_or("NOT_CHECKED", |f| f.code.name());
+        out.push_str(&format!("{} {code}\n", img.image));
+    }
+    if out.len() > TERMINATION_LIMIT {
+        let marker = "...\n";
+        let mut cut = TERMINATION_LIMIT - marker.len();
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str(marker);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +251,29 @@ mod tests {
         let r = sample();
         let back: Report = serde_json::from_str(&json(&r)).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn termination_summary_names_failures_and_fits_the_limit() {
+        let t = termination_summary(&sample());
+        assert_eq!(
+            t,
+            "ecr-pull-probe fail: 0 of 1 images pullable\nx/app:v9 MANIFEST_NOT_FOUND\n"
+        );
+        let mut big = sample();
+        let img = big.images[0].clone();
+        big.images = (0..500)
+            .map(|i| ImageReport {
+                image: format!("{}-{i}", img.image),
+                ..img.clone()
+            })
+            .collect();
+        let t = termination_summary(&big);
+        assert!(
+            t.len() <= TERMINATION_LIMIT && t.ends_with("...\n"),
+            "{}",
+            t.len()
+        );
     }
 
     #[test]

@@ -1,0 +1,237 @@
+//! Prometheus metrics for serve mode, named after blackbox-exporter's (`*_success`,
+//! `*_duration_seconds`, `*_timestamp_seconds`). Every label value comes from a bounded set:
+//! the configured images, the fixed stage names, the catalogue's codes, the regions.
+//! No secret ever becomes a label or a value.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::report::{Report, Status, Verdict, all_findings};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ImageLabel {
+    image: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    image: String,
+    stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageOnly {
+    stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FindingLabel {
+    code: String,
+    severity: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegionLabel {
+    region: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerdictLabel {
+    verdict: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn duration_histogram() -> Histogram {
+    // 5 ms .. ~80 s
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
+/// The metrics of a serve-mode process, updated after each run.
+pub struct Metrics {
+    registry: Registry,
+    success: Family<ImageLabel, Gauge>,
+    stage_success: Family<StageLabel, Gauge>,
+    identity_stage_success: Family<StageOnly, Gauge>,
+    stage_duration: Family<StageOnly, Histogram, fn() -> Histogram>,
+    pulled_bytes: Family<ImageLabel, Counter>,
+    ecr_token_expiry: Family<RegionLabel, FloatGauge>,
+    web_identity_token_expiry: FloatGauge,
+    last_run: FloatGauge,
+    last_run_duration: FloatGauge,
+    findings: Family<FindingLabel, Gauge>,
+    runs: Family<VerdictLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("ecr_pull_probe");
+        let m = Metrics {
+            success: Family::default(),
+            stage_success: Family::default(),
+            identity_stage_success: Family::default(),
+            stage_duration: Family::new_with_constructor(duration_histogram),
+            pulled_bytes: Family::default(),
+            ecr_token_expiry: Family::default(),
+            web_identity_token_expiry: FloatGauge::default(),
+            last_run: FloatGauge::default(),
+            last_run_duration: FloatGauge::default(),
+            findings: Family::default(),
+            runs: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "success",
+            "Whether the image could be pulled in the last run (1) or not (0)",
+            m.success.clone(),
+        );
+        registry.register(
+            "stage_success",
+            "Whether a stage passed in the last run (skipped stages are absent)",
+            m.stage_success.clone(),
+        );
+        registry.register(
+            "identity_stage_success",
+            "Whether an identity stage (web_identity_token, sts) passed in the last run",
+            m.identity_stage_success.clone(),
+        );
+        registry.register(
+            "stage_duration_seconds",
+            "Duration of probe stages",
+            m.stage_duration.clone(),
+        );
+        registry.register(
+            "pulled_bytes",
+            "Bytes pulled and verified",
+            m.pulled_bytes.clone(),
+        );
+        registry.register(
+            "ecr_token_expiry_timestamp_seconds",
+            "Expiry of the last ECR authorization token, per region",
+            m.ecr_token_expiry.clone(),
+        );
+        registry.register(
+            "web_identity_token_expiry_timestamp_seconds",
+            "Expiry (exp) of the projected web identity token",
+            m.web_identity_token_expiry.clone(),
+        );
+        registry.register(
+            "last_run_timestamp_seconds",
+            "When the last run finished",
+            m.last_run.clone(),
+        );
+        registry.register(
+            "last_run_duration_seconds",
+            "How long the last run took",
+            m.last_run_duration.clone(),
+        );
+        registry.register(
+            "findings",
+            "Findings of the last run, by code and severity",
+            m.findings.clone(),
+        );
+        registry.register("runs", "Completed runs, by verdict", m.runs.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Folds a finished run into the metrics. `finished_at` is Unix seconds.
+    pub fn observe(&self, report: &Report, finished_at: f64) {
+        self.success.clear();
+        self.stage_success.clear();
+        self.identity_stage_success.clear();
+        self.findings.clear();
+        let stages = report.identity.stages.iter().map(|s| (None, s)).chain(
+            report
+                .images
+                .iter()
+                .flat_map(|i| i.stages.iter().map(move |s| (Some(i.image.as_str()), s))),
+        );
+        for (image, s) in stages {
+            if s.status == Status::Skip {
+                continue;
+            }
+            self.stage_duration
+                .get_or_create(&StageOnly {
+                    stage: s.name.clone(),
+                })
+                .observe(s.duration_ms as f64 / 1000.0);
+            let ok = i64::from(matches!(s.status, Status::Pass | Status::Warn));
+            match image {
+                Some(image) => self.stage_success.get_or_create(&StageLabel {
+                    image: image.to_string(),
+                    stage: s.name.clone(),
+                }),
+                None => self.identity_stage_success.get_or_create(&StageOnly {
+                    stage: s.name.clone(),
+                }),
+            }
+            .set(ok);
+        }
+        for i in &report.images {
+            let label = ImageLabel {
+                image: i.image.clone(),
+            };
+            self.success
+                .get_or_create(&label)
+                .set(i64::from(i.verdict == Verdict::Pass));
+            let bytes: u64 = i.blobs.iter().map(|b| b.bytes).sum();
+            self.pulled_bytes.get_or_create(&label).inc_by(bytes);
+            if let Some(t) = &i.ecr_token {
+                let expiry = [t.expires_at, t.password_expiration]
+                    .into_iter()
+                    .flatten()
+                    .min();
+                if let Some(e) = expiry {
+                    self.ecr_token_expiry
+                        .get_or_create(&RegionLabel {
+                            region: t.region.clone(),
+                        })
+                        .set(e as f64);
+                }
+            }
+        }
+        if let Some(exp) = report.identity.token.as_ref().and_then(|t| t.expires_at) {
+            self.web_identity_token_expiry.set(exp as f64);
+        }
+        for f in all_findings(report) {
+            let severity = serde_json::to_value(f.severity)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            self.findings
+                .get_or_create(&FindingLabel {
+                    code: f.code.name().to_string(),
+                    severity,
+                })
+                .inc();
+        }
+        let verdict = serde_json::to_value(report.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        self.runs.get_or_create(&VerdictLabel { verdict }).inc();
+        self.last_run.set(finished_at);
+        self.last_run_duration
+            .set(report.duration_ms as f64 / 1000.0);
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,133 @@
+//! Serve mode, for a sidecar or a Prometheus target: the same checks on a schedule (one run at
+//! a time, never overlapping), the last report and metrics over HTTP, and a graceful stop on
+//! SIGTERM within the pod's grace period.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::time::MissedTickBehavior;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::probe;
+use crate::registry::transport::{Transport, TransportConfig, TransportConfigError};
+use crate::render;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Transport(#[from] TransportConfigError),
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+struct Shared {
+    metrics: Metrics,
+    /// The last report, rendered as JSON once per run.
+    last: RwLock<Option<String>>,
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, OPENMETRICS)], s.metrics.encode())
+}
+
+async fn report(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    match s.last.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        Some(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no run has finished yet\n").into_response(),
+    }
+}
+
+/// Ready once a first run has finished, so a rollout waits for a first answer.
+async fn ready(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    if s.last.read().unwrap_or_else(|e| e.into_inner()).is_some() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "first run pending\n")
+    }
+}
+
+async fn check_loop(config: Config, interval: Duration, shared: Arc<Shared>) {
+    let mut ticks = tokio::time::interval(interval);
+    // A run longer than the interval delays the next one instead of stacking runs.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match probe::run(&config).await {
+            Ok(r) => {
+                shared.metrics.observe(&r, probe::unix_now() as f64);
+                *shared.last.write().unwrap_or_else(|e| e.into_inner()) = Some(render::json(&r));
+                tracing::info!(verdict = ?r.verdict, duration_ms = r.duration_ms, "run finished");
+            }
+            Err(e) => tracing::error!(error = %crate::error_chain(&e), "run could not start"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        // Without signal handlers the process still stops on the default SIGTERM action.
+        _ => std::future::pending::<()>().await,
+    }
+    tracing::info!("shutting down");
+}
+
+pub async fn serve(
+    config: Config,
+    interval: Duration,
+    listen: SocketAddr,
+) -> Result<(), ServeError> {
+    // Refuse a bad CA file at start, not at the first run.
+    Transport::new(&TransportConfig {
+        connect_timeout: config.connect_timeout,
+        read_timeout: config.read_timeout,
+        ca_file: config.ca_file.as_deref(),
+    })?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let shared = Arc::new(Shared {
+        metrics: Metrics::new(),
+        last: RwLock::new(None),
+    });
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/report", get(report))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(shared.clone());
+    tracing::info!(%listen, "serving /metrics, /report, /healthz, /readyz");
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    // One task: the server ends on SIGTERM, which drops (cancels) a run in progress.
+    tokio::select! {
+        served = std::future::IntoFuture::into_future(server) => served.map_err(ServeError::Serve),
+        () = check_loop(config, interval, shared) => Ok(()),
+    }
+}

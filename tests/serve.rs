@@ -1,0 +1,261 @@
+//! Serve mode for real against the local stack: scrape /metrics and parse it with the
+//! reference OpenMetrics parser, read /report, and stop it with SIGTERM. Also the termination
+//! message a Job leaves for `kubectl get pod`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn get(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "5", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+/// Samples as (name, labels, value), parsed by prometheus_client's OpenMetrics parser.
+fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
+    let script = "import sys, json\n\
+from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+out = [[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]\n\
+print(json.dumps(out))";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not valid OpenMetrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Vec<(String, Value, f64)> = serde_json::from_slice(&out.stdout).unwrap();
+    v
+}
+
+fn sample<'a>(
+    samples: &'a [(String, Value, f64)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<&'a f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
+        .map(|(_, _, v)| v)
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_mode_scrapes_reports_and_stops_on_sigterm() {
+    let s = Stack::get();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let (ok, missing) = (
+        s.image("naming-server-service:latest"),
+        s.image("no-such-repo:latest"),
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-pull-probe"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(&s.env);
+    let listen = format!("127.0.0.1:{port}");
+    cmd.args([
+        "serve",
+        "--interval",
+        "1s",
+        "--listen",
+        &listen,
+        &ok,
+        &missing,
+    ]);
+    let mut server = Server(
+        cmd.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let start = Instant::now();
+    while get(&format!("{base}/readyz")).0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(30), "never ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(get(&format!("{base}/healthz")).0, 200);
+
+    let (code, report) = get(&format!("{base}/report"));
+    assert_eq!(code, 200);
+    let report: Value = serde_json::from_str(&report).unwrap();
+    validate(&report);
+    assert_eq!(report["verdict"], "fail");
+
+    // Wait for a second run, to see the schedule working.
+    let samples = loop {
+        let (code, text) = get(&format!("{base}/metrics"));
+        assert_eq!(code, 200);
+        let samples = parse_metrics(&text);
+        let pass = sample(
+            &samples,
+            "ecr_pull_probe_runs_total",
+            &[("verdict", "fail")],
+        )
+        .copied()
+        .unwrap_or(0.0);
+        if pass >= 2.0 {
+            assert!(
+                !text.contains(s.var("STACK_REGISTRY_PASSWORD")),
+                "no secret in metrics"
+            );
+            break samples;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no second run");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        sample(&samples, "ecr_pull_probe_success", &[("image", &ok)]),
+        Some(&1.0)
+    );
+    assert_eq!(
+        sample(&samples, "ecr_pull_probe_success", &[("image", &missing)]),
+        Some(&0.0)
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "ecr_pull_probe_stage_success",
+            &[("image", &missing), ("stage", "manifest")]
+        ),
+        Some(&0.0)
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "ecr_pull_probe_identity_stage_success",
+            &[("stage", "sts")]
+        ),
+        Some(&1.0)
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "ecr_pull_probe_findings",
+            &[("code", "REPOSITORY_NOT_FOUND"), ("severity", "error")]
+        ),
+        Some(&1.0)
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "ecr_pull_probe_ecr_token_expiry_timestamp_seconds",
+            &[("region", "us-east-1")]
+        ),
+        Some(&1420070400.0)
+    );
+    assert!(
+        *sample(
+            &samples,
+            "ecr_pull_probe_pulled_bytes_total",
+            &[("image", &ok)]
+        )
+        .unwrap()
+            > 100_000.0
+    );
+    assert!(*sample(&samples, "ecr_pull_probe_last_run_timestamp_seconds", &[]).unwrap() > 1.7e9);
+    assert!(
+        *sample(
+            &samples,
+            "ecr_pull_probe_stage_duration_seconds_count",
+            &[("stage", "manifest")]
+        )
+        .unwrap()
+            >= 4.0
+    );
+    let exp = *sample(
+        &samples,
+        "ecr_pull_probe_web_identity_token_expiry_timestamp_seconds",
+        &[],
+    )
+    .unwrap();
+    assert!(exp > now() as f64);
+
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stop = Instant::now();
+    let status = loop {
+        if let Some(st) = server.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            stop.elapsed() < Duration::from_secs(10),
+            "SIGTERM did not stop serve mode"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_job_leaves_its_verdict_in_the_termination_message() {
+    let s = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("termination-log");
+    std::fs::write(&log, "").unwrap();
+    let missing = s.image("no-such-repo:latest");
+    let run = probe(
+        &["check", &s.image("naming-server-service:latest"), &missing],
+        &[(
+            "ECR_PULL_PROBE_TERMINATION_LOG",
+            Some(log.to_str().unwrap()),
+        )],
+    );
+    assert_eq!(run.code, 1);
+    let msg = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        msg,
+        format!("ecr-pull-probe fail: 1 of 2 images pullable\n{missing} REPOSITORY_NOT_FOUND\n")
+    );
+    // No such file: nothing is written (outside a container).
+    let absent = dir.path().join("absent");
+    probe(
+        &["check", &s.image("naming-server-service:latest")],
+        &[(
+            "ECR_PULL_PROBE_TERMINATION_LOG",
+            Some(absent.to_str().unwrap()),
+        )],
+    );
+    assert!(!absent.exists());
+}
