@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Offline checks of what ships: the rendered manifests and the Dockerfile.
+
+- every pod spec is admissible under Kubernetes' `restricted` Pod Security level and
+  OpenShift's `restricted-v2` SCC (no runAsUser: the namespace's range assigns one);
+- Jobs and CronJobs carry the policies a gate needs (no retries, deadlines, cleanup);
+- the PodMonitor and the Service select the sidecar pods and name their metrics port;
+- the Dockerfile's final stage runs as a numeric non-root user, copies only the binary from
+  the build stage, and the build uses --locked.
+
+Each check is also run on a known-bad sample first, so a check that cannot fail is caught.
+Usage: check_packaging.py RENDERED.yaml [MORE.yaml ...] --dockerfile Dockerfile
+Prints one line per problem and a closing `N passed, N failed`.
+"""
+import argparse
+import re
+import sys
+
+import yaml
+
+# restricted-v2 (openshift/cluster-kube-apiserver-operator bindata) allowed volume types.
+ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
+                   "persistentVolumeClaim", "projected", "secret"}
+
+
+def pod_specs(doc):
+    """(where, pod spec) for every pod template in a workload object."""
+    kind = doc.get("kind")
+    name = f"{kind}/{doc.get('metadata', {}).get('name')}"
+    spec = doc.get("spec") or {}
+    if kind == "Pod":
+        yield name, spec
+    elif kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+        yield name, spec.get("template", {}).get("spec", {})
+    elif kind == "CronJob":
+        yield name, spec.get("jobTemplate", {}).get("spec", {}).get("template", {}).get("spec", {})
+
+
+def pod_security_problems(where, pod):
+    out = []
+    psc = pod.get("securityContext") or {}
+    for host in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(host):
+            out.append(f"{where}: {host} is not allowed")
+    for v in pod.get("volumes") or []:
+        kinds = set(v) - {"name"}
+        if not kinds <= ALLOWED_VOLUMES:
+            out.append(f"{where}: volume {v.get('name')} of type {sorted(kinds)} is not allowed by restricted-v2")
+    if "runAsUser" in psc or "fsGroup" in psc:
+        out.append(f"{where}: pod securityContext sets runAsUser/fsGroup; OpenShift assigns them from the namespace range")
+    pod_seccomp = (psc.get("seccompProfile") or {}).get("type")
+    for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
+        cw = f"{where} container {c.get('name')}"
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            out.append(f"{cw}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{cw}: allowPrivilegeEscalation must be false")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            out.append(f"{cw}: capabilities.drop must include ALL")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            out.append(f"{cw}: adds capabilities {caps.get('add')}")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            out.append(f"{cw}: readOnlyRootFilesystem must be true")
+        if not (sc.get("runAsNonRoot") is True or (psc.get("runAsNonRoot") is True and sc.get("runAsNonRoot") is not False)):
+            out.append(f"{cw}: runAsNonRoot must be true")
+        if "runAsUser" in sc:
+            out.append(f"{cw}: sets runAsUser; OpenShift assigns it from the namespace range")
+        seccomp = (sc.get("seccompProfile") or {}).get("type") or pod_seccomp
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            out.append(f"{cw}: seccompProfile must be RuntimeDefault")
+        res = c.get("resources") or {}
+        if not (res.get("requests", {}).get("memory") and res.get("limits", {}).get("memory")):
+            out.append(f"{cw}: memory request and limit must be set")
+    return out
+
+
+def job_problems(doc):
+    out = []
+    kind, name = doc.get("kind"), doc.get("metadata", {}).get("name")
+    where = f"{kind}/{name}"
+    if kind == "CronJob":
+        spec = doc.get("spec", {})
+        if spec.get("concurrencyPolicy") != "Forbid":
+            out.append(f"{where}: concurrencyPolicy must be Forbid")
+        for k in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+            if k not in spec:
+                out.append(f"{where}: {k} must be set")
+        job = spec.get("jobTemplate", {}).get("spec", {})
+    elif kind == "Job":
+        job = doc.get("spec", {})
+    else:
+        return out
+    if job.get("backoffLimit") != 0:
+        out.append(f"{where}: backoffLimit must be 0 (a retry would hide the verdict)")
+    for k in ("activeDeadlineSeconds", "ttlSecondsAfterFinished"):
+        if k not in job:
+            out.append(f"{where}: {k} must be set")
+    pod = job.get("template", {}).get("spec", {})
+    if pod.get("restartPolicy") != "Never":
+        out.append(f"{where}: restartPolicy must be Never")
+    for c in pod.get("containers") or []:
+        if c.get("terminationMessagePolicy") != "FallbackToLogsOnError":
+            out.append(f"{where} container {c.get('name')}: terminationMessagePolicy must be FallbackToLogsOnError")
+    return out
+
+
+def monitoring_problems(docs):
+    out = []
+    pods = [(d, t) for d in docs for _, t in [(None, d.get("spec", {}).get("template", {}))] if d.get("kind") == "Deployment"]
+    for d in docs:
+        if d.get("kind") not in ("PodMonitor", "Service"):
+            continue
+        sel = d["spec"].get("selector", {})
+        sel = sel.get("matchLabels", sel) if d["kind"] == "PodMonitor" else sel
+        port = (d["spec"].get("podMetricsEndpoints") or [{}])[0].get("port") if d["kind"] == "PodMonitor" else d["spec"]["ports"][0].get("targetPort")
+        matched = [t for _, t in pods if sel.items() <= (t.get("metadata", {}).get("labels") or {}).items()]
+        if not matched:
+            out.append(f"{d['kind']}/{d['metadata']['name']}: selector {sel} matches no pod template")
+        for t in matched:
+            names = {p.get("name") for c in t["spec"]["containers"] for p in c.get("ports") or []}
+            if port not in names:
+                out.append(f"{d['kind']}/{d['metadata']['name']}: port {port} is not a named container port")
+    return out
+
+
+def dockerfile_problems(text):
+    out = []
+    lines = [l.strip() for l in re.sub(r"\\\n", " ", text).splitlines() if l.strip() and not l.strip().startswith("#")]
+    stages = []
+    for l in lines:
+        if l.upper().startswith("FROM "):
+            stages.append([l])
+        elif stages:
+            stages[-1].append(l)
+    if len(stages) < 2:
+        return ["Dockerfile: expected a build stage and a runtime stage"]
+    if not any("cargo build" in l and "--release" in l and "--locked" in l for s in stages[:-1] for l in s):
+        out.append("Dockerfile: the build must run cargo build --release --locked")
+    final = stages[-1]
+    users = [l.split(None, 1)[1] for l in final if l.upper().startswith("USER ")]
+    if not users:
+        out.append("Dockerfile: the final stage must set USER")
+    else:
+        uid = users[-1].split(":")[0]
+        if not uid.isdigit() or int(uid) == 0:
+            out.append(f"Dockerfile: USER {users[-1]} must be a numeric non-root uid")
+    for l in final[1:]:
+        verb = l.split(None, 1)[0].upper()
+        if verb in ("RUN", "ADD"):
+            out.append(f"Dockerfile: the final stage must not {verb}: {l}")
+        if verb == "COPY":
+            m = re.match(r"COPY\s+--from=\S+\s+(\S+)\s+\S+$", l, re.I)
+            if not m or not (m.group(1).endswith("/ecr-pull-probe") or "ca-certificates" in m.group(1)):
+                out.append(f"Dockerfile: the final stage may copy only the binary (and a CA bundle): {l}")
+    return out
+
+
+BAD_POD = {"kind": "Job", "metadata": {"name": "bad"}, "spec": {"backoffLimit": 6, "template": {"spec": {
+    "securityContext": {"runAsUser": 1000}, "hostNetwork": True, "restartPolicy": "OnFailure",
+    "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+    "containers": [{"name": "c", "securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}}]}}}}
+BAD_DOCKERFILE = "FROM rust AS b\nRUN cargo build --release\nFROM debian\nRUN apt-get update\nCOPY . /app\nUSER root\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("files", nargs="+")
+    ap.add_argument("--dockerfile", required=True)
+    args = ap.parse_args()
+    passed, failed = 0, 0
+
+    def check(name, problems):
+        nonlocal passed, failed
+        for p in problems:
+            print(f"FAIL {p}")
+        if problems:
+            failed += 1
+        else:
+            passed += 1
+            print(f"ok   {name}")
+
+    # The checks must catch known-bad input.
+    bad = [p for w, s in pod_specs(BAD_POD) for p in pod_security_problems(w, s)] + job_problems(BAD_POD)
+    check("pod and job checks reject a bad Job", [] if len(bad) >= 12 else [f"only {len(bad)} problems found in the bad sample: {bad}"])
+    check("Dockerfile check rejects a bad Dockerfile", [] if len(dockerfile_problems(BAD_DOCKERFILE)) >= 4 else ["the bad Dockerfile passed"])
+
+    docs = [d for f in args.files for d in yaml.safe_load_all(open(f)) if d]
+    specs = [(w, s) for d in docs for w, s in pod_specs(d)]
+    if not specs:
+        check("manifests have pod specs", ["no pod spec found"])
+    for where, spec in specs:
+        check(f"{where}: restricted / restricted-v2", pod_security_problems(where, spec))
+    for d in docs:
+        if d.get("kind") in ("Job", "CronJob"):
+            check(f"{d['kind']}/{d['metadata']['name']}: job policies", job_problems(d))
+    check("PodMonitor and Service select the sidecar's metrics port", monitoring_problems(docs))
+    check("Dockerfile", dockerfile_problems(open(args.dockerfile).read()))
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
