@@ -1,7 +1,10 @@
 //! The binary: parse, run, print, exit. Exit codes are decided in one place, [`exit_code`].
 #![forbid(unsafe_code)]
 
+use std::error::Error;
+use std::future::Future;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser as _;
 use ecr_pull_probe::config::{
@@ -10,19 +13,27 @@ use ecr_pull_probe::config::{
 use ecr_pull_probe::report::{Report, Verdict};
 use ecr_pull_probe::{logging, probe, render, serve};
 
+type BoxError = Box<dyn Error>;
+
 /// 0: every image can be pulled. 1: at least one cannot (the gate says no). 2: the probe could
-/// not run as asked (usage or configuration error).
-fn exit_code(report: Option<&Report>) -> ExitCode {
-    match report.map(|r| r.verdict) {
-        Some(Verdict::Pass) => ExitCode::from(0),
-        Some(Verdict::Fail) => ExitCode::from(1),
-        Some(Verdict::Error) | None => ExitCode::from(2),
+/// not run as asked (usage or configuration error); `main` maps every error to 2.
+fn exit_code(report: &Report) -> ExitCode {
+    match report.verdict {
+        Verdict::Pass => ExitCode::from(0),
+        Verdict::Fail => ExitCode::from(1),
+        Verdict::Error => ExitCode::from(2),
     }
 }
 
-/// Prints an error and its causes on stderr, as `error: a: b: c`.
-fn print_error(err: &(dyn std::error::Error + 'static)) {
-    eprintln!("error: {}", ecr_pull_probe::error_chain(err));
+/// Runs `fut` on a fresh runtime, then shuts the runtime down with a bounded wait: idle pool
+/// threads or a cancelled run must not hold the process (or the pod) past its work.
+fn block_on<T, E: Error + 'static>(fut: impl Future<Output = Result<T, E>>) -> Result<T, BoxError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let out = rt.block_on(fut);
+    rt.shutdown_timeout(Duration::from_millis(500));
+    Ok(out?)
 }
 
 /// Writes the summary where the kubelet reads a termination message. The default path exists
@@ -39,74 +50,34 @@ fn write_termination_message(report: &Report) {
     }
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-}
-
-fn check(args: CheckArgs) -> ExitCode {
-    let config = match Config::from_args(args) {
-        Ok(c) => c,
-        Err(e) => {
-            print_error(&e);
-            return exit_code(None);
-        }
-    };
+fn check(args: CheckArgs) -> Result<ExitCode, BoxError> {
+    let config = Config::from_args(args)?;
     logging::init(config.log_format);
-    let result = runtime()
-        .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)
-        .and_then(|rt| {
-            rt.block_on(probe::run(&config))
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)
-        });
-    match result {
-        Ok(report) => {
-            let out = match config.output {
-                OutputFormat::Json => render::json(&report),
-                OutputFormat::Text => render::text(&report),
-            };
-            println!("{out}");
-            write_termination_message(&report);
-            exit_code(Some(&report))
-        }
-        Err(e) => {
-            print_error(e.as_ref());
-            exit_code(None)
-        }
-    }
+    let report = block_on(probe::run(&config))?;
+    let out = match config.output {
+        OutputFormat::Json => render::json(&report),
+        OutputFormat::Text => render::text(&report),
+    };
+    println!("{out}");
+    write_termination_message(&report);
+    Ok(exit_code(&report))
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let config = match ServeConfig::from_args(args) {
-        Ok(c) => c,
-        Err(e) => {
-            print_error(&e);
-            return exit_code(None);
-        }
-    };
+fn serve(args: ServeArgs) -> Result<ExitCode, BoxError> {
+    let config = ServeConfig::from_args(args)?;
     logging::init(config.check.log_format);
-    let result = runtime()
-        .map_err(|e| Box::new(e) as Box<dyn std::error::Error>)
-        .and_then(|rt| {
-            let served = rt.block_on(serve::serve(config.check, config.interval, config.listen));
-            // The server has drained; idle pool threads must not hold the pod past SIGTERM.
-            rt.shutdown_timeout(std::time::Duration::from_millis(500));
-            served.map_err(|e| Box::new(e) as Box<dyn std::error::Error>)
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            print_error(e.as_ref());
-            exit_code(None)
-        }
-    }
+    block_on(serve::serve(config.check, config.interval, config.listen))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
-    // clap exits 2 on usage errors, 0 for --help/--version.
-    match Cli::parse().command {
+    // clap itself exits 2 on usage errors, 0 for --help and --version.
+    let result = match Cli::parse().command {
         Command::Check(args) => check(args),
         Command::Serve(args) => serve(args),
-    }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {}", ecr_pull_probe::error_chain(e.as_ref()));
+        ExitCode::from(2)
+    })
 }

@@ -283,12 +283,7 @@ impl<'a> ImageCtx<'a> {
         let mut manifest = None;
         let base = registry::endpoint_for(img, &self.config.registry_endpoints);
         let endpoint = base.as_ref().map(|u| u.to_string()).unwrap_or_default();
-        let token = img.ecr.as_ref().and_then(|e| {
-            self.tokens.get(&TokenKey {
-                partition: e.partition,
-                region: e.region.clone(),
-            })
-        });
+        let token = self.token_for(img);
         let token_info = token
             .and_then(|t| t.result.as_ref().ok())
             .map(|t| t.info.clone());
@@ -527,21 +522,25 @@ impl<'a> ImageCtx<'a> {
         diagnosis::ecr_image_failure(&failure, img)
     }
 
+    /// The shared token fetch for an ECR image's (partition, region).
+    fn token_for(&self, img: &ImageRef) -> Option<&'a TokenResult> {
+        let e = img.ecr.as_ref()?;
+        self.tokens.get(&TokenKey {
+            partition: e.partition,
+            region: e.region.clone(),
+        })
+    }
+
     fn diag_ctx<'b>(
         &'b self,
         img: &'b ImageRef,
         registry_host: &'b str,
         repository_exists: Option<bool>,
     ) -> RegistryContext<'b> {
-        let token = img.ecr.as_ref().and_then(|e| {
-            self.tokens
-                .get(&TokenKey {
-                    partition: e.partition,
-                    region: e.region.clone(),
-                })
-                .and_then(|t| t.result.as_ref().ok())
-                .map(|t| &t.info)
-        });
+        let token = self
+            .token_for(img)
+            .and_then(|t| t.result.as_ref().ok())
+            .map(|t| &t.info);
         RegistryContext {
             image: img,
             registry_host,

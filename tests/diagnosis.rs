@@ -230,11 +230,7 @@ fn a_skewed_aws_clock_is_a_warning_with_the_dates() {
 
 #[test]
 fn an_unreachable_aws_endpoint_is_named() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let run = probe(
         &[

@@ -73,11 +73,7 @@ impl Drop for Server {
 #[test]
 fn serve_mode_scrapes_reports_and_stops_on_sigterm() {
     let s = Stack::get();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let (ok, missing) = (
         s.image("naming-server-service:latest"),

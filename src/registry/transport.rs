@@ -117,6 +117,8 @@ impl TransportError {
     /// signature that must not reach logs or the report.
     fn classify(e: reqwest::Error, host: String, hop: Hop) -> Self {
         let e = e.without_url();
+        // rustls' verdict reaches us wrapped in hyper and io errors with no typed path through
+        // reqwest; its text ("invalid peer certificate: UnknownIssuer") is the stable part.
         if error_chain_mentions(&e, "certificate") {
             TransportError::Tls {
                 host,

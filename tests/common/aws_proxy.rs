@@ -68,20 +68,14 @@ impl AwsProxy {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
         let rules = Arc::new(rules);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = TcpListener::from_std(listener).unwrap();
-                while let Ok((s, _)) = listener.accept().await {
-                    let (rules, seen) = (rules.clone(), seen2.clone());
-                    tokio::spawn(async move {
-                        handle(s, upstream, &rules, &seen, date_shift_secs).await
-                    });
-                }
-            });
+        super::spawn_server(move || async move {
+            let listener = TcpListener::from_std(listener).unwrap();
+            while let Ok((s, _)) = listener.accept().await {
+                let (rules, seen) = (rules.clone(), seen2.clone());
+                tokio::spawn(
+                    async move { handle(s, upstream, &rules, &seen, date_shift_secs).await },
+                );
+            }
         });
         AwsProxy { addr, seen }
     }

@@ -137,11 +137,7 @@ impl FaultRegistry {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let storage_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         // A port that was free a moment ago: connections to it are refused.
-        let refused_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let refused_port = super::free_port();
         std_listener.set_nonblocking(true).unwrap();
         storage_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
@@ -150,40 +146,52 @@ impl FaultRegistry {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let layer_digest = c.layer.0.clone();
         let (seen2, c2) = (seen.clone(), c.clone());
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let registry = TcpListener::from_std(std_listener).unwrap();
-                let storage = TcpListener::from_std(storage_listener).unwrap();
-                let (seen3, c3) = (seen2.clone(), c2.clone());
-                tokio::spawn(async move {
-                    while let Ok((mut s, _)) = storage.accept().await {
-                        let (seen, c) = (seen3.clone(), c3.clone());
-                        tokio::spawn(async move {
-                            let Some(r) = read_request(&mut s).await else { return };
-                            seen.lock().unwrap().push(Seen { server: "storage", path: r.path.clone(), authorization: r.authorization });
-                            if r.authorization {
-                                // S3's answer to a presigned URL that also carries a header.
-                                let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified</Message></Error>";
-                                respond(&mut s, "400 Bad Request", &[("Content-Type", "application/xml".into())], body).await;
-                            } else {
-                                respond(&mut s, "200 OK", &[], &c.layer.1).await;
-                            }
-                        });
-                    }
-                });
-                while let Ok((mut s, _)) = registry.accept().await {
-                    let (seen, c) = (seen2.clone(), c2.clone());
+        super::spawn_server(move || async move {
+            let registry = TcpListener::from_std(std_listener).unwrap();
+            let storage = TcpListener::from_std(storage_listener).unwrap();
+            let (seen3, c3) = (seen2.clone(), c2.clone());
+            tokio::spawn(async move {
+                while let Ok((mut s, _)) = storage.accept().await {
+                    let (seen, c) = (seen3.clone(), c3.clone());
                     tokio::spawn(async move {
-                        let Some(r) = read_request(&mut s).await else { return };
-                        seen.lock().unwrap().push(Seen { server: "registry", path: r.path.clone(), authorization: r.authorization });
-                        serve(&mut s, &r, fault, &c, storage_port, refused_port).await;
+                        let Some(r) = read_request(&mut s).await else {
+                            return;
+                        };
+                        seen.lock().unwrap().push(Seen {
+                            server: "storage",
+                            path: r.path.clone(),
+                            authorization: r.authorization,
+                        });
+                        if r.authorization {
+                            // S3's answer to a presigned URL that also carries a header.
+                            let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>InvalidArgument</Code><Message>Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified</Message></Error>";
+                            respond(
+                                &mut s,
+                                "400 Bad Request",
+                                &[("Content-Type", "application/xml".into())],
+                                body,
+                            )
+                            .await;
+                        } else {
+                            respond(&mut s, "200 OK", &[], &c.layer.1).await;
+                        }
                     });
                 }
             });
+            while let Ok((mut s, _)) = registry.accept().await {
+                let (seen, c) = (seen2.clone(), c2.clone());
+                tokio::spawn(async move {
+                    let Some(r) = read_request(&mut s).await else {
+                        return;
+                    };
+                    seen.lock().unwrap().push(Seen {
+                        server: "registry",
+                        path: r.path.clone(),
+                        authorization: r.authorization,
+                    });
+                    serve(&mut s, &r, fault, &c, storage_port, refused_port).await;
+                });
+            }
         });
         FaultRegistry {
             addr,

@@ -145,6 +145,29 @@ pub fn write_token(dir: &Path, name: &str, claims: &Value) -> PathBuf {
     path
 }
 
+/// A loopback port that was free a moment ago (nothing listens there now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Runs a test server in a thread of its own on a current-thread runtime; `serve` is called
+/// inside the runtime, so it may register std listeners with tokio.
+pub fn spawn_server<F>(serve: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a test runtime")
+            .block_on(serve());
+    });
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
