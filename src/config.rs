@@ -128,6 +128,11 @@ pub struct CheckArgs {
     /// Images checked at once.
     #[arg(long, env = "ECR_PULL_PROBE_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
+
+    /// Also pull with the credentials the kubelet would take from this docker config (a
+    /// mounted `.dockerconfigjson` or `.dockercfg` pull Secret).
+    #[arg(long, env = "ECR_PULL_PROBE_DOCKER_CONFIG")]
+    pub docker_config: Option<PathBuf>,
 }
 
 /// A validated `check` configuration.
@@ -144,6 +149,7 @@ pub struct Config {
     pub registry_endpoints: Vec<(String, Url)>,
     pub ca_file: Option<PathBuf>,
     pub concurrency: usize,
+    pub docker_config: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -277,6 +283,7 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             ca_file: a.ca_file,
             concurrency: a.concurrency,
+            docker_config: a.docker_config,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod logging;
 pub mod metrics;
 pub mod probe;
+pub mod pullsecret;
 pub mod reference;
 pub mod registry;
 pub mod render;

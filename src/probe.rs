@@ -15,14 +15,16 @@ use crate::config::{Config, LayerMode};
 use crate::diagnosis::{self, Code, RegistryContext};
 use crate::ecr::{self, EcrToken, TokenKey};
 use crate::identity::{self, CredentialMode, IdentityEnv};
+use crate::pullsecret::{self, Entry, Malformed};
 use crate::reference::{HostForm, ImageRef};
 use crate::registry::manifest::Descriptor;
 use crate::registry::transport::{Transport, TransportConfig, TransportConfigError, host_of};
 use crate::registry::{self, RegistryError, Session};
 use crate::report::{
     self, BlobKind, BlobReport, EcrRef, Finding, IdentityReport, ImageReport, ManifestReport,
-    ReferenceReport, Report, Stage, Status, Tool,
+    Paths, ReferenceReport, Report, SecretPath, Stage, Status, Tool, Verdict,
 };
+use crate::secret::Secret;
 use crate::sts::{self, StsOutcome};
 
 /// Layers fetched at once per image, like a container runtime's default.
@@ -98,6 +100,12 @@ const IMAGE_STAGES: [&str; 5] = ["ecr_token", "registry_auth", "manifest", "conf
 pub enum SetupError {
     #[error(transparent)]
     Transport(#[from] TransportConfigError),
+    #[error("cannot read the docker config {path}")]
+    DockerConfig {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub async fn run(config: &Config) -> Result<Report, SetupError> {
@@ -110,6 +118,19 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         read_timeout: config.read_timeout,
         ca_file: config.ca_file.as_deref(),
     })?;
+
+    // A pull secret mounted as a file: unreadable is a configuration error; unparsable is a
+    // finding, since it is what the kubelet would be given.
+    let docker_config = match &config.docker_config {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|source| SetupError::DockerConfig {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Some((path.display().to_string(), pullsecret::parse(&bytes)))
+        }
+        None => None,
+    };
 
     // Stage 1: identity.
     let env = IdentityEnv::from_env();
@@ -178,6 +199,7 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         transport: &transport,
         sts: sts_outcome.as_ref(),
         tokens: &tokens,
+        docker_config: docker_config.as_ref().map(|(p, e)| (p.as_str(), e)),
         deadline,
         timeout_secs,
     };
@@ -265,6 +287,7 @@ struct ImageCtx<'a> {
     transport: &'a Transport,
     sts: Option<&'a StsOutcome>,
     tokens: &'a BTreeMap<TokenKey, TokenResult>,
+    docker_config: Option<(&'a str, &'a Result<Vec<Entry>, Malformed>)>,
     deadline: Instant,
     timeout_secs: f64,
 }
@@ -288,9 +311,9 @@ impl<'a> ImageCtx<'a> {
             .and_then(|t| t.result.as_ref().ok())
             .map(|t| t.info.clone());
 
-        self.run_stages(
+        self.pod_path(
             img,
-            base,
+            &base,
             token,
             &mut stages,
             &mut blobs,
@@ -299,14 +322,26 @@ impl<'a> ImageCtx<'a> {
         )
         .await;
         skip_rest(&mut stages, &IMAGE_STAGES);
+        let pod = report::image_verdict(&stages);
+        let pull_secrets = match self.docker_config {
+            Some((source, entries)) => Some(self.secret_path(img, &base, source, entries).await),
+            None => None,
+        };
 
-        let verdict = report::image_verdict(&stages);
-        if verdict == report::Verdict::Pass && img.ecr.is_some() {
+        if pod == Verdict::Pass && img.ecr.is_some() {
             findings.push(diagnosis::pod_identity_can_pull(
                 img,
                 self.sts.map(|s| &s.caller),
             ));
         }
+        let secret_status = pull_secrets.as_ref().map(|p| p.status);
+        findings.extend(diagnosis::paths_disagree(pod, secret_status));
+        findings.extend(diagnosis::node_provider_host(img));
+        let verdict = if pod == Verdict::Pass && secret_status != Some(Status::Fail) {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
         ImageReport {
             image: img.original.clone(),
             verdict,
@@ -330,23 +365,94 @@ impl<'a> ImageCtx<'a> {
             manifest,
             blobs,
             stages,
+            paths: Paths {
+                pod_identity: match pod {
+                    Verdict::Pass => Status::Pass,
+                    _ => Status::Fail,
+                },
+                pull_secrets,
+            },
             findings,
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn run_stages(
+    /// The pull-secret path: the matching entries in the kubelet's order, each tried with a
+    /// real pull until one works.
+    async fn secret_path(
         &self,
         img: &ImageRef,
-        base: Result<reqwest::Url, RegistryError>,
+        base: &Result<reqwest::Url, RegistryError>,
+        source: &str,
+        entries: &Result<Vec<Entry>, Malformed>,
+    ) -> SecretPath {
+        let mut path = SecretPath {
+            status: Status::Fail,
+            source: source.to_string(),
+            entry: None,
+            username: None,
+            password_expires_at: None,
+            stages: vec![],
+            findings: vec![],
+        };
+        let entries = match entries {
+            Ok(e) => e,
+            Err(m) => {
+                path.findings
+                    .push(diagnosis::pull_secret_malformed(source, m));
+                return path;
+            }
+        };
+        let candidates = pullsecret::matching(entries, img);
+        if candidates.is_empty() {
+            path.findings.push(diagnosis::pull_secret_no_match(
+                img,
+                entries,
+                pullsecret::other_region(entries, img),
+            ));
+            return path;
+        }
+        for entry in candidates {
+            path.entry = Some(entry.key.clone());
+            path.username = Some(entry.username.clone());
+            path.password_expires_at = entry.ecr_password_expiration;
+            if let Some(f) = diagnosis::pull_secret_expired(entry, unix_now()) {
+                path.findings.push(f);
+                continue;
+            }
+            let (mut stages, mut blobs, mut manifest) = (Vec::new(), Vec::new(), None);
+            self.pull(
+                img,
+                base,
+                Some(&entry.basic),
+                &mut stages,
+                &mut blobs,
+                &mut manifest,
+            )
+            .await;
+            skip_rest(&mut stages, &IMAGE_STAGES[1..]);
+            let passed = report::image_verdict(&stages) == Verdict::Pass;
+            path.stages = stages;
+            if passed {
+                path.status = Status::Pass;
+                break;
+            }
+        }
+        path
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// The pod-identity path: the shared ECR token, then the pull with it.
+    #[allow(clippy::too_many_arguments)]
+    async fn pod_path(
+        &self,
+        img: &ImageRef,
+        base: &Result<reqwest::Url, RegistryError>,
         token: Option<&TokenResult>,
         stages: &mut Vec<Stage>,
         blobs: &mut Vec<BlobReport>,
         manifest: &mut Option<ManifestReport>,
         findings: &mut Vec<Finding>,
     ) {
-        let (deadline, secs) = (self.deadline, self.timeout_secs);
-
         // ECR token: shared per region; a non-ECR registry gets none.
         let basic = match (&img.ecr, token) {
             (None, _) => {
@@ -384,6 +490,20 @@ impl<'a> ImageCtx<'a> {
             },
         };
 
+        self.pull(img, base, basic, stages, blobs, manifest).await;
+    }
+
+    /// The registry stages of one path: `/v2/` and login, manifest, config, layers.
+    async fn pull(
+        &self,
+        img: &ImageRef,
+        base: &Result<reqwest::Url, RegistryError>,
+        basic: Option<&Secret<String>>,
+        stages: &mut Vec<Stage>,
+        blobs: &mut Vec<BlobReport>,
+        manifest: &mut Option<ManifestReport>,
+    ) {
+        let (deadline, secs) = (self.deadline, self.timeout_secs);
         let base = match base {
             Ok(b) => b,
             Err(e) => {
@@ -392,15 +512,15 @@ impl<'a> ImageCtx<'a> {
                     "registry_auth",
                     0,
                     None,
-                    vec![diagnosis::registry_finding(&e, &ctx)],
+                    vec![diagnosis::registry_finding(e, &ctx)],
                 ));
                 return;
             }
         };
-        let registry_host = host_of(&base);
+        let registry_host = host_of(base);
 
         let Some(session) = stage("registry_auth", deadline, secs, stages, async {
-            match registry::login(self.transport, &base, &img.repository, basic).await {
+            match registry::login(self.transport, base, &img.repository, basic).await {
                 Ok((session, check)) => {
                     let skew =
                         diagnosis::clock_skew(&check.served_by, check.server_date, unix_now());

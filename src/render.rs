@@ -117,6 +117,19 @@ pub fn text(report: &Report) -> String {
         for s in &img.stages {
             stage_line(&mut out, s);
         }
+        if let Some(p) = &img.paths.pull_secrets {
+            let _ = writeln!(
+                out,
+                "  {} pull secrets ({}, entry {})",
+                mark(p.status),
+                p.source,
+                p.entry.as_deref().unwrap_or("none")
+            );
+            for s in &p.stages {
+                out.push_str("  ");
+                stage_line(&mut out, s);
+            }
+        }
     }
     let mut all: Vec<&Finding> = all_findings(report).collect();
     all.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -224,6 +237,10 @@ mod tests {
                 manifest: None,
                 blobs: vec![],
                 stages: vec![Stage::from_findings("manifest", 5, Some(2048), vec![f])],
+                paths: Paths {
+                    pod_identity: Status::Fail,
+                    pull_secrets: None,
+                },
                 findings: vec![],
             }],
         }

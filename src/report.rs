@@ -12,7 +12,7 @@ use crate::ecr::EcrTokenInfo;
 use crate::identity::{CredentialMode, TokenClaims};
 use crate::sts::Caller;
 
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "1.1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -127,6 +127,32 @@ pub struct BlobReport {
     pub duration_ms: u64,
 }
 
+/// The pull-secret path: the same real pull with the credentials the kubelet would take from a
+/// docker config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretPath {
+    pub status: Status,
+    /// Where the docker config came from (`--docker-config`).
+    pub source: String,
+    /// The key of the entry that was used last, if any matched.
+    pub entry: Option<String>,
+    pub username: Option<String>,
+    /// `expiration` of an ECR-format password in that entry, Unix seconds.
+    pub password_expires_at: Option<i64>,
+    /// The registry stages of the last attempt.
+    pub stages: Vec<Stage>,
+    pub findings: Vec<Finding>,
+}
+
+/// Each way the image could be pulled, checked side by side (since schema 1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Paths {
+    /// The pod's own identity: the image's `stages`.
+    pub pod_identity: Status,
+    /// Present when a docker config was given.
+    pub pull_secrets: Option<SecretPath>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageReport {
     pub image: String,
@@ -136,6 +162,7 @@ pub struct ImageReport {
     pub manifest: Option<ManifestReport>,
     pub blobs: Vec<BlobReport>,
     pub stages: Vec<Stage>,
+    pub paths: Paths,
     /// Findings about the image as a whole, such as what a pass means for the kubelet.
     pub findings: Vec<Finding>,
 }
@@ -192,12 +219,18 @@ pub fn all_findings(report: &Report) -> impl Iterator<Item = &Finding> {
         .stages
         .iter()
         .flat_map(|s| &s.findings)
-        .chain(
-            report
-                .images
+        .chain(report.images.iter().flat_map(|i| {
+            let secret = i
+                .paths
+                .pull_secrets
                 .iter()
-                .flat_map(|i| i.stages.iter().flat_map(|s| &s.findings).chain(&i.findings)),
-        )
+                .flat_map(|p| p.stages.iter().flat_map(|s| &s.findings).chain(&p.findings));
+            i.stages
+                .iter()
+                .flat_map(|s| &s.findings)
+                .chain(secret)
+                .chain(&i.findings)
+        }))
 }
 
 /// An image passes when none of its stages failed and its manifest was actually read: stages

@@ -321,3 +321,28 @@ fn text_output_shows_stages_and_findings() {
     );
     assert!(err < cause && cause < fix);
 }
+
+#[test]
+fn a_dual_stack_host_pulls_and_warns_about_node_credential_providers() {
+    let s = Stack::get();
+    let host = s
+        .var("STACK_ECR_HOST")
+        .replace(".dkr.ecr.", ".dkr-ecr.")
+        .replace(".amazonaws.com", ".on.aws");
+    let endpoint = format!("{host}=https://{}", s.var("STACK_REGISTRY"));
+    let run = probe(
+        &[
+            "check",
+            &format!("{host}/consultingfirm/naming-server-service:latest"),
+        ],
+        &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let r = run.report();
+    let img = only_image(&r);
+    assert_eq!(img["reference"]["ecr"]["host_form"], "dual_stack");
+    assert_eq!(
+        finding(img, "NODE_PROVIDER_HOST_NOT_MATCHED")["severity"],
+        "warning"
+    );
+}

@@ -167,6 +167,27 @@ catalogue! {
     KMS_ERROR: Error, false, "The repository's KMS key cannot be used",
         cause: "ECR reports `KmsError`: the customer-managed key that encrypts the repository is disabled, pending deletion, or its grant to ECR was revoked.",
         fix: "Enable the key or restore ECR's grant on it.";
+    PULL_SECRET_MALFORMED: Error, false, "The pull secret cannot be parsed",
+        cause: "The `.dockerconfigjson` / `.dockercfg` content is not JSON, or an entry has no usable `auth` (base64 `user:password`) or `username`/`password`; the kubelet ignores it.",
+        fix: "Recreate the Secret with `kubectl create secret docker-registry` or from a generator such as the External Secrets Operator `ECRAuthorizationToken`.";
+    PULL_SECRET_NO_MATCH: Error, false, "No pull-secret entry covers the registry",
+        cause: "None of the docker config's keys matches the image's registry host (and path) by the kubelet's rules, so the kubelet sends no credentials from it.",
+        fix: "Add an entry whose key is the registry host exactly as in the image reference (for ECR `<account>.dkr.ecr.<region>.amazonaws.com`).";
+    PULL_SECRET_WRONG_REGION: Error, false, "The pull secret is for the account's registry in another region",
+        cause: "The docker config has an entry for this ECR account in another region; ECR tokens are region-bound, so it cannot open this registry.",
+        fix: "Mint the token in the image's region (for the External Secrets Operator generator, its `region`) and key the entry by this registry host.";
+    PULL_SECRET_TOKEN_EXPIRED: Error, false, "The ECR token in the pull secret has expired",
+        cause: "The entry's password is an ECR token whose `expiration` has passed; ECR tokens last 12 hours and the Secret was not refreshed.",
+        fix: "Refresh the Secret well within 12 hours (External Secrets Operator `ECRAuthorizationToken` with `refreshInterval` under 12h), or pull with the node role instead.";
+    KUBELET_PATH_FAILS_POD_PATH_PASSES: Warning, false, "The pod's identity can pull, the kubelet's credentials cannot",
+        cause: "The pod's web identity pulls the image, but the credentials the kubelet would use (the pull secrets) do not: an `ImagePullBackOff` follows although the pod's role is fine. This is the incident this probe was written for.",
+        fix: "Fix the kubelet's path: refresh or correct the pull secret, or give the node (worker) role ECR read access and name it in the repository policy for a cross-account repository; on Kubernetes 1.34+ consider the ECR credential provider's service-account-token mode.";
+    POD_PATH_FAILS_KUBELET_PATH_PASSES: Info, false, "The kubelet's credentials can pull, the pod's identity cannot",
+        cause: "The pull secrets open the registry but the pod's web identity does not. Image pulls will work; only an application that pulls or reads ECR with its own role is affected.",
+        fix: "Nothing to do for image pulls; grant the pod's role ECR read access only if the application itself needs it.";
+    NODE_PROVIDER_HOST_NOT_MATCHED: Warning, false, "Node credential providers may not match this ECR host form",
+        cause: "The image uses a dual-stack ECR host (`*.dkr-ecr.*.on.aws`), which the default `matchImages` of the kubelet ECR credential provider on OpenShift/ROSA does not list, so nodes send no ECR credentials for it.",
+        fix: "Use the standard host `<account>.dkr.ecr.<region>.amazonaws.com`, or add the dual-stack pattern to the credential provider's `matchImages`, or use a pull secret keyed by this host.";
     POD_IDENTITY_CAN_PULL: Info, false, "This pod's identity can pull the image, but the kubelet does not use it",
         cause: "Image pulls are done by the kubelet/CRI-O with the node's credentials (the worker role through the kubelet ECR credential provider) or with `imagePullSecrets`, never with the pod's web identity. An `ImagePullBackOff` with this result points at the node role or the pull secrets.",
         fix: "Give the node (worker) role ECR read permissions and, for a repository in another account, name that role in the repository policy; or attach an `imagePullSecret` refreshed within 12 hours; or, on Kubernetes 1.34+ with the ECR credential provider in service-account-token mode, annotate the ServiceAccount with `eks.amazonaws.com/ecr-role-arn`.";

@@ -16,8 +16,9 @@ use crate::ecr::{EcrError, EcrTokenInfo, ImageFailure};
 use crate::identity::{
     CredentialMode, IdentityEnv, IdentityInspection, STS_AUDIENCE, TokenClaims, TokenProblem,
 };
-use crate::reference::ImageRef;
-use crate::report::{Finding, Severity};
+use crate::pullsecret::{Entry, Malformed};
+use crate::reference::{HostForm, ImageRef};
+use crate::report::{Finding, Severity, Status, Verdict};
 use crate::sts::{Caller, StsError};
 
 /// Differences between the local clock and a server's below this are normal.
@@ -434,6 +435,95 @@ pub fn not_ecr(image: &ImageRef) -> Finding {
         ),
     )
     .with("registry", image.registry.clone())
+}
+
+pub fn pull_secret_malformed(source: &str, m: &Malformed) -> Finding {
+    Finding::new(
+        Code::PULL_SECRET_MALFORMED,
+        format!("{source} is unusable: {m}"),
+    )
+    .with("source", source.to_string())
+}
+
+pub fn pull_secret_no_match(
+    image: &ImageRef,
+    entries: &[Entry],
+    other: Option<(&Entry, String)>,
+) -> Finding {
+    let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+    let f = match other {
+        Some((e, region)) => Finding::new(
+            Code::PULL_SECRET_WRONG_REGION,
+            format!(
+                "the pull secret has {} (region {region}) but the image is in {}",
+                e.key,
+                image
+                    .ecr
+                    .as_ref()
+                    .map_or("another region", |h| h.region.as_str())
+            ),
+        )
+        .with("entry_region", region),
+        None => Finding::new(
+            Code::PULL_SECRET_NO_MATCH,
+            format!("no pull-secret entry covers {}", image.registry),
+        ),
+    };
+    f.with("registry", image.registry.clone())
+        .with("keys", keys)
+}
+
+pub fn pull_secret_expired(entry: &Entry, now: i64) -> Option<Finding> {
+    let exp = entry.ecr_password_expiration.filter(|e| *e <= now)?;
+    Some(
+        Finding::new(
+            Code::PULL_SECRET_TOKEN_EXPIRED,
+            format!(
+                "the ECR token for {} expired {} s ago",
+                entry.key,
+                now - exp
+            ),
+        )
+        .with("entry", entry.key.clone())
+        .with("expired_at", rfc3339(exp))
+        .with("now", rfc3339(now)),
+    )
+}
+
+/// The summary when the pod's path and the kubelet's disagree.
+pub fn paths_disagree(pod: Verdict, pull_secrets: Option<Status>) -> Option<Finding> {
+    match (pod, pull_secrets?) {
+        (Verdict::Pass, Status::Fail) => Some(Finding::new(
+            Code::KUBELET_PATH_FAILS_POD_PATH_PASSES,
+            "the pod's identity can pull this image but the pull secrets cannot: the kubelet will fail",
+        )),
+        (Verdict::Fail, Status::Pass) => Some(Finding::new(
+            Code::POD_PATH_FAILS_KUBELET_PATH_PASSES,
+            "the pull secrets can pull this image but the pod's identity cannot",
+        )),
+        _ => None,
+    }
+}
+
+/// A warning for ECR host forms the node credential provider's default patterns miss.
+pub fn node_provider_host(image: &ImageRef) -> Option<Finding> {
+    let e = image.ecr.as_ref()?;
+    matches!(e.form, HostForm::DualStack | HostForm::DualStackFips).then(|| {
+        Finding::new(
+            Code::NODE_PROVIDER_HOST_NOT_MATCHED,
+            format!("{} is a dual-stack ECR host, which the default node credential provider patterns do not match", image.registry),
+        )
+        .with(
+            "default_match_images",
+            vec![
+                "*.dkr.ecr.*.amazonaws.com",
+                "*.dkr.ecr.*.amazonaws.com.cn",
+                "*.dkr.ecr-fips.*.amazonaws.com",
+                "*.dkr.ecr.us-iso-east-1.c2s.ic.gov",
+                "*.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+            ],
+        )
+    })
 }
 
 /// The finding that answers the incident: the pod can pull, the kubelet might not.

@@ -487,3 +487,30 @@ fn ecr_api_failure_codes() {
     );
     assert!(ecr_image_failure(&f("UpstreamUnavailable"), &img).is_none());
 }
+
+#[test]
+fn path_disagreements_and_host_forms() {
+    use crate::report::{Status, Verdict};
+    assert_eq!(
+        paths_disagree(Verdict::Pass, Some(Status::Fail))
+            .unwrap()
+            .code,
+        Code::KUBELET_PATH_FAILS_POD_PATH_PASSES
+    );
+    assert_eq!(
+        paths_disagree(Verdict::Fail, Some(Status::Pass))
+            .unwrap()
+            .code,
+        Code::POD_PATH_FAILS_KUBELET_PATH_PASSES
+    );
+    assert!(paths_disagree(Verdict::Pass, Some(Status::Pass)).is_none());
+    assert!(paths_disagree(Verdict::Pass, None).is_none());
+    let dual: ImageRef = "818140567777.dkr-ecr.us-east-1.on.aws/a/b:1"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        node_provider_host(&dual).unwrap().code,
+        Code::NODE_PROVIDER_HOST_NOT_MATCHED
+    );
+    assert!(node_provider_host(&image()).is_none());
+}

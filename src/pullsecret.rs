@@ -1,0 +1,276 @@
+//! The pull-secret path: what the kubelet would use from a `.dockerconfigjson` (or legacy
+//! `.dockercfg`) Secret. Parsing and the kubelet's registry matching are pure; the pull itself
+//! is the same real pull as the pod's.
+//!
+//! Matching follows the kubelet's credential keyring (`pkg/credentialprovider`): a key is a
+//! URL without scheme (`host[:port][/path]`), hosts match label by label with `*` globs, ports
+//! must be equal, the image path must start with the key's path, and more specific keys are
+//! tried first.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::ecr;
+use crate::reference::{EcrHost, ImageRef};
+use crate::secret::Secret;
+
+/// One credential of a docker config.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The key as written (`818140567777.dkr.ecr.us-east-1.amazonaws.com`, `https://index.docker.io/v1/`).
+    pub key: String,
+    pub username: String,
+    /// `base64(username:password)`, ready for `Authorization: Basic`.
+    pub basic: Secret<String>,
+    /// `expiration` of an ECR-format password, Unix seconds.
+    pub ecr_password_expiration: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    #[error("not JSON")]
+    NotJson,
+    #[error("entry {0:?} has neither `auth` nor `username`/`password`")]
+    NoCredentials(String),
+    #[error("entry {0:?} has an `auth` that is not base64 `user:password`")]
+    BadAuth(String),
+}
+
+#[derive(Deserialize, Default)]
+struct RawEntry {
+    auth: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct DockerConfigJson {
+    auths: BTreeMap<String, RawEntry>,
+}
+
+/// Parses `.dockerconfigjson` (`{"auths": {...}}`) or `.dockercfg` (the map itself). Errors
+/// name the key, never a credential.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, Malformed> {
+    let map = match serde_json::from_slice::<DockerConfigJson>(bytes) {
+        Ok(c) => c.auths,
+        Err(_) => serde_json::from_slice::<BTreeMap<String, RawEntry>>(bytes)
+            .map_err(|_| Malformed::NotJson)?,
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    map.into_iter()
+        .map(|(key, raw)| {
+            let (username, password) = match (raw.auth, raw.username, raw.password) {
+                (Some(auth), _, _) => {
+                    let decoded = b64
+                        .decode(auth.trim())
+                        .ok()
+                        .and_then(|d| String::from_utf8(d).ok())
+                        .ok_or_else(|| Malformed::BadAuth(key.clone()))?;
+                    let (u, p) = decoded
+                        .split_once(':')
+                        .ok_or_else(|| Malformed::BadAuth(key.clone()))?;
+                    (u.to_string(), p.to_string())
+                }
+                (None, Some(u), Some(p)) => (u, p),
+                _ => return Err(Malformed::NoCredentials(key)),
+            };
+            let token = Secret::new(b64.encode(format!("{username}:{password}")));
+            let ecr_password_expiration = ecr::decode_authorization_token(&token)
+                .ok()
+                .and_then(|d| d.password_expiration);
+            Ok(Entry {
+                key,
+                username,
+                basic: token,
+                ecr_password_expiration,
+            })
+        })
+        .collect()
+}
+
+/// `(host, port, path)` of a key or image location, lower-cased host, no scheme.
+fn split(url: &str) -> (String, Option<String>, String) {
+    let rest = url
+        .split_once("://")
+        .map_or(url, |(_, r)| r)
+        .trim_end_matches('/');
+    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p.to_string())),
+        _ => (hostport, None),
+    };
+    (host.to_ascii_lowercase(), port, path.to_string())
+}
+
+/// Docker Hub's aliases all mean the same registry to the kubelet.
+fn canonical_host(h: &str) -> &str {
+    match h {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "index.docker.io"
+        }
+        other => other,
+    }
+}
+
+/// `*` matches any run of characters within one host label (filepath.Match, as the kubelet).
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
+        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+    }
+}
+
+/// Whether a docker config key covers an image, by the kubelet's rules.
+pub fn key_matches(key: &str, image: &ImageRef) -> bool {
+    let (kh, kp, kpath) = split(key);
+    // `index.docker.io/v1/` style keys name the registry, not a repository path.
+    let kpath = match kpath.as_str() {
+        "v1" | "v2" => String::new(),
+        _ => kpath,
+    };
+    let (ih, ip, _) = split(&image.registry);
+    let (kh, ih) = (canonical_host(&kh), canonical_host(&ih));
+    let (kl, il): (Vec<&str>, Vec<&str>) = (kh.split('.').collect(), ih.split('.').collect());
+    kl.len() == il.len()
+        && kl
+            .iter()
+            .zip(&il)
+            .all(|(k, i)| glob(k.as_bytes(), i.as_bytes()))
+        && kp == ip
+        && (kpath.is_empty()
+            || image.repository == kpath
+            || image.repository.starts_with(&format!("{kpath}/")))
+}
+
+/// The entries that cover `image`, most specific first, as the kubelet tries them.
+pub fn matching<'a>(entries: &'a [Entry], image: &ImageRef) -> Vec<&'a Entry> {
+    let mut m: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| key_matches(&e.key, image))
+        .collect();
+    // The kubelet sorts keys in reverse lexical order: longer, more specific keys first.
+    m.sort_by(|a, b| b.key.cmp(&a.key));
+    m
+}
+
+/// An entry for the image's ECR account in another region: a secret minted for the wrong
+/// registry, since ECR tokens are region-bound.
+pub fn other_region<'a>(entries: &'a [Entry], image: &ImageRef) -> Option<(&'a Entry, String)> {
+    let want = image.ecr.as_ref()?;
+    entries.iter().find_map(|e| {
+        let (host, _, _) = split(&e.key);
+        EcrHost::parse(&host)
+            .filter(|h| h.account == want.account && h.region != want.region)
+            .map(|h| (e, h.region))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(s: &str) -> ImageRef {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn keys_match_like_the_kubelet() {
+        let ecr = img("818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/app:1");
+        for key in [
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com",
+            "https://818140567777.dkr.ecr.us-east-1.amazonaws.com",
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm",
+            "*.dkr.ecr.us-east-1.amazonaws.com",
+            "*.dkr.ecr.*.amazonaws.com",
+        ] {
+            assert!(key_matches(key, &ecr), "{key}");
+        }
+        for key in [
+            "818140567777.dkr.ecr.eu-west-1.amazonaws.com",
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com/other",
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com/consult",
+            "*.amazonaws.com",
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com:443",
+            "quay.io",
+        ] {
+            assert!(!key_matches(key, &ecr), "{key}");
+        }
+        let hub = img("nginx:1");
+        assert!(key_matches("https://index.docker.io/v1/", &hub));
+        assert!(key_matches("docker.io", &hub));
+        let local = img("127.0.0.1:5000/team/app");
+        assert!(key_matches("127.0.0.1:5000", &local));
+        assert!(!key_matches("127.0.0.1", &local), "ports must be equal");
+    }
+
+    #[test]
+    fn more_specific_keys_come_first() {
+        let cfg = br#"{"auths":{
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com":{"auth":"QVdTOmE="},
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm":{"auth":"QVdTOmI="}}}"#;
+        let entries = parse(cfg).unwrap();
+        let m = matching(
+            &entries,
+            &img("818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/app"),
+        );
+        assert_eq!(
+            m[0].key,
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm"
+        );
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn parses_both_formats_and_decodes_ecr_passwords() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let pw = b64(
+            r#"{"payload":"cA==","datakey":"ZA==","version":"2","type":"DATA_KEY","expiration":1764300000}"#,
+        );
+        let json = format!(
+            r#"{{"auths":{{"h.example":{{"auth":"{}"}}}}}}"#,
+            b64(&format!("AWS:{pw}"))
+        );
+        let e = parse(json.as_bytes()).unwrap();
+        assert_eq!(
+            (e[0].username.as_str(), e[0].ecr_password_expiration),
+            ("AWS", Some(1764300000))
+        );
+        let legacy = br#"{"h.example":{"username":"u","password":"p"}}"#;
+        let e = parse(legacy).unwrap();
+        assert_eq!(e[0].basic.expose(), &b64("u:p"));
+        assert_eq!(e[0].ecr_password_expiration, None);
+    }
+
+    #[test]
+    fn malformed_configs_name_the_key_not_the_secret() {
+        assert_eq!(parse(b"nope").unwrap_err(), Malformed::NotJson);
+        let e = parse(br#"{"auths":{"h":{"auth":"c2VjcmV0"}}}"#).unwrap_err();
+        assert_eq!(e, Malformed::BadAuth("h".into()));
+        assert!(!e.to_string().contains("secret"));
+        assert_eq!(
+            parse(br#"{"auths":{"h":{"username":"u"}}}"#).unwrap_err(),
+            Malformed::NoCredentials("h".into())
+        );
+    }
+
+    #[test]
+    fn finds_entries_for_the_account_in_another_region() {
+        let entries = parse(
+            br#"{"auths":{"818140567777.dkr.ecr.eu-west-1.amazonaws.com":{"auth":"QVdTOmE="}}}"#,
+        )
+        .unwrap();
+        let image = img("818140567777.dkr.ecr.us-east-1.amazonaws.com/a/b");
+        assert!(matching(&entries, &image).is_empty());
+        assert_eq!(other_region(&entries, &image).unwrap().1, "eu-west-1");
+        assert!(
+            other_region(
+                &entries,
+                &img("111122223333.dkr.ecr.us-east-1.amazonaws.com/a/b")
+            )
+            .is_none()
+        );
+    }
+}

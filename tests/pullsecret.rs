@@ -1,0 +1,200 @@
+//! The pull-secret path for real against the local registry: the same pull with the
+//! credentials the kubelet would take from a `.dockerconfigjson`.
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use serde_json::{Value, json};
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// An ECR-format password (base64 JSON with `expiration`), as GetAuthorizationToken mints.
+fn ecr_password(expiration: i64) -> String {
+    b64(&json!({"payload": "cGF5bG9hZA==", "datakey": "ZGF0YWtleQ==", "version": "2", "type": "DATA_KEY", "expiration": expiration}).to_string())
+}
+
+fn with_config(config: &Value, extra_env: &[(&str, Option<&str>)]) -> (tempfile::TempDir, Run) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let mut env = vec![("ECR_PULL_PROBE_DOCKER_CONFIG", Some(path.to_str().unwrap()))];
+    env.extend_from_slice(extra_env);
+    let run = probe(
+        &["check", &Stack::get().image("naming-server-service:latest")],
+        &env,
+    );
+    (dir, run)
+}
+
+fn auths(entries: &[(&str, &str)]) -> Value {
+    let map: serde_json::Map<String, Value> = entries
+        .iter()
+        .map(|(k, pw)| (k.to_string(), json!({"auth": b64(&format!("AWS:{pw}"))})))
+        .collect();
+    json!({ "auths": map })
+}
+
+fn secret_path(r: &Value) -> &Value {
+    &r["images"][0]["paths"]["pull_secrets"]
+}
+
+#[test]
+fn a_valid_pull_secret_pulls_like_the_pod() {
+    let s = Stack::get();
+    let (_d, run) = with_config(
+        &auths(&[(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD"))]),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = run.report();
+    let p = secret_path(&r);
+    assert_eq!(p["status"], "pass");
+    assert_eq!(p["entry"], s.var("STACK_ECR_HOST"));
+    assert_eq!(p["username"], "AWS");
+    assert_eq!(stage(&p["stages"], "layers")["status"], "pass");
+    assert_eq!(r["images"][0]["paths"]["pod_identity"], "pass");
+    let c = codes(&r["images"][0]);
+    assert!(!c.iter().any(|c| c.contains("PATH")), "{c:?}");
+    assert!(
+        !run.stdout
+            .contains(&b64(&format!("AWS:{}", s.var("STACK_REGISTRY_PASSWORD"))))
+    );
+}
+
+#[test]
+fn an_expired_ecr_token_in_the_secret_is_the_kubelets_failure() {
+    let s = Stack::get();
+    let pw = ecr_password(now() - 3600);
+    let (_d, run) = with_config(&auths(&[(s.var("STACK_ECR_HOST"), &pw)]), &[]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let p = secret_path(&r);
+    assert_eq!(p["status"], "fail");
+    assert_eq!(p["findings"][0]["code"], "PULL_SECRET_TOKEN_EXPIRED");
+    assert_eq!(p["password_expires_at"], now_ish(&p["password_expires_at"]));
+    let img = &r["images"][0];
+    assert_eq!(img["verdict"], "fail");
+    assert_eq!(img["paths"]["pod_identity"], "pass");
+    assert_eq!(
+        finding(img, "KUBELET_PATH_FAILS_POD_PATH_PASSES")["severity"],
+        "warning"
+    );
+    assert!(
+        !run.stdout.contains(&pw) && !run.stderr.contains(&pw),
+        "the secret's password stays private"
+    );
+}
+
+fn now_ish(v: &Value) -> Value {
+    let t = v.as_i64().expect("an expiry");
+    assert!((now() - 3600 - t).abs() < 60);
+    v.clone()
+}
+
+#[test]
+fn a_secret_for_another_region_or_registry_does_not_apply() {
+    let s = Stack::get();
+    let other = s.var("STACK_ECR_HOST").replace("us-east-1", "eu-west-1");
+    let (_d, run) = with_config(&auths(&[(&other, s.var("STACK_REGISTRY_PASSWORD"))]), &[]);
+    let r = run.report();
+    let f = &secret_path(&r)["findings"][0];
+    assert_eq!(f["code"], "PULL_SECRET_WRONG_REGION");
+    assert_eq!(f["evidence"]["entry_region"], "eu-west-1");
+
+    let (_d, run) = with_config(&auths(&[("quay.io", "x")]), &[]);
+    let r = run.report();
+    let f = &secret_path(&r)["findings"][0];
+    assert_eq!(f["code"], "PULL_SECRET_NO_MATCH");
+    assert_eq!(f["evidence"]["keys"], json!(["quay.io"]));
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn a_wrong_password_fails_the_real_pull() {
+    let s = Stack::get();
+    let (_d, run) = with_config(
+        &auths(&[(s.var("STACK_ECR_HOST"), "not-the-password")]),
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let st = stage(&secret_path(&r)["stages"], "registry_auth");
+    assert_eq!(st["status"], "fail");
+    assert_eq!(st["findings"][0]["code"], "REGISTRY_UNAUTHORIZED");
+}
+
+#[test]
+fn entries_are_tried_in_the_kubelets_order_until_one_works() {
+    let s = Stack::get();
+    let specific = format!("{}/consultingfirm", s.var("STACK_ECR_HOST"));
+    let config = auths(&[
+        (&specific, "stale-password"),
+        (s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD")),
+    ]);
+    let (_d, run) = with_config(&config, &[]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let r = run.report();
+    assert_eq!(secret_path(&r)["status"], "pass");
+    assert_eq!(
+        secret_path(&r)["entry"],
+        s.var("STACK_ECR_HOST"),
+        "the specific key was tried first, then this one"
+    );
+}
+
+#[test]
+fn the_secret_can_pull_when_the_pod_cannot() {
+    let s = Stack::get();
+    let (_d, run) = with_config(
+        &auths(&[(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD"))]),
+        &[(
+            "AWS_ROLE_ARN",
+            Some("arn:aws:iam::111122223333:role/naming-server-ecr-pull"),
+        )],
+    );
+    assert_eq!(run.code, 1, "a failing path fails the image");
+    let r = run.report();
+    let img = &r["images"][0];
+    assert_eq!(img["paths"]["pod_identity"], "fail");
+    assert_eq!(img["paths"]["pull_secrets"]["status"], "pass");
+    assert_eq!(
+        finding(img, "POD_PATH_FAILS_KUBELET_PATH_PASSES")["severity"],
+        "info"
+    );
+}
+
+#[test]
+fn malformed_and_missing_docker_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"auths":{"h":{"auth":"bm8tY29sb24"}}}"#).unwrap();
+    let img = Stack::get().image("naming-server-service:latest");
+    let run = probe(
+        &["check", &img, "--docker-config", bad.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        secret_path(&run.report())["findings"][0]["code"],
+        "PULL_SECRET_MALFORMED"
+    );
+
+    let run = probe(
+        &[
+            "check",
+            &img,
+            "--docker-config",
+            "/nonexistent/.dockerconfigjson",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("/nonexistent/.dockerconfigjson"),
+        "{}",
+        run.stderr
+    );
+}
