@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
+use crate::cluster::{WorkloadRef, WorkloadRefError};
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::manifest::{Platform, PlatformError};
 
@@ -70,8 +71,27 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Images to check, e.g. 818140567777.dkr.ecr.us-east-1.amazonaws.com/team/app:v1
-    #[arg(env = "ECR_PULL_PROBE_IMAGES", value_delimiter = ',', required = true)]
+    #[arg(
+        env = "ECR_PULL_PROBE_IMAGES",
+        value_delimiter = ',',
+        required_unless_present = "images_from"
+    )]
     pub images: Vec<String>,
+
+    /// Also check every (init) container image of this workload, and pull with its pull
+    /// secrets and its ServiceAccount's: deployment/NAME, statefulset/, daemonset/, cronjob/,
+    /// job/ or pod/NAME.
+    #[arg(long, env = "ECR_PULL_PROBE_IMAGES_FROM", value_name = "KIND/NAME")]
+    pub images_from: Option<String>,
+
+    /// Namespace of --images-from; default: the pod's own, or the kubeconfig context's.
+    #[arg(long, short = 'n', env = "ECR_PULL_PROBE_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// With --images-from, also use OpenShift's global pull secret (openshift-config/pull-secret,
+    /// or kube-system/additional-pull-secret on hosted control planes) where readable.
+    #[arg(long, env = "ECR_PULL_PROBE_GLOBAL_PULL_SECRET")]
+    pub global_pull_secret: bool,
 
     /// Deadline for the whole run (e.g. 120s, 2m, 500ms).
     #[arg(long, env = "ECR_PULL_PROBE_TIMEOUT", default_value = "120s")]
@@ -150,6 +170,9 @@ pub struct Config {
     pub ca_file: Option<PathBuf>,
     pub concurrency: usize,
     pub docker_config: Option<PathBuf>,
+    pub images_from: Option<WorkloadRef>,
+    pub namespace: Option<String>,
+    pub global_pull_secret: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +191,8 @@ pub enum ConfigError {
     Endpoint { input: String, reason: &'static str },
     #[error("invalid --concurrency 0: at least one image must be checked at a time")]
     Concurrency,
+    #[error(transparent)]
+    Workload(#[from] WorkloadRefError),
     #[error("invalid --listen {input:?}: expected IP:PORT, e.g. 0.0.0.0:9090")]
     Listen { input: String },
 }
@@ -247,7 +272,7 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(str::parse)
             .collect::<Result<Vec<ImageRef>, _>>()?;
-        if images.is_empty() {
+        if images.is_empty() && a.images_from.is_none() {
             return Err(ReferenceError {
                 input: String::new(),
                 reason: "no image given".into(),
@@ -284,6 +309,9 @@ impl Config {
             ca_file: a.ca_file,
             concurrency: a.concurrency,
             docker_config: a.docker_config,
+            images_from: a.images_from.as_deref().map(str::parse).transpose()?,
+            namespace: a.namespace.filter(|n| !n.is_empty()),
+            global_pull_secret: a.global_pull_secret,
         })
     }
 }

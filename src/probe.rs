@@ -11,11 +11,12 @@ use futures_util::stream;
 use tokio::time::{Instant, timeout_at};
 
 use crate::aws::{self, AwsTimeouts};
+use crate::cluster::{Cluster, ClusterError};
 use crate::config::{Config, LayerMode};
 use crate::diagnosis::{self, Code, RegistryContext};
 use crate::ecr::{self, EcrToken, TokenKey};
 use crate::identity::{self, CredentialMode, IdentityEnv};
-use crate::pullsecret::{self, Entry, Malformed};
+use crate::pullsecret::{self, SecretSet};
 use crate::reference::{HostForm, ImageRef};
 use crate::registry::manifest::Descriptor;
 use crate::registry::transport::{Transport, TransportConfig, TransportConfigError, host_of};
@@ -100,6 +101,16 @@ const IMAGE_STAGES: [&str; 5] = ["ecr_token", "registry_auth", "manifest", "conf
 pub enum SetupError {
     #[error(transparent)]
     Transport(#[from] TransportConfigError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("the workload's image {image:?} is not a valid reference")]
+    WorkloadImage {
+        image: String,
+        #[source]
+        source: crate::reference::ReferenceError,
+    },
+    #[error("the Kubernetes API did not answer before the deadline")]
+    ClusterDeadline,
     #[error("cannot read the docker config {path}")]
     DockerConfig {
         path: String,
@@ -119,18 +130,45 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         ca_file: config.ca_file.as_deref(),
     })?;
 
+    // The workload a rollout will run, and the pull secrets its pods will carry.
+    let mut images = config.images.clone();
+    let mut secrets: Option<SecretSet> = None;
+    let mut workload = None;
+    if let Some(r) = &config.images_from {
+        let (w, set) = timeout_at(deadline, async {
+            let cluster = Cluster::connect(config.namespace.as_deref()).await?;
+            let w = cluster.workload(r).await?;
+            let set = cluster.pull_secrets(&w, config.global_pull_secret).await;
+            Ok::<_, ClusterError>((w, set))
+        })
+        .await
+        .map_err(|_| SetupError::ClusterDeadline)??;
+        for c in &w.containers {
+            let image: ImageRef = c
+                .image
+                .parse()
+                .map_err(|source| SetupError::WorkloadImage {
+                    image: c.image.clone(),
+                    source,
+                })?;
+            if !images.iter().any(|i| i.original == image.original) {
+                images.push(image);
+            }
+        }
+        secrets = Some(set);
+        workload = Some(w);
+    }
     // A pull secret mounted as a file: unreadable is a configuration error; unparsable is a
     // finding, since it is what the kubelet would be given.
-    let docker_config = match &config.docker_config {
-        Some(path) => {
-            let bytes = std::fs::read(path).map_err(|source| SetupError::DockerConfig {
-                path: path.display().to_string(),
-                source,
-            })?;
-            Some((path.display().to_string(), pullsecret::parse(&bytes)))
-        }
-        None => None,
-    };
+    if let Some(path) = &config.docker_config {
+        let bytes = std::fs::read(path).map_err(|source| SetupError::DockerConfig {
+            path: path.display().to_string(),
+            source,
+        })?;
+        secrets
+            .get_or_insert_with(SecretSet::default)
+            .add(&path.display().to_string(), pullsecret::parse(&bytes));
+    }
 
     // Stage 1: identity.
     let env = IdentityEnv::from_env();
@@ -149,7 +187,7 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     }
 
     // Stage 2: STS, only when an ECR image needs AWS credentials.
-    let ecr_images: Vec<&ImageRef> = config.images.iter().filter(|i| i.ecr.is_some()).collect();
+    let ecr_images: Vec<&ImageRef> = images.iter().filter(|i| i.ecr.is_some()).collect();
     let sts_outcome = if ecr_images.is_empty() || !token_ok {
         id_stages.push(Stage::skipped("sts"));
         None
@@ -199,17 +237,17 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         transport: &transport,
         sts: sts_outcome.as_ref(),
         tokens: &tokens,
-        docker_config: docker_config.as_ref().map(|(p, e)| (p.as_str(), e)),
+        pull_secrets: secrets.as_ref(),
         deadline,
         timeout_secs,
     };
-    let images: Vec<ImageReport> = stream::iter(config.images.iter())
+    let image_reports: Vec<ImageReport> = stream::iter(images.iter())
         .map(|img| ctx.check(img))
         .buffered(config.concurrency)
         .collect()
         .await;
 
-    let verdict = report::run_verdict(&id_stages, &images);
+    let verdict = report::run_verdict(&id_stages, &image_reports);
     Ok(Report {
         schema_version: report::SCHEMA_VERSION.into(),
         tool: Tool {
@@ -232,7 +270,8 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
             credentials_expire_at: sts_outcome.as_ref().and_then(|s| s.credentials_expire_at),
             stages: id_stages,
         },
-        images,
+        workload,
+        images: image_reports,
     })
 }
 
@@ -287,7 +326,7 @@ struct ImageCtx<'a> {
     transport: &'a Transport,
     sts: Option<&'a StsOutcome>,
     tokens: &'a BTreeMap<TokenKey, TokenResult>,
-    docker_config: Option<(&'a str, &'a Result<Vec<Entry>, Malformed>)>,
+    pull_secrets: Option<&'a SecretSet>,
     deadline: Instant,
     timeout_secs: f64,
 }
@@ -323,8 +362,8 @@ impl<'a> ImageCtx<'a> {
         .await;
         skip_rest(&mut stages, &IMAGE_STAGES);
         let pod = report::image_verdict(&stages);
-        let pull_secrets = match self.docker_config {
-            Some((source, entries)) => Some(self.secret_path(img, &base, source, entries).await),
+        let pull_secrets = match self.pull_secrets {
+            Some(set) => Some(self.secret_path(img, &base, set).await),
             None => None,
         };
 
@@ -382,26 +421,18 @@ impl<'a> ImageCtx<'a> {
         &self,
         img: &ImageRef,
         base: &Result<reqwest::Url, RegistryError>,
-        source: &str,
-        entries: &Result<Vec<Entry>, Malformed>,
+        set: &SecretSet,
     ) -> SecretPath {
         let mut path = SecretPath {
             status: Status::Fail,
-            source: source.to_string(),
+            source: set.source(),
             entry: None,
             username: None,
             password_expires_at: None,
             stages: vec![],
-            findings: vec![],
+            findings: set.findings.clone(),
         };
-        let entries = match entries {
-            Ok(e) => e,
-            Err(m) => {
-                path.findings
-                    .push(diagnosis::pull_secret_malformed(source, m));
-                return path;
-            }
-        };
+        let entries = &set.entries;
         let candidates = pullsecret::matching(entries, img);
         if candidates.is_empty() {
             path.findings.push(diagnosis::pull_secret_no_match(

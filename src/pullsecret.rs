@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::diagnosis;
 use crate::ecr;
 use crate::reference::{EcrHost, ImageRef};
+use crate::report::Finding;
 use crate::secret::Secret;
 
 /// One credential of a docker config.
@@ -88,6 +90,31 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, Malformed> {
             })
         })
         .collect()
+}
+
+/// All the pull secrets a path may use, merged in the kubelet's order, with the problems met
+/// while gathering them (a missing Secret, a malformed one).
+#[derive(Debug, Default)]
+pub struct SecretSet {
+    pub sources: Vec<String>,
+    pub entries: Vec<Entry>,
+    pub findings: Vec<Finding>,
+}
+
+impl SecretSet {
+    pub fn add(&mut self, source: &str, parsed: Result<Vec<Entry>, Malformed>) {
+        self.sources.push(source.to_string());
+        match parsed {
+            Ok(entries) => self.entries.extend(entries),
+            Err(m) => self
+                .findings
+                .push(diagnosis::pull_secret_malformed(source, &m)),
+        }
+    }
+
+    pub fn source(&self) -> String {
+        self.sources.join(", ")
+    }
 }
 
 /// `(host, port, path)` of a key or image location, lower-cased host, no scheme.

@@ -222,6 +222,7 @@ mod tests {
                 credentials_expire_at: None,
                 stages: vec![Stage::from_findings("sts", 3, None, vec![])],
             },
+            workload: None,
             images: vec![ImageReport {
                 image: "x/app:v9".into(),
                 verdict: Verdict::Fail,

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::Workload;
 use crate::diagnosis::Code;
 use crate::ecr::EcrTokenInfo;
 use crate::identity::{CredentialMode, TokenClaims};
@@ -176,6 +177,8 @@ pub struct Report {
     pub duration_ms: u64,
     pub verdict: Verdict,
     pub identity: IdentityReport,
+    /// The workload of `--images-from` (since 1.1).
+    pub workload: Option<Workload>,
     pub images: Vec<ImageReport>,
 }
 

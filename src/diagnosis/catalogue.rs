@@ -170,6 +170,12 @@ catalogue! {
     PULL_SECRET_MALFORMED: Error, false, "The pull secret cannot be parsed",
         cause: "The `.dockerconfigjson` / `.dockercfg` content is not JSON, or an entry has no usable `auth` (base64 `user:password`) or `username`/`password`; the kubelet ignores it.",
         fix: "Recreate the Secret with `kubectl create secret docker-registry` or from a generator such as the External Secrets Operator `ECRAuthorizationToken`.";
+    PULL_SECRET_MISSING: Warning, false, "A referenced pull secret does not exist",
+        cause: "The pod (or its ServiceAccount) names an `imagePullSecret` that is not in the namespace; the kubelet skips it with a warning and pulls without it.",
+        fix: "Create the Secret in the workload's namespace, or remove the stale reference.";
+    CLUSTER_READ_FAILED: Warning, false, "The probe could not read a Kubernetes object",
+        cause: "Reading a ServiceAccount or Secret through the API failed, usually because the probe's own ServiceAccount lacks RBAC for it (see manifests/rbac/); that part of the kubelet's path is not checked.",
+        fix: "Grant the probe's ServiceAccount `get` on the named object (a Role with `resourceNames`), or mount the pull secret and use `--docker-config`.";
     PULL_SECRET_NO_MATCH: Error, false, "No pull-secret entry covers the registry",
         cause: "None of the docker config's keys matches the image's registry host (and path) by the kubelet's rules, so the kubelet sends no credentials from it.",
         fix: "Add an entry whose key is the registry host exactly as in the image reference (for ECR `<account>.dkr.ecr.<region>.amazonaws.com`).";

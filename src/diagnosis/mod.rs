@@ -445,6 +445,25 @@ pub fn pull_secret_malformed(source: &str, m: &Malformed) -> Finding {
     .with("source", source.to_string())
 }
 
+pub fn pull_secret_missing(namespace: &str, name: &str, referenced_by: &str) -> Finding {
+    Finding::new(
+        Code::PULL_SECRET_MISSING,
+        format!(
+            "pull secret {namespace}/{name}, referenced by the {referenced_by}, does not exist"
+        ),
+    )
+    .with("secret", format!("{namespace}/{name}"))
+    .with("referenced_by", referenced_by.to_string())
+}
+
+pub fn cluster_read_failed(kind: &str, namespace: &str, name: &str, detail: &str) -> Finding {
+    Finding::new(
+        Code::CLUSTER_READ_FAILED,
+        format!("cannot read {kind} {namespace}/{name}: {detail}"),
+    )
+    .with("object", format!("{kind} {namespace}/{name}"))
+}
+
 pub fn pull_secret_no_match(
     image: &ImageRef,
     entries: &[Entry],
