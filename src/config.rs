@@ -93,6 +93,20 @@ pub struct CheckArgs {
     #[arg(long, env = "ECR_PULL_PROBE_GLOBAL_PULL_SECRET")]
     pub global_pull_secret: bool,
 
+    /// With --images-from, also pull through the kubelet itself: a short-lived pod with the
+    /// images (imagePullPolicy Always), the workload's ServiceAccount, pull secrets and node
+    /// selector; always deleted. Needs RBAC to create pods (manifests/rbac/).
+    #[arg(long, env = "ECR_PULL_PROBE_CANARY")]
+    pub canary: bool,
+
+    /// Run the canary on this node instead of the workload's node selector.
+    #[arg(long, env = "ECR_PULL_PROBE_CANARY_NODE", value_name = "NODE")]
+    pub canary_node: Option<String>,
+
+    /// Longest wait for the kubelet's answer (within --timeout).
+    #[arg(long, env = "ECR_PULL_PROBE_CANARY_TIMEOUT", default_value = "120s")]
+    pub canary_timeout: String,
+
     /// Deadline for the whole run (e.g. 120s, 2m, 500ms).
     #[arg(long, env = "ECR_PULL_PROBE_TIMEOUT", default_value = "120s")]
     pub timeout: String,
@@ -173,6 +187,9 @@ pub struct Config {
     pub images_from: Option<WorkloadRef>,
     pub namespace: Option<String>,
     pub global_pull_secret: bool,
+    pub canary: bool,
+    pub canary_node: Option<String>,
+    pub canary_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +210,10 @@ pub enum ConfigError {
     Concurrency,
     #[error(transparent)]
     Workload(#[from] WorkloadRefError),
+    #[error(
+        "--canary needs --images-from: the canary runs with the workload's ServiceAccount, pull secrets and placement"
+    )]
+    CanaryNeedsWorkload,
     #[error("invalid --listen {input:?}: expected IP:PORT, e.g. 0.0.0.0:9090")]
     Listen { input: String },
 }
@@ -279,6 +300,9 @@ impl Config {
             }
             .into());
         }
+        if (a.canary || a.canary_node.is_some()) && a.images_from.is_none() {
+            return Err(ConfigError::CanaryNeedsWorkload);
+        }
         if a.concurrency == 0 {
             return Err(ConfigError::Concurrency);
         }
@@ -312,6 +336,9 @@ impl Config {
             images_from: a.images_from.as_deref().map(str::parse).transpose()?,
             namespace: a.namespace.filter(|n| !n.is_empty()),
             global_pull_secret: a.global_pull_secret,
+            canary: a.canary,
+            canary_node: a.canary_node.filter(|n| !n.is_empty()),
+            canary_timeout: parse_duration("--canary-timeout", &a.canary_timeout)?,
         })
     }
 }

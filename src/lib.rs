@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod canary;
 pub mod cluster;
 pub mod config;
 pub mod diagnosis;

@@ -11,6 +11,7 @@ use futures_util::stream;
 use tokio::time::{Instant, timeout_at};
 
 use crate::aws::{self, AwsTimeouts};
+use crate::canary::{self, CanaryError, CanaryRun, Pull};
 use crate::cluster::{Cluster, ClusterError};
 use crate::config::{Config, LayerMode};
 use crate::diagnosis::{self, Code, RegistryContext};
@@ -22,8 +23,8 @@ use crate::registry::manifest::Descriptor;
 use crate::registry::transport::{Transport, TransportConfig, TransportConfigError, host_of};
 use crate::registry::{self, RegistryError, Session};
 use crate::report::{
-    self, BlobKind, BlobReport, EcrRef, Finding, IdentityReport, ImageReport, ManifestReport,
-    Paths, ReferenceReport, Report, SecretPath, Stage, Status, Tool, Verdict,
+    self, BlobKind, BlobReport, CanaryPath, EcrRef, Finding, IdentityReport, ImageReport,
+    ManifestReport, Paths, ReferenceReport, Report, SecretPath, Stage, Status, Tool, Verdict,
 };
 use crate::secret::Secret;
 use crate::sts::{self, StsOutcome};
@@ -134,12 +135,13 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     let mut images = config.images.clone();
     let mut secrets: Option<SecretSet> = None;
     let mut workload = None;
+    let mut cluster = None;
     if let Some(r) = &config.images_from {
-        let (w, set) = timeout_at(deadline, async {
+        let (c, w, set) = timeout_at(deadline, async {
             let cluster = Cluster::connect(config.namespace.as_deref()).await?;
             let w = cluster.workload(r).await?;
             let set = cluster.pull_secrets(&w, config.global_pull_secret).await;
-            Ok::<_, ClusterError>((w, set))
+            Ok::<_, ClusterError>((cluster, w, set))
         })
         .await
         .map_err(|_| SetupError::ClusterDeadline)??;
@@ -157,6 +159,7 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         }
         secrets = Some(set);
         workload = Some(w);
+        cluster = Some(c);
     }
     // A pull secret mounted as a file: unreadable is a configuration error; unparsable is a
     // finding, since it is what the kubelet would be given.
@@ -241,11 +244,25 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         deadline,
         timeout_secs,
     };
-    let image_reports: Vec<ImageReport> = stream::iter(images.iter())
+    // The canary runs beside the image checks; it mostly waits on the kubelet.
+    let canary_until = deadline.min(Instant::now() + config.canary_timeout);
+    let canary = async {
+        match (&cluster, &workload) {
+            (Some(c), Some(w)) if config.canary => {
+                Some(canary::run(c, w, &images, config.canary_node.as_deref(), canary_until).await)
+            }
+            _ => None,
+        }
+    };
+    let checks = stream::iter(images.iter())
         .map(|img| ctx.check(img))
         .buffered(config.concurrency)
-        .collect()
-        .await;
+        .collect::<Vec<ImageReport>>();
+    let (mut image_reports, canary) = tokio::join!(checks, canary);
+    for (i, r) in image_reports.iter_mut().enumerate() {
+        r.paths.kubelet_canary = canary.as_ref().map(|c| canary_path(c, i));
+        finish_image(r);
+    }
 
     let verdict = report::run_verdict(&id_stages, &image_reports);
     Ok(Report {
@@ -273,6 +290,55 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         workload,
         images: image_reports,
     })
+}
+
+/// The canary's answer for the image at `index`.
+fn canary_path(run: &Result<CanaryRun, CanaryError>, index: usize) -> CanaryPath {
+    match run {
+        Err(e) => CanaryPath {
+            status: Status::Skip,
+            pod: String::new(),
+            node: None,
+            findings: vec![diagnosis::canary_inconclusive("", &crate::error_chain(e))],
+        },
+        Ok(run) => {
+            let (status, findings) = match run.pulls.get(index) {
+                Some(Pull::Pulled) => (Status::Pass, vec![]),
+                Some(Pull::Failed { reason, message }) => (
+                    Status::Fail,
+                    vec![diagnosis::canary_pull_failed(
+                        &run.pod,
+                        run.node.as_deref(),
+                        reason,
+                        message,
+                    )],
+                ),
+                Some(Pull::Inconclusive { reason }) => (
+                    Status::Skip,
+                    vec![diagnosis::canary_inconclusive(&run.pod, reason)],
+                ),
+                None => (Status::Skip, vec![]),
+            };
+            CanaryPath {
+                status,
+                pod: run.pod.clone(),
+                node: run.node.clone(),
+                findings,
+            }
+        }
+    }
+}
+
+/// Settles an image once all its paths are in: the verdict, and one summary when the pod's
+/// path and the kubelet's disagree.
+fn finish_image(r: &mut ImageReport) {
+    let pod = match r.paths.pod_identity {
+        Status::Pass => Verdict::Pass,
+        _ => Verdict::Fail,
+    };
+    r.findings
+        .extend(diagnosis::paths_disagree(pod, r.paths.kubelet()));
+    r.verdict = r.paths.verdict();
 }
 
 /// A token fetch, shared by the images of its region.
@@ -373,17 +439,17 @@ impl<'a> ImageCtx<'a> {
                 self.sts.map(|s| &s.caller),
             ));
         }
-        let secret_status = pull_secrets.as_ref().map(|p| p.status);
-        findings.extend(diagnosis::paths_disagree(pod, secret_status));
         findings.extend(diagnosis::node_provider_host(img));
-        let verdict = if pod == Verdict::Pass && secret_status != Some(Status::Fail) {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
+        let paths = Paths {
+            pod_identity: match pod {
+                Verdict::Pass => Status::Pass,
+                _ => Status::Fail,
+            },
+            pull_secrets,
+            kubelet_canary: None,
         };
         ImageReport {
             image: img.original.clone(),
-            verdict,
             reference: ReferenceReport {
                 registry: img.registry.clone(),
                 repository: img.repository.clone(),
@@ -404,13 +470,8 @@ impl<'a> ImageCtx<'a> {
             manifest,
             blobs,
             stages,
-            paths: Paths {
-                pod_identity: match pod {
-                    Verdict::Pass => Status::Pass,
-                    _ => Status::Fail,
-                },
-                pull_secrets,
-            },
+            verdict: paths.verdict(),
+            paths,
             findings,
         }
     }

@@ -130,6 +130,15 @@ pub fn text(report: &Report) -> String {
                 stage_line(&mut out, s);
             }
         }
+        if let Some(c) = &img.paths.kubelet_canary {
+            let _ = writeln!(
+                out,
+                "  {} kubelet canary (pod {}, node {})",
+                mark(c.status),
+                c.pod,
+                c.node.as_deref().unwrap_or("?")
+            );
+        }
     }
     let mut all: Vec<&Finding> = all_findings(report).collect();
     all.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -241,6 +250,7 @@ mod tests {
                 paths: Paths {
                     pod_identity: Status::Fail,
                     pull_secrets: None,
+                    kubelet_canary: None,
                 },
                 findings: vec![],
             }],

@@ -145,13 +145,48 @@ pub struct SecretPath {
     pub findings: Vec<Finding>,
 }
 
+/// The canary path: what the kubelet itself did with the image in a short-lived pod.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CanaryPath {
+    pub status: Status,
+    pub pod: String,
+    pub node: Option<String>,
+    pub findings: Vec<Finding>,
+}
+
 /// Each way the image could be pulled, checked side by side (since schema 1.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Paths {
     /// The pod's own identity: the image's `stages`.
     pub pod_identity: Status,
-    /// Present when a docker config was given.
+    /// Present when a docker config or a workload's pull secrets were given.
     pub pull_secrets: Option<SecretPath>,
+    /// Present with `--canary`.
+    pub kubelet_canary: Option<CanaryPath>,
+}
+
+impl Paths {
+    /// What the kubelet would do: the canary's answer when it gave one, else the pull secrets'.
+    pub fn kubelet(&self) -> Option<Status> {
+        match self.kubelet_canary.as_ref().map(|c| c.status) {
+            Some(s @ (Status::Pass | Status::Fail)) => Some(s),
+            _ => self.pull_secrets.as_ref().map(|p| p.status),
+        }
+    }
+
+    /// An image passes when every path checked passes (an inconclusive canary fails nothing).
+    pub fn verdict(&self) -> Verdict {
+        let failed = self.pod_identity != Status::Pass
+            || self
+                .pull_secrets
+                .as_ref()
+                .is_some_and(|p| p.status == Status::Fail)
+            || self
+                .kubelet_canary
+                .as_ref()
+                .is_some_and(|c| c.status == Status::Fail);
+        if failed { Verdict::Fail } else { Verdict::Pass }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,7 +262,8 @@ pub fn all_findings(report: &Report) -> impl Iterator<Item = &Finding> {
                 .paths
                 .pull_secrets
                 .iter()
-                .flat_map(|p| p.stages.iter().flat_map(|s| &s.findings).chain(&p.findings));
+                .flat_map(|p| p.stages.iter().flat_map(|s| &s.findings).chain(&p.findings))
+                .chain(i.paths.kubelet_canary.iter().flat_map(|c| &c.findings));
             i.stages
                 .iter()
                 .flat_map(|s| &s.findings)

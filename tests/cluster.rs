@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use common::fake_api::{FakeApi, deployment, docker_secret, service_account, status};
+use common::fake_api::{FakeApi, deployment, docker_secret, pod_status, service_account, status};
 use common::*;
 use serde_json::{Value, json};
 
@@ -204,4 +204,198 @@ fn forbidden_secrets_and_missing_workloads() {
         run.stderr
     );
     assert!(run.stdout.is_empty());
+}
+
+fn canary_table(
+    app: &str,
+    pod_answers: Vec<Value>,
+    events: Value,
+) -> BTreeMap<String, Vec<(u16, Value)>> {
+    let s = Stack::get();
+    let pods = format!("/api/v1/namespaces/{NS}/pods");
+    let mut t: BTreeMap<String, Vec<(u16, Value)>> = BTreeMap::new();
+    t.insert(
+        format!("GET {}", deploy_path("naming-server")),
+        vec![(
+            200,
+            deployment(
+                NS,
+                "naming-server",
+                "naming-server",
+                &["ecr-pull"],
+                app,
+                app,
+            ),
+        )],
+    );
+    t.insert(
+        format!("GET {}", sa_path("naming-server")),
+        vec![(200, service_account(NS, "naming-server", &[]))],
+    );
+    t.insert(
+        format!("GET {}", secret_path("ecr-pull")),
+        vec![(
+            200,
+            docker_secret(
+                NS,
+                "ecr-pull",
+                &auths(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD")),
+            ),
+        )],
+    );
+    t.insert(
+        format!("POST {pods}"),
+        vec![(201, pod_status(NS, None, json!([])))],
+    );
+    t.insert(
+        format!("GET {pods}/*"),
+        pod_answers.into_iter().map(|v| (200, v)).collect(),
+    );
+    t.insert(
+        format!("DELETE {pods}/*"),
+        vec![(200, pod_status(NS, None, json!([])))],
+    );
+    t.insert(
+        format!("GET /api/v1/namespaces/{NS}/events"),
+        vec![(200, events)],
+    );
+    t
+}
+
+fn waiting(reason: &str, message: &str) -> Value {
+    json!([{"name": "image-0", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"waiting": {"reason": reason, "message": message}}}])
+}
+
+fn run_canary(table: BTreeMap<String, Vec<(u16, Value)>>, extra: &[&str]) -> (FakeApi, Run) {
+    let api = FakeApi::start_table(table);
+    let mut args = vec!["--images-from", "deployment/naming-server", "--canary"];
+    args.extend_from_slice(extra);
+    let run = run_with(&api, &args);
+    (api, run)
+}
+
+// CRI-O's message for the incident (cri-o/cri-o#2614), as the kubelet reports it.
+const CRIO_401: &str = "initializing source docker://818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/naming-server-service:latest: Error reading manifest latest in 818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/naming-server-service: unauthorized: authentication required";
+
+#[test]
+fn the_canary_shows_the_kubelet_failing_where_the_pod_succeeds() {
+    let app = Stack::get().image("naming-server-service:latest");
+    let answers = vec![
+        pod_status(NS, Some("worker-a"), waiting("ContainerCreating", "")),
+        pod_status(NS, Some("worker-a"), waiting("ErrImagePull", CRIO_401)),
+    ];
+    let (api, run) = run_canary(
+        canary_table(
+            &app,
+            answers,
+            json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": []}),
+        ),
+        &[],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.report();
+    let img = &r["images"][0];
+    let c = &img["paths"]["kubelet_canary"];
+    assert_eq!(c["status"], "fail");
+    assert_eq!(c["node"], "worker-a");
+    let f = &c["findings"][0];
+    assert_eq!(f["code"], "KUBELET_CANARY_PULL_FAILED");
+    assert_eq!(f["evidence"]["kubelet_message"], CRIO_401);
+    assert_eq!(img["paths"]["pod_identity"], "pass");
+    assert!(codes(img).contains(&"KUBELET_PATH_FAILS_POD_PATH_PASSES".to_string()));
+
+    let requests = api.requests.lock().unwrap().clone();
+    let (_, created) = requests
+        .iter()
+        .find(|(k, _)| k.starts_with("POST "))
+        .expect("a canary was created");
+    let pod: Value = serde_json::from_str(created).unwrap();
+    assert_eq!(pod["spec"]["serviceAccountName"], "naming-server");
+    assert_eq!(pod["spec"]["imagePullSecrets"][0]["name"], "ecr-pull");
+    assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+    assert_eq!(
+        pod["spec"]["nodeSelector"]["node-role.kubernetes.io/worker"],
+        ""
+    );
+    assert_eq!(
+        pod["metadata"]["labels"]["app.kubernetes.io/component"],
+        "ecr-pull-probe-canary"
+    );
+    let name = pod["metadata"]["name"].as_str().unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|(k, _)| k == &format!("DELETE /api/v1/namespaces/{NS}/pods/{name}")),
+        "the canary is deleted"
+    );
+}
+
+#[test]
+fn a_pulled_canary_passes_and_an_unscheduled_one_is_inconclusive_and_deleted() {
+    let app = Stack::get().image("naming-server-service:latest");
+    let pulled = json!([{"name": "image-0", "image": "x", "imageID": "x@sha256:aa", "ready": false, "restartCount": 0,
+                         "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]);
+    let (_, run) = run_canary(
+        canary_table(
+            &app,
+            vec![pod_status(NS, Some("worker-b"), pulled)],
+            json!({"items": []}),
+        ),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        run.report()["images"][0]["paths"]["kubelet_canary"]["status"],
+        "pass"
+    );
+
+    let events = json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": [{
+        "metadata": {"name": "ev1", "namespace": NS}, "involvedObject": {"kind": "Pod", "name": "x"},
+        "reason": "FailedScheduling", "type": "Warning",
+        "message": "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."}]});
+    let (api, run) = run_canary(
+        canary_table(&app, vec![pod_status(NS, None, json!([]))], events),
+        &["--canary-timeout", "2s"],
+    );
+    assert_eq!(
+        run.code, 0,
+        "an unverified path fails nothing: {}",
+        run.stdout
+    );
+    let r = run.report();
+    let c = &r["images"][0]["paths"]["kubelet_canary"];
+    assert_eq!(c["status"], "skip");
+    assert_eq!(c["findings"][0]["code"], "CANARY_INCONCLUSIVE");
+    assert!(
+        c["findings"][0]["evidence"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("FailedScheduling: 0/3 nodes")
+    );
+    assert!(
+        api.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(k, _)| k.starts_with("DELETE "))
+    );
+}
+
+#[test]
+fn the_canary_needs_a_workload() {
+    let run = probe(
+        &[
+            "check",
+            &Stack::get().image("naming-server-service:latest"),
+            "--canary",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("--canary needs --images-from"),
+        "{}",
+        run.stderr
+    );
 }

@@ -125,6 +125,27 @@ def monitoring_problems(docs):
     return out
 
 
+def rbac_problems(docs):
+    """Least privilege: no wildcards, secrets only by name, writes only on the canary's pods."""
+    out = []
+    for d in docs:
+        if d.get("kind") not in ("Role", "ClusterRole"):
+            continue
+        where = f"{d['kind']}/{d['metadata']['name']}"
+        if d["kind"] == "ClusterRole":
+            out.append(f"{where}: a namespaced Role is enough")
+        for rule in d.get("rules") or []:
+            res, verbs = rule.get("resources") or [], set(rule.get("verbs") or [])
+            if "*" in res or "*" in verbs or "*" in (rule.get("apiGroups") or []):
+                out.append(f"{where}: wildcard in {rule}")
+            if "secrets" in res and not rule.get("resourceNames"):
+                out.append(f"{where}: secrets must be limited by resourceNames")
+            writes = verbs - {"get", "list", "watch"}
+            if writes and res != ["pods"]:
+                out.append(f"{where}: write verbs {sorted(writes)} on {res}")
+    return out
+
+
 def dockerfile_problems(text):
     out = []
     lines = [l.strip() for l in re.sub(r"\\\n", " ", text).splitlines() if l.strip() and not l.strip().startswith("#")]
@@ -196,6 +217,12 @@ def main():
         if d.get("kind") in ("Job", "CronJob"):
             check(f"{d['kind']}/{d['metadata']['name']}: job policies", job_problems(d))
     check("PodMonitor and Service select the sidecar's metrics port", monitoring_problems(docs))
+    bad_rbac = [{"kind": "ClusterRole", "metadata": {"name": "bad"}, "rules": [
+        {"apiGroups": ["*"], "resources": ["secrets"], "verbs": ["get", "delete"]}]}]
+    check("RBAC check rejects a broad role", [] if len(rbac_problems(bad_rbac)) >= 4 else ["the broad role passed"])
+    if not any(d.get("kind") == "Role" for d in docs):
+        check("RBAC manifests present", ["no Role found"])
+    check("RBAC is least privilege", rbac_problems(docs))
     check("Dockerfile", dockerfile_problems(open(args.dockerfile).read()))
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)

@@ -185,6 +185,12 @@ catalogue! {
     PULL_SECRET_TOKEN_EXPIRED: Error, false, "The ECR token in the pull secret has expired",
         cause: "The entry's password is an ECR token whose `expiration` has passed; ECR tokens last 12 hours and the Secret was not refreshed.",
         fix: "Refresh the Secret well within 12 hours (External Secrets Operator `ECRAuthorizationToken` with `refreshInterval` under 12h), or pull with the node role instead.";
+    KUBELET_CANARY_PULL_FAILED: Error, false, "The kubelet could not pull the image in a canary pod",
+        cause: "A short-lived pod with the workload's ServiceAccount, pull secrets and placement, and `imagePullPolicy: Always`, got `ErrImagePull` / `ImagePullBackOff`: the node's credentials (the worker role through the kubelet credential provider, or the pull secrets) cannot pull. The kubelet's exact message is in the evidence.",
+        fix: "Give the node (worker) role ECR read access and name it in the repository policy for a cross-account repository, or attach a fresh pull secret; the message tells which registry answer the kubelet got.";
+    CANARY_INCONCLUSIVE: Warning, false, "The canary pod gave no answer",
+        cause: "The canary pod could not be created (RBAC), was not scheduled, or the kubelet had not reported by the deadline; the node's path is unverified, not broken.",
+        fix: "Grant the canary RBAC (manifests/rbac/), check the reason in the evidence (scheduler message, quota), or raise --canary-timeout.";
     KUBELET_PATH_FAILS_POD_PATH_PASSES: Warning, false, "The pod's identity can pull, the kubelet's credentials cannot",
         cause: "The pod's web identity pulls the image, but the credentials the kubelet would use (the pull secrets) do not: an `ImagePullBackOff` follows although the pod's role is fine. This is the incident this probe was written for.",
         fix: "Fix the kubelet's path: refresh or correct the pull secret, or give the node (worker) role ECR read access and name it in the repository policy for a cross-account repository; on Kubernetes 1.34+ consider the ECR credential provider's service-account-token mode.";

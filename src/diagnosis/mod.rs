@@ -509,6 +509,29 @@ pub fn pull_secret_expired(entry: &Entry, now: i64) -> Option<Finding> {
     )
 }
 
+pub fn canary_pull_failed(pod: &str, node: Option<&str>, reason: &str, message: &str) -> Finding {
+    Finding::new(
+        Code::KUBELET_CANARY_PULL_FAILED,
+        format!(
+            "the kubelet on {} could not pull: {reason}: {message}",
+            node.unwrap_or("the node")
+        ),
+    )
+    .with("pod", pod.to_string())
+    .with_opt("node", node.map(str::to_string))
+    .with("reason", reason.to_string())
+    .with("kubelet_message", message.to_string())
+}
+
+pub fn canary_inconclusive(pod: &str, reason: &str) -> Finding {
+    Finding::new(
+        Code::CANARY_INCONCLUSIVE,
+        format!("the canary pod gave no answer: {reason}"),
+    )
+    .with("pod", pod.to_string())
+    .with("reason", reason.to_string())
+}
+
 /// The summary when the pod's path and the kubelet's disagree.
 pub fn paths_disagree(pod: Verdict, pull_secrets: Option<Status>) -> Option<Finding> {
     match (pod, pull_secrets?) {

@@ -14,7 +14,10 @@ use tokio::net::TcpListener;
 
 pub struct FakeApi {
     pub addr: SocketAddr,
+    /// Paths requested, in order.
     pub seen: Arc<Mutex<Vec<String>>>,
+    /// `METHOD path` and body of each request.
+    pub requests: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 /// The `Status` a real API server sends with a 404 or 403.
@@ -23,38 +26,96 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
            "message": message, "reason": reason, "code": code})
 }
 
+type Table = BTreeMap<String, Vec<(u16, Value)>>;
+
+/// Finds the answers for `METHOD path`: exact keys first, then keys ending in `*` as prefixes.
+fn lookup<'a>(table: &'a Table, key: &str) -> Option<(&'a String, &'a Vec<(u16, Value)>)> {
+    table.get_key_value(key).or_else(|| {
+        table
+            .iter()
+            .find(|(k, _)| k.strip_suffix('*').is_some_and(|p| key.starts_with(p)))
+    })
+}
+
 impl FakeApi {
+    /// GET-only routes: `path -> (status, body)`.
     pub fn start(routes: BTreeMap<String, (u16, Value)>) -> FakeApi {
+        Self::start_table(
+            routes
+                .into_iter()
+                .map(|(p, a)| (format!("GET {p}"), vec![a]))
+                .collect(),
+        )
+    }
+
+    /// Routes keyed `METHOD path` (a trailing `*` matches a prefix); successive requests get
+    /// successive answers, the last one repeating.
+    pub fn start_table(table: Table) -> FakeApi {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (seen2, routes) = (seen.clone(), Arc::new(routes));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let counters = Arc::new(Mutex::new(BTreeMap::<String, usize>::new()));
+        let (seen2, requests2, table) = (seen.clone(), requests.clone(), Arc::new(table));
         super::spawn_server(move || async move {
             let listener = TcpListener::from_std(listener).unwrap();
             while let Ok((mut s, _)) = listener.accept().await {
-                let (seen, routes) = (seen2.clone(), routes.clone());
+                let (seen, requests, table, counters) = (
+                    seen2.clone(),
+                    requests2.clone(),
+                    table.clone(),
+                    counters.clone(),
+                );
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     let mut chunk = [0u8; 4096];
-                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
                         match s.read(&mut chunk).await {
                             Ok(0) | Err(_) => return,
                             Ok(n) => buf.extend_from_slice(&chunk[..n]),
                         }
                     }
-                    let head = String::from_utf8_lossy(&buf).to_string();
-                    let path = head
-                        .split(' ')
-                        .nth(1)
+                    let body = String::from_utf8_lossy(&buf[head_end..head_end + len]).to_string();
+                    let mut words = head.split(' ');
+                    let method = words.next().unwrap_or("").to_string();
+                    let path = words
+                        .next()
                         .unwrap_or("")
                         .split('?')
                         .next()
                         .unwrap_or("")
                         .to_string();
+                    let key = format!("{method} {path}");
                     seen.lock().unwrap().push(path.clone());
-                    let (code, body) = routes.get(&path).cloned().unwrap_or_else(|| {
-                        (
+                    requests.lock().unwrap().push((key.clone(), body));
+                    let (code, answer) = match lookup(&table, &key) {
+                        Some((k, answers)) => {
+                            let mut c = counters.lock().unwrap();
+                            let n = c.entry(k.clone()).or_default();
+                            let a = answers[(*n).min(answers.len() - 1)].clone();
+                            *n += 1;
+                            a
+                        }
+                        None => (
                             404,
                             status(
                                 404,
@@ -63,19 +124,23 @@ impl FakeApi {
                                     "the server could not find the requested resource ({path})"
                                 ),
                             ),
-                        )
-                    });
-                    let body = body.to_string();
+                        ),
+                    };
+                    let answer = answer.to_string();
                     let reply = format!(
-                        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
+                        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                        answer.len()
                     );
                     let _ = s.write_all(reply.as_bytes()).await;
                     let _ = s.shutdown().await;
                 });
             }
         });
-        FakeApi { addr, seen }
+        FakeApi {
+            addr,
+            seen,
+            requests,
+        }
     }
 
     /// A kubeconfig pointing at the fake, for the client's standard `KUBECONFIG` path.
@@ -137,5 +202,15 @@ pub fn docker_secret(ns: &str, name: &str, dockerconfigjson: &Value) -> Value {
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
         "metadata": {"name": name, "namespace": ns},
         "data": {".dockerconfigjson": data}
+    })
+}
+
+/// A canary pod as the API reports it, with the given container statuses.
+pub fn pod_status(ns: &str, node: Option<&str>, statuses: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "ecr-pull-probe-canary-0", "namespace": ns},
+        "spec": {"nodeName": node, "containers": [{"name": "image-0", "image": "x"}]},
+        "status": {"phase": "Pending", "containerStatuses": statuses}
     })
 }

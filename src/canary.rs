@@ -1,0 +1,343 @@
+//! The canary path, the ground truth of the node's side: a short-lived pod with the images,
+//! `imagePullPolicy: Always`, the workload's ServiceAccount, pull secrets and placement, whose
+//! container statuses say whether the kubelet could pull. The pod is always deleted: on
+//! success, failure, deadline and interruption.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::cluster::{Cluster, Workload};
+use crate::reference::ImageRef;
+
+/// Label selecting every canary pod, so leftovers are easy to find and delete.
+pub const LABEL: (&str, &str) = ("app.kubernetes.io/component", "ecr-pull-probe-canary");
+
+/// What the kubelet did with one image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pull {
+    /// Pulled (the container got an image ID or went past the pull).
+    Pulled,
+    /// The kubelet reported a pull error, with its reason and exact message.
+    Failed { reason: String, message: String },
+    /// No answer: not scheduled, or the deadline passed.
+    Inconclusive { reason: String },
+}
+
+/// Pull states that mean the kubelet could not pull.
+const PULL_ERRORS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "RegistryUnavailable",
+    "SignatureValidationFailed",
+];
+
+/// Reads one container status: `None` while the kubelet is still at it.
+pub fn judge(status: &ContainerStatus) -> Option<Pull> {
+    let state = status.state.as_ref()?;
+    if let Some(w) = &state.waiting {
+        let reason = w.reason.clone().unwrap_or_default();
+        if PULL_ERRORS.contains(&reason.as_str()) {
+            return Some(Pull::Failed {
+                reason,
+                message: w.message.clone().unwrap_or_default(),
+            });
+        }
+    }
+    // Any later state, or an image ID, means the image is on the node.
+    let past_pull = state.running.is_some()
+        || state.terminated.is_some()
+        || state
+            .waiting
+            .as_ref()
+            .and_then(|w| w.reason.as_deref())
+            .is_some_and(|r| {
+                matches!(
+                    r,
+                    "CreateContainerConfigError"
+                        | "CreateContainerError"
+                        | "RunContainerError"
+                        | "StartError"
+                        | "CrashLoopBackOff"
+                )
+            })
+        || !status.image_id.is_empty();
+    past_pull.then_some(Pull::Pulled)
+}
+
+/// The canary pod for `images`, under the workload's identity and placement.
+pub fn pod_manifest(
+    name: &str,
+    w: &Workload,
+    images: &[ImageRef],
+    node: Option<&str>,
+    deadline_secs: i64,
+) -> Pod {
+    let containers: Vec<serde_json::Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, img)| {
+            json!({
+                "name": format!("image-{i}"),
+                "image": img.original,
+                "imagePullPolicy": "Always",
+                // The pull is what is tested; the command only has to end at once.
+                "command": ["true"],
+                "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}, "limits": {"cpu": "50m", "memory": "16Mi"}},
+                "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                                    "runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}},
+            })
+        })
+        .collect();
+    let mut spec = json!({
+        "serviceAccountName": w.service_account,
+        "automountServiceAccountToken": false,
+        "restartPolicy": "Never",
+        "activeDeadlineSeconds": deadline_secs.max(1),
+        "terminationGracePeriodSeconds": 0,
+        "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+        "imagePullSecrets": w.image_pull_secrets.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+        "containers": containers,
+    });
+    match node {
+        Some(n) => spec["nodeName"] = json!(n),
+        None if !w.node_selector.is_empty() => spec["nodeSelector"] = json!(w.node_selector),
+        None => {}
+    }
+    let labels: BTreeMap<&str, &str> = [("app.kubernetes.io/name", "ecr-pull-probe"), LABEL]
+        .into_iter()
+        .collect();
+    serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": labels},
+        "spec": spec,
+    }))
+    .expect("a static pod shape")
+}
+
+/// The outcome for each image, in order, and where the canary ran.
+#[derive(Debug, Clone)]
+pub struct CanaryRun {
+    pub pod: String,
+    pub node: Option<String>,
+    pub pulls: Vec<Pull>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CanaryError {
+    #[error("cannot create the canary pod {pod}")]
+    Create {
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Creates the canary, watches it until every image is decided or `until`, and deletes it.
+pub async fn run(
+    cluster: &Cluster,
+    w: &Workload,
+    images: &[ImageRef],
+    node: Option<&str>,
+    until: Instant,
+) -> Result<CanaryRun, CanaryError> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client(), &cluster.namespace);
+    let name = format!("ecr-pull-probe-canary-{:08x}", rand_suffix());
+    let secs = until.saturating_duration_since(Instant::now()).as_secs() as i64;
+    pods.create(
+        &PostParams::default(),
+        &pod_manifest(&name, w, images, node, secs),
+    )
+    .await
+    .map_err(|source| CanaryError::Create {
+        pod: name.clone(),
+        source,
+    })?;
+    tracing::info!(pod = %name, "canary created");
+    let watched = tokio::select! {
+        r = watch(&pods, &name, images.len(), until) => r,
+        _ = interrupted() => None,
+    };
+    // Always delete, whatever happened above.
+    if let Err(e) = pods.delete(&name, &DeleteParams::background()).await {
+        tracing::warn!(pod = %name, error = %e, "cannot delete the canary pod; delete it by its label");
+    }
+    let (node, mut pulls) = watched.unwrap_or((None, vec![]));
+    if pulls.len() < images.len() {
+        let reason = explain_pending(cluster, &name).await;
+        pulls.resize(images.len(), Pull::Inconclusive { reason });
+    }
+    Ok(CanaryRun {
+        pod: name,
+        node,
+        pulls,
+    })
+}
+
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// Polls the pod until each container is decided; pulls stay partial at the deadline.
+async fn watch(
+    pods: &Api<Pod>,
+    name: &str,
+    n: usize,
+    until: Instant,
+) -> Option<(Option<String>, Vec<Pull>)> {
+    let mut last = (None, vec![]);
+    while Instant::now() < until {
+        if let Ok(pod) = pods.get(name).await {
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+            let statuses = pod
+                .status
+                .and_then(|s| s.container_statuses)
+                .unwrap_or_default();
+            let decided: Vec<Pull> = (0..n)
+                .filter_map(|i| {
+                    statuses
+                        .iter()
+                        .find(|s| s.name == format!("image-{i}"))
+                        .and_then(judge)
+                })
+                .collect();
+            if decided.len() == n {
+                return Some((node, decided));
+            }
+            last = (node, vec![]);
+        }
+        tokio::time::sleep_until((Instant::now() + Duration::from_millis(500)).min(until)).await;
+    }
+    Some(last)
+}
+
+/// Why a canary never got to pulling: the scheduler's or the kubelet's last word.
+async fn explain_pending(cluster: &Cluster, pod: &str) -> String {
+    let events: Api<Event> = Api::namespaced(cluster.client(), &cluster.namespace);
+    let lp = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+    match events.list(&lp).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .rev()
+            .find_map(|e| {
+                e.message
+                    .clone()
+                    .map(|m| format!("{}: {m}", e.reason.clone().unwrap_or_default()))
+            })
+            .unwrap_or_else(|| "the deadline passed before the kubelet reported".into()),
+        Err(_) => "the deadline passed before the kubelet reported".into(),
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(json: &str) -> ContainerStatus {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn judges_recorded_container_statuses() {
+        // CRI-O on OpenShift, the incident's message (cri-o#2614).
+        let failed = status(
+            r#"{"name":"image-0","image":"x","imageID":"","ready":false,"restartCount":0,
+            "state":{"waiting":{"reason":"ErrImagePull","message":"initializing source docker://818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/naming-server-service:latest: Error reading manifest latest in 818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/naming-server-service: unauthorized: authentication required"}}}"#,
+        );
+        match judge(&failed) {
+            Some(Pull::Failed { reason, message }) => {
+                assert_eq!(reason, "ErrImagePull");
+                assert!(message.contains("unauthorized: authentication required"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let backoff = status(
+            r#"{"name":"image-0","image":"x","imageID":"","ready":false,"restartCount":0,
+            "state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image \"x\""}}}"#,
+        );
+        assert!(matches!(judge(&backoff), Some(Pull::Failed { .. })));
+        let done = status(
+            r#"{"name":"image-0","image":"x","imageID":"x@sha256:aa","ready":false,"restartCount":0,
+            "state":{"terminated":{"exitCode":0,"reason":"Completed"}}}"#,
+        );
+        assert_eq!(judge(&done), Some(Pull::Pulled));
+        let no_true = status(
+            r#"{"name":"image-0","image":"x","imageID":"","ready":false,"restartCount":0,
+            "state":{"waiting":{"reason":"CreateContainerError","message":"executable file `true` not found"}}}"#,
+        );
+        assert_eq!(
+            judge(&no_true),
+            Some(Pull::Pulled),
+            "a container that cannot start was pulled"
+        );
+        let pending = status(
+            r#"{"name":"image-0","image":"x","imageID":"","ready":false,"restartCount":0,
+            "state":{"waiting":{"reason":"ContainerCreating"}}}"#,
+        );
+        assert_eq!(judge(&pending), None);
+    }
+
+    #[test]
+    fn the_canary_pod_is_restricted_and_placed_like_the_workload() {
+        let w = Workload {
+            kind: "Deployment".into(),
+            namespace: "ns".into(),
+            name: "app".into(),
+            service_account: "naming-server".into(),
+            image_pull_secrets: vec!["ecr-pull".into()],
+            node_selector: [("pool".to_string(), "a".to_string())]
+                .into_iter()
+                .collect(),
+            containers: vec![],
+        };
+        let images: Vec<ImageRef> = vec![
+            "a.example/x:1".parse().unwrap(),
+            "a.example/y:2".parse().unwrap(),
+        ];
+        let p = serde_json::to_value(pod_manifest("c", &w, &images, None, 60)).unwrap();
+        assert_eq!(p["spec"]["serviceAccountName"], "naming-server");
+        assert_eq!(p["spec"]["imagePullSecrets"][0]["name"], "ecr-pull");
+        assert_eq!(p["spec"]["nodeSelector"]["pool"], "a");
+        assert_eq!(p["spec"]["containers"][1]["image"], "a.example/y:2");
+        assert_eq!(p["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(
+            p["spec"]["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(p["metadata"]["labels"][LABEL.0], LABEL.1);
+        let p = serde_json::to_value(pod_manifest("c", &w, &images, Some("node-7"), 60)).unwrap();
+        assert_eq!(p["spec"]["nodeName"], "node-7");
+        assert!(p["spec"].get("nodeSelector").is_none());
+    }
+}
