@@ -282,6 +282,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // containerd (EKS), kubernetes/kops#16762.
+        let containerd = status(
+            r#"{"name":"image-0","image":"x","imageID":"","ready":false,"restartCount":0,
+            "state":{"waiting":{"reason":"ErrImagePull","message":"failed to pull and unpack image \"818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/naming-server-service:latest\": failed to resolve reference \"818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/naming-server-service:latest\": pull access denied, repository does not exist or may require authorization: authorization failed: no basic auth credentials"}}}"#,
+        );
+        match judge(&containerd) {
+            Some(Pull::Failed { message, .. }) => {
+                assert!(message.ends_with("no basic auth credentials"))
+            }
+            other => panic!("{other:?}"),
+        }
         let backoff = status(
             r#"{"name":"image-0","image":"x","imageID":"","ready":false,"restartCount":0,
             "state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image \"x\""}}}"#,
