@@ -212,52 +212,56 @@ impl Cluster {
         }
     }
 
+    /// One namespaced object, with the failure named for the object.
+    async fn get<K>(&self, name: &str) -> Result<K, ClusterError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let kind = K::kind(&Default::default()).to_string();
+        Api::<K>::namespaced(self.client.clone(), &self.namespace)
+            .get(name)
+            .await
+            .map_err(self.read_err(&kind, name))
+    }
+
     /// Reads the workload and extracts its pod template.
     pub async fn workload(&self, r: &WorkloadRef) -> Result<Workload, ClusterError> {
         let ns = &self.namespace;
-        let c = self.client.clone();
-        let kind = r.kind.to_string();
-        let e = || self.read_err(&kind, &r.name);
+        let name = r.name.as_str();
         let spec: Option<PodSpec> = match r.kind {
-            WorkloadKind::Deployment => Api::<Deployment>::namespaced(c, ns)
-                .get(&r.name)
-                .await
-                .map_err(e())?
+            WorkloadKind::Deployment => self
+                .get::<Deployment>(name)
+                .await?
                 .spec
                 .and_then(|s| s.template.spec),
-            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(c, ns)
-                .get(&r.name)
-                .await
-                .map_err(e())?
+            WorkloadKind::StatefulSet => self
+                .get::<StatefulSet>(name)
+                .await?
                 .spec
                 .and_then(|s| s.template.spec),
-            WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(c, ns)
-                .get(&r.name)
-                .await
-                .map_err(e())?
+            WorkloadKind::DaemonSet => self
+                .get::<DaemonSet>(name)
+                .await?
                 .spec
                 .and_then(|s| s.template.spec),
-            WorkloadKind::Job => Api::<Job>::namespaced(c, ns)
-                .get(&r.name)
-                .await
-                .map_err(e())?
+            WorkloadKind::Job => self
+                .get::<Job>(name)
+                .await?
                 .spec
                 .and_then(|s| s.template.spec),
-            WorkloadKind::CronJob => Api::<CronJob>::namespaced(c, ns)
-                .get(&r.name)
-                .await
-                .map_err(e())?
+            WorkloadKind::CronJob => self
+                .get::<CronJob>(name)
+                .await?
                 .spec
                 .and_then(|s| s.job_template.spec)
                 .and_then(|s| s.template.spec),
-            WorkloadKind::Pod => {
-                Api::<Pod>::namespaced(c, ns)
-                    .get(&r.name)
-                    .await
-                    .map_err(e())?
-                    .spec
-            }
+            WorkloadKind::Pod => self.get::<Pod>(name).await?.spec,
         };
+        let kind = r.kind.to_string();
         let spec = spec.ok_or_else(|| ClusterError::NoTemplate {
             kind: kind.clone(),
             namespace: ns.clone(),

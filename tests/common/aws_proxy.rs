@@ -81,39 +81,6 @@ impl AwsProxy {
     }
 }
 
-/// Reads one request: head and a Content-Length body.
-async fn read_request(s: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + len {
-        let n = s.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((head, buf[head_end..head_end + len].to_vec()))
-}
-
 /// The operation: `X-Amz-Target: Service.Operation` (JSON protocols) or `Action=` (query).
 fn operation(head: &str, body: &[u8]) -> String {
     for l in head.lines() {
@@ -195,7 +162,7 @@ async fn handle(
     seen: &Mutex<Vec<String>>,
     shift: i64,
 ) {
-    let Some((head, body)) = read_request(&mut s).await else {
+    let Some((head, body)) = super::read_http_request(&mut s).await else {
         return;
     };
     let op = operation(&head, &body);
