@@ -183,9 +183,7 @@ pub fn termination_summary(report: &Report) -> String {
     }
     for img in report.images.iter().filter(|i| i.verdict != Verdict::Pass) {
         let code = img
-            .stages
-            .iter()
-            .flat_map(|s| &s.findings)
+            .all_findings()
             .find(|f| f.severity == Severity::Error)
             .map_or("NOT_CHECKED", |f| f.code.name());
         out.push_str(&format!("{} {code}\n", img.image));
@@ -302,6 +300,22 @@ mod tests {
             "{}",
             t.len()
         );
+    }
+
+    #[test]
+    fn the_summary_names_a_failure_found_on_the_kubelets_path() {
+        let mut r = sample();
+        r.images[0].stages = vec![Stage::from_findings("manifest", 1, None, vec![])];
+        r.images[0].paths.pull_secrets = Some(SecretPath {
+            status: Status::Fail,
+            source: "f".into(),
+            entry: None,
+            username: None,
+            password_expires_at: None,
+            stages: vec![],
+            findings: vec![Finding::new(Code::PULL_SECRET_NO_MATCH, "none")],
+        });
+        assert!(termination_summary(&r).contains("x/app:v9 PULL_SECRET_NO_MATCH"));
     }
 
     #[test]

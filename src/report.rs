@@ -250,6 +250,24 @@ impl Stage {
     }
 }
 
+impl ImageReport {
+    /// Every finding about this image: its stages, its paths, then the summaries.
+    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
+        let secrets = self
+            .paths
+            .pull_secrets
+            .iter()
+            .flat_map(|p| p.stages.iter().flat_map(|s| &s.findings).chain(&p.findings));
+        let canary = self.paths.kubelet_canary.iter().flat_map(|c| &c.findings);
+        self.stages
+            .iter()
+            .flat_map(|s| &s.findings)
+            .chain(secrets)
+            .chain(canary)
+            .chain(&self.findings)
+    }
+}
+
 /// Every finding of the report, identity first.
 pub fn all_findings(report: &Report) -> impl Iterator<Item = &Finding> {
     report
@@ -257,19 +275,7 @@ pub fn all_findings(report: &Report) -> impl Iterator<Item = &Finding> {
         .stages
         .iter()
         .flat_map(|s| &s.findings)
-        .chain(report.images.iter().flat_map(|i| {
-            let secret = i
-                .paths
-                .pull_secrets
-                .iter()
-                .flat_map(|p| p.stages.iter().flat_map(|s| &s.findings).chain(&p.findings))
-                .chain(i.paths.kubelet_canary.iter().flat_map(|c| &c.findings));
-            i.stages
-                .iter()
-                .flat_map(|s| &s.findings)
-                .chain(secret)
-                .chain(&i.findings)
-        }))
+        .chain(report.images.iter().flat_map(ImageReport::all_findings))
 }
 
 /// An image passes when none of its stages failed and its manifest was actually read: stages
