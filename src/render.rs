@@ -94,7 +94,11 @@ pub fn text(report: &Report) -> String {
         .map(|c| c.arn.clone())
         .or_else(|| id.role_arn.clone())
         .unwrap_or_else(|| "unknown".into());
-    let _ = writeln!(out, "\nidentity ({:?}): {who}", id.mode);
+    let mode = serde_json::to_value(id.mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let _ = writeln!(out, "\nidentity ({mode}): {who}");
     if let Some(sub) = id.token.as_ref().and_then(|t| t.subject.as_deref()) {
         let _ = writeln!(out, "  token subject: {sub}");
     }

@@ -399,3 +399,53 @@ fn the_canary_needs_a_workload() {
         run.stderr
     );
 }
+
+#[test]
+fn openshifts_global_pull_secret_is_used_when_asked_for() {
+    let s = Stack::get();
+    let app = s.image("naming-server-service:latest");
+    let api = FakeApi::start(routes(vec![
+        (
+            deploy_path("naming-server"),
+            200,
+            deployment(NS, "naming-server", "naming-server", &[], &app, &app),
+        ),
+        (
+            sa_path("naming-server"),
+            200,
+            service_account(NS, "naming-server", &[]),
+        ),
+        (
+            "/api/v1/namespaces/openshift-config/secrets/pull-secret".to_string(),
+            200,
+            docker_secret(
+                "openshift-config",
+                "pull-secret",
+                &auths(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD")),
+            ),
+        ),
+    ]));
+    let run = run_with(
+        &api,
+        &[
+            "--images-from",
+            "deployment/naming-server",
+            "--global-pull-secret",
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let r = run.report();
+    let p = &r["images"][0]["paths"]["pull_secrets"];
+    assert_eq!(p["status"], "pass");
+    assert_eq!(
+        p["source"], "secret/openshift-config/pull-secret",
+        "the hosted-control-plane secret is absent and skipped"
+    );
+    // Without the flag, no secret applies at all.
+    let run = run_with(&api, &["--images-from", "deployment/naming-server"]);
+    let r = run.report();
+    assert_eq!(
+        r["images"][0]["paths"]["pull_secrets"]["findings"][0]["code"],
+        "PULL_SECRET_NO_MATCH"
+    );
+}
