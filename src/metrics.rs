@@ -12,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::report::{Report, Status, Verdict, all_findings};
+use crate::report::{Report, Status, Verdict, all_findings, wire_name};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ImageLabel {
@@ -206,10 +206,7 @@ impl Metrics {
             self.web_identity_token_expiry.set(exp as f64);
         }
         for f in all_findings(report) {
-            let severity = serde_json::to_value(f.severity)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let severity = wire_name(&f.severity);
             self.findings
                 .get_or_create(&FindingLabel {
                     code: f.code.name().to_string(),
@@ -217,10 +214,7 @@ impl Metrics {
                 })
                 .inc();
         }
-        let verdict = serde_json::to_value(report.verdict)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let verdict = wire_name(&report.verdict);
         self.runs.get_or_create(&VerdictLabel { verdict }).inc();
         self.last_run.set(finished_at);
         self.last_run_duration

@@ -459,10 +459,7 @@ impl<'a> ImageCtx<'a> {
                     account: e.account.clone(),
                     region: e.region.clone(),
                     partition: e.partition.to_string(),
-                    host_form: serde_json::to_value(e.form)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default(),
+                    host_form: report::wire_name(&e.form),
                 }),
                 endpoint,
             },

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Finding, Report, Severity, Stage, Status, Verdict, all_findings};
+use crate::report::{Finding, Report, Severity, Stage, Status, Verdict, all_findings, wire_name};
 
 pub fn json(report: &Report) -> String {
     // Serialising plain data with string keys cannot fail.
@@ -52,12 +52,13 @@ fn human_bytes(b: u64) -> String {
 
 /// A finding for a person: what and why first, then the fix, evidence last.
 fn finding(out: &mut String, f: &Finding) {
-    let sev = match f.severity {
-        Severity::Info => "info",
-        Severity::Warning => "warning",
-        Severity::Error => "error",
-    };
-    let _ = writeln!(out, "[{sev}] {}: {}", f.code.name(), f.summary);
+    let _ = writeln!(
+        out,
+        "[{}] {}: {}",
+        wire_name(&f.severity),
+        f.code.name(),
+        f.summary
+    );
     let _ = writeln!(out, "  cause: {}", f.code.spec().cause);
     let mut lines = f.remediation.lines();
     if let Some(first) = lines.next() {
@@ -94,10 +95,7 @@ pub fn text(report: &Report) -> String {
         .map(|c| c.arn.clone())
         .or_else(|| id.role_arn.clone())
         .unwrap_or_else(|| "unknown".into());
-    let mode = serde_json::to_value(id.mode)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let mode = wire_name(&id.mode);
     let _ = writeln!(out, "\nidentity ({mode}): {who}");
     if let Some(sub) = id.token.as_ref().and_then(|t| t.subject.as_deref()) {
         let _ = writeln!(out, "  token subject: {sub}");
@@ -162,11 +160,7 @@ pub const TERMINATION_LIMIT: usize = 4096;
 /// '{..terminated.message}'` shows the verdict without logs: the verdict, then each failing
 /// image with its first error code, cut to fit the limit.
 pub fn termination_summary(report: &Report) -> String {
-    let verdict = match report.verdict {
-        Verdict::Pass => "pass",
-        Verdict::Fail => "fail",
-        Verdict::Error => "error",
-    };
+    let verdict = wire_name(&report.verdict);
     let mut out = format!(
         "ecr-pull-probe {verdict}: {} of {} images pullable\n",
         report

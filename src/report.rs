@@ -15,6 +15,15 @@ use crate::sts::Caller;
 
 pub const SCHEMA_VERSION: &str = "1.1";
 
+/// A unit enum's name on the wire (`web_identity`, `warning`, `dual_stack`): one spelling for
+/// the report, the text output, metric labels and docs.
+pub fn wire_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {

@@ -215,11 +215,7 @@ pub fn render_markdown() -> String {
          | code | severity | exit | title |\n|---|---|---|---|\n",
     );
     for s in CATALOGUE {
-        let sev = match s.severity {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        };
+        let sev = crate::report::wire_name(&s.severity);
         let exit = match (s.severity, s.configuration_error) {
             (_, true) => "2",
             (Severity::Error, false) => "1",
