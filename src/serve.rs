@@ -123,7 +123,10 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(shared.clone());
-    tracing::info!(%listen, "serving /metrics, /report, /healthz, /readyz");
+    // The bound address, not the asked one: with port 0 (tests, ad-hoc runs) this is the only
+    // place the port is told.
+    let bound = listener.local_addr().unwrap_or(listen);
+    tracing::info!(listen = %bound, "serving /metrics, /report, /healthz, /readyz");
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     // One task: the server ends on SIGTERM, which drops (cancels) a run in progress.
     tokio::select! {

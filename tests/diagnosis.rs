@@ -230,7 +230,7 @@ fn a_skewed_aws_clock_is_a_warning_with_the_dates() {
 
 #[test]
 fn an_unreachable_aws_endpoint_is_named() {
-    let port = free_port();
+    let port = refused_port();
     let url = format!("http://127.0.0.1:{port}");
     let run = probe(
         &[

@@ -267,7 +267,7 @@ fn an_untrusted_registry_certificate_is_named() {
 #[test]
 fn an_unreachable_registry_is_named() {
     let s = Stack::get();
-    let port = free_port();
+    let port = refused_port();
     let endpoint = format!("{}=https://127.0.0.1:{port}", s.var("STACK_ECR_HOST"));
     let run = probe(
         &["check", &s.image("naming-server-service:latest")],

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -61,44 +61,15 @@ fn sample<'a>(
         .map(|(_, _, v)| v)
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn serve_mode_scrapes_reports_and_stops_on_sigterm() {
     let s = Stack::get();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let (ok, missing) = (
         s.image("naming-server-service:latest"),
         s.image("no-such-repo:latest"),
     );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-pull-probe"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(&s.env);
-    let listen = format!("127.0.0.1:{port}");
-    cmd.args([
-        "serve",
-        "--interval",
-        "1s",
-        "--listen",
-        &listen,
-        &ok,
-        &missing,
-    ]);
-    let mut server = Server(
-        cmd.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut server = ServeProcess::start(&["--interval", "1s", &ok, &missing], &[]);
+    let base = server.base.clone();
 
     let start = Instant::now();
     while get(&format!("{base}/readyz")).0 != 200 {
@@ -202,25 +173,9 @@ fn serve_mode_scrapes_reports_and_stops_on_sigterm() {
     .unwrap();
     assert!(exp > now() as f64);
 
-    let pid = server.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let stop = Instant::now();
-    let status = loop {
-        if let Some(st) = server.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            stop.elapsed() < Duration::from_secs(10),
-            "SIGTERM did not stop serve mode"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = server
+        .signal_and_wait("TERM", Duration::from_secs(10))
+        .expect("SIGTERM stops serve mode");
     assert!(status.success(), "{status:?}");
 }
 

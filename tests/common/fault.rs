@@ -128,7 +128,7 @@ impl FaultRegistry {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let storage_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         // A port that was free a moment ago: connections to it are refused.
-        let refused_port = super::free_port();
+        let refused_port = super::refused_port();
         std_listener.set_nonblocking(true).unwrap();
         storage_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();

@@ -11,7 +11,7 @@ pub mod fault;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use base64::Engine as _;
@@ -146,12 +146,26 @@ pub fn write_token(dir: &Path, name: &str, claims: &Value) -> PathBuf {
     path
 }
 
-/// A loopback port that was free a moment ago (nothing listens there now).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// A loopback port where connections are **refused**, for tests of "nothing listens there".
+///
+/// The port is held for the whole test process by a socket that is bound but never listens,
+/// without `SO_REUSEADDR`: the kernel answers a connect with RST, and no other socket (a
+/// parallel test's server, a probe's outgoing connection) can be given that port. Handing out
+/// the number of a released listener instead let a parallel test bind it, and a test that
+/// expected "refused" got an answer (issue 16). A test that needs a server keeps the listener
+/// it bound (the fakes in this folder take it, never a number); one that needs a server that
+/// stalls uses `fault::Fault::StallLayer`, which holds its listener itself.
+pub fn refused_port() -> u16 {
+    static HELD: OnceLock<(tokio::net::TcpSocket, u16)> = OnceLock::new();
+    HELD.get_or_init(|| {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("a loopback port to hold");
+        let port = socket.local_addr().expect("a bound address").port();
+        (socket, port)
+    })
+    .1
 }
 
 /// Runs a test server in a thread of its own on a current-thread runtime; `serve` is called
@@ -251,4 +265,96 @@ pub fn finding<'a>(image: &'a Value, code: &str) -> &'a Value {
         .chain(image["findings"].as_array().unwrap())
         .find(|f| f["code"] == code)
         .unwrap_or_else(|| panic!("no {code} finding in {image:#}"))
+}
+
+/// `ecr-pull-probe serve` as a child process on a port the kernel chose (`--listen
+/// 127.0.0.1:0`): the address is read back from the probe's own "serving" log line, so no
+/// test ever guesses a free port. Killed when dropped.
+pub struct ServeProcess {
+    pub child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// Every stderr line after the "serving" one, for tests that read the logs.
+    pub stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl ServeProcess {
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+        use std::io::BufRead as _;
+        let stack = Stack::get();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-pull-probe"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", stack.dir())
+            .envs(&stack.env)
+            .env("RUST_LOG", "ecr_pull_probe=info")
+            .envs(env.iter().copied())
+            .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])
+            .args(args);
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let listen = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("serve printed no \"serving\" line in time"));
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
+            if let Some(l) = v["fields"]["listen"].as_str() {
+                break l.to_string();
+            }
+        };
+        ServeProcess {
+            child,
+            base: format!("http://{listen}"),
+            stderr: rx,
+        }
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits up to `within` for the exit status.
+    pub fn signal_and_wait(
+        &mut self,
+        signal: &str,
+        within: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([&format!("-{signal}"), &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let stop = std::time::Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            if stop.elapsed() > within {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
