@@ -155,6 +155,11 @@ pub struct CheckArgs {
     )]
     pub registry_endpoints: Vec<String>,
 
+    /// Accept `http://` registry endpoints, which send the registry credentials (the ECR
+    /// token, a pull secret's password) in clear text: for a local registry or a test only.
+    #[arg(long, env = "ECR_PULL_PROBE_ALLOW_PLAIN_HTTP")]
+    pub allow_plain_http: bool,
+
     /// Extra CA certificates (PEM) trusted for registries, on top of the system's.
     #[arg(long, env = "ECR_PULL_PROBE_CA_FILE")]
     pub ca_file: Option<PathBuf>,
@@ -261,18 +266,42 @@ pub fn parse_duration(flag: &'static str, input: &str) -> Result<Duration, Confi
     Ok(d)
 }
 
-fn parse_endpoint(input: &str) -> Result<(String, Url), ConfigError> {
+fn parse_endpoint(input: &str, allow_plain_http: bool) -> Result<(String, Url), ConfigError> {
+    let (host, url) = input.split_once('=').unwrap_or((input, ""));
+    let parsed = Url::parse(url).ok();
+    // Errors repeat the input, so credentials in it are cut out first.
+    let shown = match &parsed {
+        Some(u) if !u.username().is_empty() || u.password().is_some() => {
+            let mut u = u.clone();
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            format!("{host}={u}")
+        }
+        _ => input.to_string(),
+    };
     let err = |reason| ConfigError::Endpoint {
-        input: input.to_string(),
+        input: shown.clone(),
         reason,
     };
-    let (host, url) = input.split_once('=').ok_or_else(|| err("no `=`"))?;
+    if !input.contains('=') {
+        return Err(err("no `=`"));
+    }
     if host.is_empty() || host.contains('/') {
         return Err(err("the part before `=` must be a registry host"));
     }
-    let mut url = Url::parse(url).map_err(|_| err("the part after `=` is not a URL"))?;
+    let mut url = parsed.ok_or_else(|| err("the part after `=` is not a URL"))?;
     if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
         return Err(err("the URL must be http(s)://host[:port][/path]"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(err(
+            "the URL must not hold credentials (user:password@); credentials come from ECR or pull secrets",
+        ));
+    }
+    if url.scheme() == "http" && !allow_plain_http {
+        return Err(err(
+            "plain HTTP would send the registry credentials in clear text; use https, or add --allow-plain-http for a local registry",
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(err("the URL must not have a query or fragment"));
@@ -328,7 +357,7 @@ impl Config {
                 .iter()
                 .map(|s| s.trim())
                 .filter(|s| !s.is_empty())
-                .map(parse_endpoint)
+                .map(|e| parse_endpoint(e, a.allow_plain_http))
                 .collect::<Result<_, _>>()?,
             ca_file: a.ca_file,
             concurrency: a.concurrency,
@@ -442,6 +471,7 @@ mod tests {
             "Reg.Example=https://127.0.0.1:5000",
             "--registry-endpoint",
             "b=http://localhost/p",
+            "--allow-plain-http",
         ])
         .unwrap();
         assert_eq!(c.registry_endpoints[0].0, "reg.example");
@@ -457,12 +487,27 @@ mod tests {
             "h=not a url",
             "h/p=https://x",
             "h=https://x/?q=1",
+            "h=http://127.0.0.1:5000",
         ] {
             let e = args(&["x/y", "--registry-endpoint", bad]).unwrap_err();
             assert!(
                 e.contains(&format!("{bad:?}")) && e.contains("HOST=URL"),
                 "{e}"
             );
+        }
+        let e = args(&["x/y", "--registry-endpoint", "h=http://x"]).unwrap_err();
+        assert!(e.contains("--allow-plain-http"), "{e}");
+    }
+
+    #[test]
+    fn endpoint_credentials_are_refused_and_never_repeated() {
+        for bad in [
+            "h=https://user:hunter2@mirror.example",
+            "h=https://hunter2@mirror.example/p",
+        ] {
+            let e = args(&["x/y", "--registry-endpoint", bad]).unwrap_err();
+            assert!(e.contains("credentials"), "{e}");
+            assert!(!e.contains("hunter2"), "the password is repeated: {e}");
         }
     }
 

@@ -288,7 +288,10 @@ fn against_fake(fault: Fault) -> Run {
     let endpoint = format!("{}=http://{}", s.var("STACK_ECR_HOST"), fake.addr);
     probe(
         &["check", &s.image("faulty:latest")],
-        &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+        ],
     )
 }
 
@@ -403,6 +406,7 @@ fn a_kms_failure_is_found_through_the_ecr_api_when_the_registry_says_nothing() {
         &["check", &s.image("faulty:latest")],
         &[
             ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
             ("AWS_ENDPOINT_URL", Some(&url)),
         ],
     );

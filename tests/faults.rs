@@ -17,7 +17,10 @@ fn run_against(fault: Fault, extra: &[&str]) -> (FaultRegistry, Run) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = probe(
         &args,
-        &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+        ],
     );
     (fake, run)
 }
@@ -132,4 +135,86 @@ fn an_unreachable_storage_host_is_layer_storage_unreachable() {
         !run.stdout.contains("PRESIGNED-SIGNATURE-VALUE")
             && !run.stderr.contains("PRESIGNED-SIGNATURE-VALUE")
     );
+}
+
+/// Issue 15: a digest read from the wire is checked against the grammar before it becomes a
+/// URL; the traversal dressed as a layer digest never reaches the registry.
+#[test]
+fn a_hostile_layer_digest_never_becomes_a_request() {
+    let (fake, run) = run_against(Fault::HostileLayerDigest, &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = finding(&r["images"][0], "MANIFEST_INVALID");
+    assert!(f["summary"].as_str().unwrap().contains("digest"), "{f:#}");
+    let paths: Vec<String> = fake.seen().into_iter().map(|s| s.path).collect();
+    assert!(
+        paths
+            .iter()
+            .all(|p| !p.contains("admin") && !p.contains("..")),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn a_hostile_index_entry_cannot_fetch_another_repository() {
+    let (fake, run) = run_against(Fault::HostileIndexEntry, &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let img = &r["images"][0];
+    assert_eq!(stage(&img["stages"], "manifest")["status"], "fail");
+    finding(img, "MANIFEST_INVALID");
+    let paths: Vec<String> = fake.seen().into_iter().map(|s| s.path).collect();
+    assert!(
+        paths.iter().all(|p| !p.contains("other/secret")),
+        "{paths:?}"
+    );
+}
+
+#[test]
+fn a_child_manifest_must_match_its_index_entry() {
+    let (_, run) = run_against(Fault::IndexChildMismatch, &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let img = &r["images"][0];
+    assert_eq!(stage(&img["stages"], "manifest")["status"], "fail");
+    let f = finding(img, "MANIFEST_INVALID");
+    assert!(
+        f["summary"].as_str().unwrap().contains("asked for"),
+        "{f:#}"
+    );
+}
+
+/// Issue 15: a registry cannot send the probe to another loopback or link-local address (where
+/// instance metadata lives) and have the answer echoed into the report.
+#[test]
+fn a_redirect_to_an_internal_address_is_refused_and_not_echoed() {
+    let (fake, run) = run_against(Fault::RedirectToInternal, &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = finding(&r["images"][0], "REGISTRY_REDIRECT_REFUSED");
+    assert_eq!(f["evidence"]["host"], fake.bait.to_string());
+    assert!(fake.seen().iter().all(|s| s.server != "bait"));
+    assert!(!run.stdout.contains(common::fault::BAIT_SECRET));
+}
+
+#[test]
+fn a_token_realm_on_an_internal_address_is_refused() {
+    let fake = FaultRegistry::start(Fault::BearerRealmToInternal);
+    let endpoint = format!("mirror.example={}", format_args!("http://{}", fake.addr));
+    let run = probe(
+        &["check", "mirror.example/consultingfirm/faulty:latest"],
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = finding(&r["images"][0], "REGISTRY_REDIRECT_REFUSED");
+    assert!(
+        f["summary"].as_str().unwrap().contains("127.0.0.2"),
+        "{f:#}"
+    );
+    assert!(fake.seen().iter().all(|s| s.server != "bait"));
+    assert!(!run.stdout.contains(common::fault::BAIT_SECRET));
 }

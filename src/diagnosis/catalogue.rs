@@ -113,6 +113,9 @@ catalogue! {
     REGISTRY_UNREACHABLE: Error, false, "The registry cannot be reached",
         cause: "DNS, connection or timeout failure towards the registry host: no egress, no `ecr.dkr` VPC endpoint, or a proxy in the way.",
         fix: "Allow egress to the registry host on 443, or create the interface VPC endpoint `com.amazonaws.<region>.ecr.dkr` with private DNS; check `HTTPS_PROXY`/`NO_PROXY`.";
+    REGISTRY_REDIRECT_REFUSED: Error, false, "The registry sent the probe somewhere it must not go",
+        cause: "A redirect or a token realm pointed to plain HTTP on another host, or to a loopback, link-local or instance-metadata address that is not the configured endpoint. A registry, or something posing as it, is trying to make the puller fetch internal URLs; the probe does not follow it and does not echo what is there.",
+        fix: "Check that the host name reaches the real registry (DNS, proxies, `--registry-endpoint`). A mirror that really redirects to an internal host must be configured as the endpoint itself.";
     REGISTRY_TLS_UNTRUSTED: Error, false, "The registry's TLS certificate is not trusted",
         cause: "The certificate chain presented by the registry (or a TLS-intercepting proxy) does not lead to a trusted CA.",
         fix: "If a proxy re-signs TLS, add its CA (`--ca-file` or `SSL_CERT_FILE`); otherwise check that the host name reaches the real registry.";

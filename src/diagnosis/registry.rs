@@ -56,7 +56,7 @@ pub fn registry_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Findi
         RegistryError::ManifestTooLarge { .. }
         | RegistryError::Manifest(_)
         | RegistryError::ManifestDigestMismatch { .. } => {
-            Finding::new(Code::MANIFEST_INVALID, err.to_string())
+            Finding::new(Code::MANIFEST_INVALID, crate::error_chain(err))
         }
         RegistryError::PlatformNotFound { wanted, available } => Finding::new(
             Code::PLATFORM_NOT_IN_INDEX,
@@ -122,6 +122,9 @@ fn transport_finding(t: &TransportError, ctx: &RegistryContext<'_>) -> Finding {
     let f = match (t, t.hop()) {
         (TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. }, _) => {
             Finding::new(Code::REGISTRY_ERROR, t.to_string())
+        }
+        (TransportError::RefusedHop { from, .. }, _) => {
+            Finding::new(Code::REGISTRY_REDIRECT_REFUSED, t.to_string()).with("from", from.clone())
         }
         (_, Hop::Redirect) => Finding::new(
             Code::LAYER_STORAGE_UNREACHABLE,

@@ -1,12 +1,12 @@
 //! Blob verification while the bytes stream: digest and size are checked chunk by chunk, and
 //! nothing is kept, so memory stays flat whatever the layer size.
 
-use sha2::{Digest as _, Sha256, Sha512};
+use sha2::{Digest as _, Sha256, Sha384, Sha512};
 
 /// Why a blob's bytes cannot be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    #[error("unsupported digest {0:?} (sha256 and sha512 are)")]
+    #[error("digest {0:?} is not sha256, sha384 or sha512 with its length of lowercase hex")]
     UnsupportedDigest(String),
     #[error("content digest is {actual}, the manifest says {expected}")]
     DigestMismatch { expected: String, actual: String },
@@ -16,9 +16,91 @@ pub enum VerifyError {
     Oversized { expected: u64 },
 }
 
+/// The digest algorithms a puller verifies (go-digest's registered set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl Algorithm {
+    fn hex_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 64,
+            Algorithm::Sha384 => 96,
+            Algorithm::Sha512 => 128,
+        }
+    }
+}
+
+/// Checks a digest read from the wire or the command line against the OCI grammar for the
+/// algorithms we verify: `sha256|sha384|sha512`, `:`, then exactly the algorithm's length of
+/// lowercase hex. Anything else never becomes part of a URL: a registry once sent
+/// `sha256:/../../admin/keys?x=…` as a layer digest (issue 15).
+pub fn parse_digest(digest: &str) -> Result<Algorithm, VerifyError> {
+    let unsupported = || VerifyError::UnsupportedDigest(shorten(digest));
+    let (algo, hex) = digest.split_once(':').ok_or_else(unsupported)?;
+    let algo = match algo {
+        "sha256" => Algorithm::Sha256,
+        "sha384" => Algorithm::Sha384,
+        "sha512" => Algorithm::Sha512,
+        _ => return Err(unsupported()),
+    };
+    let lower_hex = hex
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if hex.len() != algo.hex_len() || !lower_hex {
+        return Err(unsupported());
+    }
+    Ok(algo)
+}
+
+/// A wire string cut to a length fit for an error message.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 enum Hasher {
     Sha256(Sha256),
+    Sha384(Sha384),
     Sha512(Sha512),
+}
+
+impl Hasher {
+    fn new(algo: Algorithm) -> Hasher {
+        match algo {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha384 => Hasher::Sha384(Sha384::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(chunk),
+            Hasher::Sha384(h) => h.update(chunk),
+            Hasher::Sha512(h) => h.update(chunk),
+        }
+    }
+
+    fn finish(self) -> String {
+        match self {
+            Hasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
+            Hasher::Sha384(h) => format!("sha384:{}", hex::encode(h.finalize())),
+            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
+        }
+    }
+}
+
+/// The digest of a complete body (manifests, which are small and capped) in `algo`.
+pub fn digest_of(algo: Algorithm, bytes: &[u8]) -> String {
+    let mut h = Hasher::new(algo);
+    h.update(bytes);
+    h.finish()
 }
 
 /// Incremental check of one blob against its descriptor.
@@ -31,14 +113,9 @@ pub struct Verifier {
 
 impl Verifier {
     pub fn new(digest: &str, size: u64) -> Result<Self, VerifyError> {
-        let hasher = match digest.split_once(':') {
-            Some(("sha256", hex)) if hex.len() == 64 => Hasher::Sha256(Sha256::new()),
-            Some(("sha512", hex)) if hex.len() == 128 => Hasher::Sha512(Sha512::new()),
-            _ => return Err(VerifyError::UnsupportedDigest(digest.to_string())),
-        };
         Ok(Verifier {
-            hasher,
-            expected_digest: digest.to_ascii_lowercase(),
+            hasher: Hasher::new(parse_digest(digest)?),
+            expected_digest: digest.to_string(),
             expected_size: size,
             received: 0,
         })
@@ -53,10 +130,7 @@ impl Verifier {
                 expected: self.expected_size,
             });
         }
-        match &mut self.hasher {
-            Hasher::Sha256(h) => h.update(chunk),
-            Hasher::Sha512(h) => h.update(chunk),
-        }
+        self.hasher.update(chunk);
         Ok(())
     }
 
@@ -72,10 +146,7 @@ impl Verifier {
                 received: self.received,
             });
         }
-        let actual = match self.hasher {
-            Hasher::Sha256(h) => format!("sha256:{}", hex::encode(h.finalize())),
-            Hasher::Sha512(h) => format!("sha512:{}", hex::encode(h.finalize())),
-        };
+        let actual = self.hasher.finish();
         if actual != self.expected_digest {
             return Err(VerifyError::DigestMismatch {
                 expected: self.expected_digest,
@@ -86,9 +157,9 @@ impl Verifier {
     }
 }
 
-/// The sha256 digest of a complete body (manifests, which are small and capped).
+/// The sha256 digest of a complete body: what a registry names a manifest by.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    digest_of(Algorithm::Sha256, bytes)
 }
 
 #[cfg(test)]
@@ -139,7 +210,16 @@ mod tests {
         let mut v = Verifier::new(&d, 1).unwrap();
         v.update(b"x").unwrap();
         assert!(v.finish().is_ok());
-        for bad in ["md5:abc", "sha256:short", "nocolon"] {
+        let upper = format!("sha256:{}", "A".repeat(64));
+        let traversal = format!("sha256:/../../../../admin/keys?x={}", "a".repeat(38));
+        for bad in [
+            "md5:abc",
+            "sha256:short",
+            "nocolon",
+            &upper,
+            &traversal,
+            "../../../other/secret/manifests/prod",
+        ] {
             assert!(matches!(
                 Verifier::new(bad, 1),
                 Err(VerifyError::UnsupportedDigest(_))

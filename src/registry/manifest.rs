@@ -5,8 +5,10 @@ use std::str::FromStr;
 
 use oci_client::manifest::{
     IMAGE_MANIFEST_LIST_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE,
-    OCI_IMAGE_MEDIA_TYPE, OciImageIndex, OciImageManifest,
+    OCI_IMAGE_MEDIA_TYPE,
 };
+
+use super::blob::{VerifyError, parse_digest};
 
 /// What a runtime sends: both OCI and Docker types, indexes and single manifests. A registry
 /// that gets only Docker types may answer 404 for an OCI-only image.
@@ -54,13 +56,60 @@ pub enum ManifestError {
     Invalid(String),
     #[error("a descriptor has a negative size")]
     NegativeSize,
+    #[error("a descriptor's digest is unusable")]
+    BadDigest(#[source] VerifyError),
+    #[error("the index lists {count} manifests, more than the {MAX_INDEX_ENTRIES} accepted")]
+    TooManyEntries { count: usize },
+    #[error("the manifest lists {count} layers, more than the {MAX_LAYERS} accepted")]
+    TooManyLayers { count: usize },
 }
 
-fn descriptor(media_type: String, digest: String, size: i64) -> Result<Descriptor, ManifestError> {
+/// Indexes in the wild list a handful of platforms (plus attestations); thousands only come
+/// from a registry trying to exhaust us.
+pub const MAX_INDEX_ENTRIES: usize = 1024;
+/// Runtimes refuse images far below this many layers (overlay's mount option limit).
+pub const MAX_LAYERS: usize = 1024;
+
+/// A descriptor as sent: only the fields a puller needs, so annotations and unknown fields are
+/// skipped, not built into maps (a 4 MiB index once peaked at 81 MB through generic values).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireDescriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: i64,
+    #[serde(default)]
+    platform: Option<WirePlatform>,
+}
+
+#[derive(serde::Deserialize)]
+struct WirePlatform {
+    os: String,
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct WireImage {
+    config: WireDescriptor,
+    layers: Vec<WireDescriptor>,
+}
+
+#[derive(serde::Deserialize)]
+struct WireIndex {
+    manifests: Vec<WireDescriptor>,
+}
+
+/// A descriptor with its size checked to be non-negative and its digest to be one we verify:
+/// the digest becomes part of a URL, so nothing but the grammar may pass.
+fn descriptor(w: WireDescriptor) -> Result<Descriptor, ManifestError> {
+    parse_digest(&w.digest).map_err(ManifestError::BadDigest)?;
     Ok(Descriptor {
-        media_type,
-        digest,
-        size: u64::try_from(size).map_err(|_| ManifestError::NegativeSize)?,
+        media_type: w.media_type,
+        digest: w.digest,
+        size: u64::try_from(w.size).map_err(|_| ManifestError::NegativeSize)?,
     })
 }
 
@@ -71,7 +120,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, Manife
     #[serde(rename_all = "camelCase")]
     struct Probe {
         media_type: Option<String>,
-        manifests: Option<serde_json::Value>,
+        manifests: Option<serde::de::IgnoredAny>,
     }
     let probe: Probe =
         serde_json::from_slice(body).map_err(|e| ManifestError::Invalid(e.to_string()))?;
@@ -90,31 +139,42 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, Manife
     let invalid = |e: serde_json::Error| ManifestError::Invalid(e.to_string());
     match media_type.as_str() {
         OCI_IMAGE_MEDIA_TYPE | IMAGE_MANIFEST_MEDIA_TYPE => {
-            let m: OciImageManifest = serde_json::from_slice(body).map_err(invalid)?;
+            let m: WireImage = serde_json::from_slice(body).map_err(invalid)?;
+            if m.layers.len() > MAX_LAYERS {
+                return Err(ManifestError::TooManyLayers {
+                    count: m.layers.len(),
+                });
+            }
             Ok(Manifest::Image {
-                config: descriptor(m.config.media_type, m.config.digest, m.config.size)?,
+                config: descriptor(m.config)?,
                 layers: m
                     .layers
                     .into_iter()
-                    .map(|l| descriptor(l.media_type, l.digest, l.size))
+                    .map(descriptor)
                     .collect::<Result<_, _>>()?,
                 media_type,
             })
         }
         OCI_IMAGE_INDEX_MEDIA_TYPE | IMAGE_MANIFEST_LIST_MEDIA_TYPE => {
-            let i: OciImageIndex = serde_json::from_slice(body).map_err(invalid)?;
+            let i: WireIndex = serde_json::from_slice(body).map_err(invalid)?;
+            if i.manifests.len() > MAX_INDEX_ENTRIES {
+                return Err(ManifestError::TooManyEntries {
+                    count: i.manifests.len(),
+                });
+            }
             Ok(Manifest::Index {
                 entries: i
                     .manifests
                     .into_iter()
-                    .map(|e| {
+                    .map(|mut e| {
+                        let platform = e.platform.take().map(|p| Platform {
+                            os: p.os,
+                            architecture: p.architecture,
+                            variant: p.variant.filter(|v| !v.is_empty()),
+                        });
                         Ok(IndexEntry {
-                            platform: e.platform.map(|p| Platform {
-                                os: p.os.to_string(),
-                                architecture: p.architecture.to_string(),
-                                variant: p.variant.filter(|v| !v.is_empty()),
-                            }),
-                            descriptor: descriptor(e.media_type, e.digest, e.size)?,
+                            platform,
+                            descriptor: descriptor(e)?,
                         })
                     })
                     .collect::<Result<_, ManifestError>>()?,
@@ -231,20 +291,23 @@ mod tests {
     use super::*;
 
     const OCI_INDEX: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
-      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":648,"platform":{"architecture":"amd64","os":"linux"}},
-      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","size":648,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
-      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cc","size":500,"platform":{"architecture":"unknown","os":"unknown"}}]}"#;
+      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","size":648,"platform":{"architecture":"amd64","os":"linux"}},
+      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","size":648,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
+      {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","size":500,"platform":{"architecture":"unknown","os":"unknown"}}]}"#;
 
     #[test]
     fn parses_an_image_manifest_even_without_media_type() {
-        let body = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:c","size":287},
-          "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:l","size":65600}]}"#;
+        let body = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","size":287},
+          "layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee","size":65600}]}"#;
         let m = parse(Some("application/vnd.oci.image.manifest.v1+json"), body).unwrap();
         let Manifest::Image { config, layers, .. } = m else {
             panic!()
         };
         assert_eq!(config.size, 287);
-        assert_eq!(layers[0].digest, "sha256:l");
+        assert_eq!(
+            layers[0].digest,
+            "sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+        );
         assert!(matches!(parse(None, body).unwrap(), Manifest::Image { .. }));
     }
 
@@ -272,8 +335,52 @@ mod tests {
             parse(None, b"<html>"),
             Err(ManifestError::Invalid(_))
         ));
-        let neg = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:c","size":-1},"layers":[]}"#;
+        let neg = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","size":-1},"layers":[]}"#;
         assert_eq!(parse(None, neg), Err(ManifestError::NegativeSize));
+    }
+
+    #[test]
+    fn refuses_digests_that_are_not_the_grammar_before_they_reach_a_url() {
+        let traversal = format!("sha256:/../../../../admin/keys?x={}", "a".repeat(38));
+        let layer = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"sha256:{}","size":1}},"layers":[{{"mediaType":"x","digest":"{traversal}","size":1}}]}}"#,
+            "c".repeat(64)
+        );
+        assert!(matches!(
+            parse(Some(OCI_IMAGE_MEDIA_TYPE), layer.as_bytes()),
+            Err(ManifestError::BadDigest(_))
+        ));
+        let entry = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+          {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"../../../other/secret/manifests/prod","size":1}]}"#;
+        assert!(matches!(
+            parse(None, entry.as_bytes()),
+            Err(ManifestError::BadDigest(_))
+        ));
+    }
+
+    #[test]
+    fn caps_index_entries_and_layers() {
+        let d = format!(
+            r#"{{"mediaType":"x","digest":"sha256:{}","size":1}}"#,
+            "a".repeat(64)
+        );
+        let many = vec![d.as_str(); MAX_INDEX_ENTRIES + 1].join(",");
+        let index =
+            format!(r#"{{"mediaType":"{OCI_IMAGE_INDEX_MEDIA_TYPE}","manifests":[{many}]}}"#);
+        assert_eq!(
+            parse(None, index.as_bytes()),
+            Err(ManifestError::TooManyEntries {
+                count: MAX_INDEX_ENTRIES + 1
+            })
+        );
+        let image =
+            format!(r#"{{"mediaType":"{OCI_IMAGE_MEDIA_TYPE}","config":{d},"layers":[{many}]}}"#);
+        assert_eq!(
+            parse(None, image.as_bytes()),
+            Err(ManifestError::TooManyLayers {
+                count: MAX_LAYERS + 1
+            })
+        );
     }
 
     #[test]
@@ -287,21 +394,21 @@ mod tests {
                 .unwrap()
                 .descriptor
                 .digest,
-            "sha256:aa"
+            "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         );
         assert_eq!(
             select(&entries, &p("linux/arm64"))
                 .unwrap()
                 .descriptor
                 .digest,
-            "sha256:bb"
+            "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
         );
         assert_eq!(
             select(&entries, &p("linux/arm64/v8"))
                 .unwrap()
                 .descriptor
                 .digest,
-            "sha256:bb"
+            "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
         );
         assert_eq!(
             select(&entries, &p("linux/s390x")).unwrap_err(),

@@ -249,7 +249,7 @@ pub async fn login<'a>(
     let auth = match (basic, &challenge) {
         (Some(b), _) => Auth::Basic(b.clone()),
         (None, Some(c)) if anonymous_status == 401 && parse_challenge(c).0 == "bearer" => {
-            anonymous_bearer(transport, c, repository).await?
+            anonymous_bearer(transport, base, c, repository).await?
         }
         _ => Auth::Anonymous,
     };
@@ -280,6 +280,7 @@ pub async fn login<'a>(
 /// The anonymous token dance of Docker Hub, Quay, GHCR and other Bearer registries.
 async fn anonymous_bearer(
     transport: &Transport,
+    base: &Url,
     challenge: &str,
     repository: &str,
 ) -> Result<Auth, RegistryError> {
@@ -289,6 +290,12 @@ async fn anonymous_bearer(
     let Some(mut url) = realm else {
         return Ok(Auth::Anonymous);
     };
+    // The realm is the registry's word: the same rule as for its redirects.
+    transport::check_hop(base, &url).map_err(|reason| TransportError::RefusedHop {
+        from: host_of(base),
+        to: host_of(&url),
+        reason,
+    })?;
     {
         let mut q = url.query_pairs_mut();
         if let Some(s) = get("service") {
@@ -349,11 +356,20 @@ pub struct BlobPull {
 }
 
 impl Session<'_> {
+    /// `<base>/v2/<repository>/<kind>/<reference>`, built segment by segment so that no part
+    /// can add a segment, a query or a `..` (each is percent-encoded as one segment). Callers
+    /// have already checked `reference` against the tag or digest grammar.
     fn url(&self, kind: &str, reference: &str) -> Url {
-        join(
-            &self.base,
-            &format!("v2/{}/{kind}/{reference}", self.repository),
-        )
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments
+                .pop_if_empty()
+                .push("v2")
+                .extend(self.repository.split('/'))
+                .push(kind)
+                .push(reference);
+        }
+        url
     }
 
     /// Fetches a manifest body, capped, checking its digest when one was asked for.
@@ -380,13 +396,29 @@ impl Session<'_> {
             .ok_or(RegistryError::ManifestTooLarge {
                 limit: manifest::MAX_MANIFEST_BYTES,
             })?;
-        let digest = blob::sha256_digest(&body);
-        if reference.starts_with("sha256:") && !reference.eq_ignore_ascii_case(&digest) {
-            return Err(RegistryError::ManifestDigestMismatch {
-                expected: reference.to_string(),
-                actual: digest,
-            });
-        }
+        // A manifest asked for by digest (the user's, or an index entry's) must be exactly
+        // those bytes: an index entry is a promise about its child.
+        let digest = match blob::parse_digest(reference) {
+            Ok(algo) => {
+                let actual = blob::digest_of(algo, &body);
+                if actual != reference {
+                    return Err(RegistryError::ManifestDigestMismatch {
+                        expected: reference.to_string(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Err(_) if reference.contains(':') => {
+                return Err(
+                    ManifestError::BadDigest(blob::VerifyError::UnsupportedDigest(
+                        reference.to_string(),
+                    ))
+                    .into(),
+                );
+            }
+            Err(_) => blob::sha256_digest(&body),
+        };
         let parsed = manifest::parse(content_type.as_deref(), &body)?;
         Ok((parsed, digest, body.len() as u64))
     }
@@ -458,7 +490,8 @@ impl Session<'_> {
     /// Tells a missing repository from a missing tag after `MANIFEST_UNKNOWN`: the tag list of a
     /// missing repository answers `NAME_UNKNOWN`. `None` when the registry will not say.
     pub async fn repository_exists(&self) -> Option<bool> {
-        let url = join(&self.base, &format!("v2/{}/tags/list?n=1", self.repository));
+        let mut url = self.url("tags", "list");
+        url.set_query(Some("n=1"));
         let fetched = self.transport.get(url, &self.auth, None).await.ok()?;
         if fetched.response.status().is_success() {
             return Some(true);

@@ -89,6 +89,13 @@ pub enum TransportError {
     TooManyRedirects { host: String },
     #[error("{host} sent a redirect without a usable Location")]
     BadRedirect { host: String },
+    /// A redirect or token realm pointing somewhere a registry must not send us.
+    #[error("{from} sent us to {to}, which is refused: {reason}")]
+    RefusedHop {
+        from: String,
+        to: String,
+        reason: &'static str,
+    },
 }
 
 impl TransportError {
@@ -99,7 +106,8 @@ impl TransportError {
             | TransportError::Timeout { host, .. }
             | TransportError::Other { host, .. }
             | TransportError::TooManyRedirects { host }
-            | TransportError::BadRedirect { host } => host,
+            | TransportError::BadRedirect { host }
+            | TransportError::RefusedHop { to: host, .. } => host,
         }
     }
 
@@ -109,6 +117,7 @@ impl TransportError {
             | TransportError::Tls { hop, .. }
             | TransportError::Timeout { hop, .. }
             | TransportError::Other { hop, .. } => *hop,
+            TransportError::RefusedHop { .. } => Hop::Redirect,
             _ => Hop::Registry,
         }
     }
@@ -165,6 +174,49 @@ pub fn host_of(url: &Url) -> String {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
     }
+}
+
+/// Whether a registry may send us from `origin` (the configured endpoint) to `next`, by a
+/// redirect or a token realm. A registry is untrusted: without this rule it could make the
+/// probe fetch instance metadata or a cluster-internal service and echo the answer into the
+/// report (issue 15). The endpoint's own host is always allowed, whatever its address, since
+/// the user chose it; any other host must be HTTPS and must not be a loopback, link-local or
+/// unspecified address (where instance metadata and node-local services live).
+pub fn check_hop(origin: &Url, next: &Url) -> Result<(), &'static str> {
+    let same_host = origin.host_str().is_some() && origin.host_str() == next.host_str();
+    if next.scheme() != "https" && !(same_host && next.scheme() == "http") {
+        return Err("only HTTPS may be followed to another host");
+    }
+    if same_host {
+        if origin.scheme() == "https" && next.scheme() != "https" {
+            return Err("a downgrade from HTTPS to plain HTTP");
+        }
+        return Ok(());
+    }
+    let internal = match next.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => {
+            let mapped = ip
+                .to_ipv4_mapped()
+                .is_some_and(|v4| v4.is_loopback() || v4.is_link_local());
+            // fd00:ec2::254 is EC2's IPv6 instance metadata address.
+            let imds = ip.segments()[..2] == [0xfd00, 0x0ec2];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || mapped
+                || imds
+        }
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        None => true,
+    };
+    if internal {
+        return Err("a loopback, link-local or metadata address that is not the endpoint's own");
+    }
+    Ok(())
 }
 
 /// A response and where it came from.
@@ -240,6 +292,7 @@ impl Transport {
         accept: Option<&str>,
     ) -> Result<Fetched, TransportError> {
         let origin = url.origin();
+        let first = url.clone();
         let mut current = url;
         for hop in 0..=MAX_REDIRECTS {
             let mut req = self.client.get(current.clone());
@@ -270,6 +323,11 @@ impl Transport {
                     .ok_or_else(|| TransportError::BadRedirect {
                         host: host_of(&current),
                     })?;
+                check_hop(&first, &next).map_err(|reason| TransportError::RefusedHop {
+                    from: host_of(&current),
+                    to: host_of(&next),
+                    reason,
+                })?;
                 tracing::debug!(from = %host_of(&current), to = %host_of(&next), status = response.status().as_u16(), "redirect");
                 current = next;
                 continue;
@@ -283,5 +341,45 @@ impl Transport {
         Err(TransportError::TooManyRedirects {
             host: host_of(&current),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn hops_to_https_hosts_are_followed_and_internal_or_plain_ones_refused() {
+        let ecr = u("https://818140567777.dkr.ecr.us-east-1.amazonaws.com/v2/a/blobs/sha256:x");
+        let s3 = u("https://prod-us-east-1-starport-layer-bucket.s3.us-east-1.amazonaws.com/x");
+        assert_eq!(check_hop(&ecr, &s3), Ok(()));
+        for bad in [
+            "http://prod-us-east-1-starport-layer-bucket.s3.us-east-1.amazonaws.com/x",
+            "https://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "http://169.254.169.254/latest/meta-data/",
+            "https://127.0.0.1:10250/pods",
+            "https://127.0.0.2/",
+            "https://[::1]/",
+            "https://[fe80::1]/",
+            "https://[fd00:ec2::254]/latest/meta-data/",
+            "https://[::ffff:169.254.169.254]/",
+            "https://0.0.0.0/",
+            "https://localhost:8443/",
+            "https://metrics.localhost/",
+            "http://818140567777.dkr.ecr.us-east-1.amazonaws.com/v2/",
+        ] {
+            assert!(check_hop(&ecr, &u(bad)).is_err(), "{bad}");
+        }
+        // The user's own endpoint (the local stack, a mirror on loopback) stays usable,
+        // including another port of the same host (its storage).
+        let local = u("http://127.0.0.1:5000/v2/");
+        assert_eq!(check_hop(&local, &u("http://127.0.0.1:5001/blob")), Ok(()));
+        assert!(check_hop(&local, &u("http://127.0.0.2:5001/blob")).is_err());
+        let tls_local = u("https://127.0.0.1:5000/v2/");
+        assert!(check_hop(&tls_local, &u("http://127.0.0.1:5000/v2/")).is_err());
     }
 }

@@ -37,7 +37,22 @@ pub enum Fault {
     ManifestServerError,
     /// Every answer carries a `Date` an hour behind.
     SkewedDate,
+    /// The layer's digest in the manifest is a path traversal dressed as sha256.
+    HostileLayerDigest,
+    /// The tag is an index whose one entry's digest is a path to another repository.
+    HostileIndexEntry,
+    /// The tag is an index whose entry names a digest the child manifest does not have.
+    IndexChildMismatch,
+    /// The layer is a 307 to another loopback address (the "bait", standing for instance
+    /// metadata), which answers with credential-shaped JSON.
+    RedirectToInternal,
+    /// Anonymous requests get a Bearer challenge whose realm is the bait.
+    BearerRealmToInternal,
 }
+
+/// What the bait answers: instance-metadata-shaped credentials, so a test can check that
+/// nothing of it reaches the report.
+pub const BAIT_SECRET: &str = "bait-SecretAccessKey-wJalrXUtnFEMI";
 
 fn denied(message: &str) -> Vec<u8> {
     serde_json::json!({"errors": [{"code": "DENIED", "message": message}]})
@@ -55,6 +70,8 @@ pub struct Seen {
 
 pub struct FaultRegistry {
     pub addr: SocketAddr,
+    /// Where the bait listens (127.0.0.2: loopback, but not the endpoint's host).
+    pub bait: SocketAddr,
     pub layer_digest: String,
     pub seen: Arc<Mutex<Vec<Seen>>>,
 }
@@ -127,6 +144,9 @@ impl FaultRegistry {
     pub fn start(fault: Fault) -> FaultRegistry {
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let storage_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let bait_listener = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+        bait_listener.set_nonblocking(true).unwrap();
+        let bait = bait_listener.local_addr().unwrap();
         // A port that was free a moment ago: connections to it are refused.
         let refused_port = super::refused_port();
         std_listener.set_nonblocking(true).unwrap();
@@ -140,6 +160,27 @@ impl FaultRegistry {
         super::spawn_server(move || async move {
             let registry = TcpListener::from_std(std_listener).unwrap();
             let storage = TcpListener::from_std(storage_listener).unwrap();
+            let bait_seen = seen2.clone();
+            tokio::spawn(async move {
+                let bait = TcpListener::from_std(bait_listener).unwrap();
+                while let Ok((mut s, _)) = bait.accept().await {
+                    let seen = bait_seen.clone();
+                    tokio::spawn(async move {
+                        let Some(r) = read_request(&mut s).await else {
+                            return;
+                        };
+                        seen.lock().unwrap().push(Seen {
+                            server: "bait",
+                            path: r.path,
+                            authorization: r.authorization,
+                        });
+                        let body = format!(
+                            r#"{{"Code":"Success","AccessKeyId":"ASIABAIT","SecretAccessKey":"{BAIT_SECRET}"}}"#
+                        );
+                        respond(&mut s, "403 Forbidden", &[], body.as_bytes()).await;
+                    });
+                }
+            });
             let (seen3, c3) = (seen2.clone(), c2.clone());
             tokio::spawn(async move {
                 while let Ok((mut s, _)) = storage.accept().await {
@@ -180,12 +221,18 @@ impl FaultRegistry {
                         path: r.path.clone(),
                         authorization: r.authorization,
                     });
-                    serve(&mut s, &r, fault, &c, storage_port, refused_port).await;
+                    let ports = Ports {
+                        storage: storage_port,
+                        refused: refused_port,
+                        bait: bait.port(),
+                    };
+                    serve(&mut s, &r, fault, &c, ports).await;
                 });
             }
         });
         FaultRegistry {
             addr,
+            bait,
             layer_digest,
             seen,
         }
@@ -196,17 +243,25 @@ impl FaultRegistry {
     }
 }
 
-async fn serve(
-    s: &mut TcpStream,
-    r: &Request,
-    fault: Fault,
-    c: &Content,
-    storage_port: u16,
-    refused_port: u16,
-) {
+/// The other listeners a fault may send the client to.
+#[derive(Clone, Copy)]
+struct Ports {
+    storage: u16,
+    refused: u16,
+    bait: u16,
+}
+
+async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports: Ports) {
     let challenge = (
         "WWW-Authenticate",
-        r#"Basic realm="fault-registry""#.to_string(),
+        if fault == Fault::BearerRealmToInternal {
+            format!(
+                r#"Bearer realm="http://127.0.0.2:{}/token",service="fault-registry""#,
+                ports.bait
+            )
+        } else {
+            r#"Basic realm="fault-registry""#.to_string()
+        },
     );
     let json = ("Content-Type", "application/json".to_string());
     let shift = if fault == Fault::SkewedDate { 3600 } else { 0 };
@@ -224,6 +279,47 @@ async fn serve(
             Fault::DenyManifest(m) => respond(s, "403 Forbidden", &[json], &denied(m)).await,
             Fault::ManifestServerError => {
                 respond(s, "500 Internal Server Error", &[], b"internal error").await
+            }
+            Fault::HostileLayerDigest if !r.path.contains("/manifests/sha256:") => {
+                let traversal = format!("sha256:/../../../../admin/keys?x={}", "a".repeat(38));
+                let body = String::from_utf8(c.manifest.clone())
+                    .unwrap()
+                    .replace(&c.layer.0, &traversal);
+                let ct = "application/vnd.oci.image.manifest.v1+json";
+                respond(
+                    s,
+                    "200 OK",
+                    &[("Content-Type", ct.to_string())],
+                    body.as_bytes(),
+                )
+                .await
+            }
+            Fault::HostileIndexEntry | Fault::IndexChildMismatch
+                if !r.path.contains("/manifests/sha256:") =>
+            {
+                let entry = if fault == Fault::HostileIndexEntry {
+                    "../../../other/secret/manifests/prod".to_string()
+                } else {
+                    digest(b"another manifest")
+                };
+                let index = serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": [{
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": entry, "size": c.manifest.len(),
+                        "platform": {"os": "linux", "architecture": "amd64"},
+                    }],
+                })
+                .to_string();
+                let ct = "application/vnd.oci.image.index.v1+json";
+                respond(
+                    s,
+                    "200 OK",
+                    &[("Content-Type", ct.to_string())],
+                    index.as_bytes(),
+                )
+                .await
             }
             Fault::Schema1Manifest => {
                 let ct = "application/vnd.docker.distribution.manifest.v1+prettyjws";
@@ -255,7 +351,18 @@ async fn serve(
         | Fault::SkewedDate
         | Fault::DenyManifest(_)
         | Fault::Schema1Manifest
-        | Fault::ManifestServerError => respond(s, "200 OK", &[], layer).await,
+        | Fault::ManifestServerError
+        | Fault::HostileLayerDigest
+        | Fault::HostileIndexEntry
+        | Fault::IndexChildMismatch
+        | Fault::BearerRealmToInternal => respond(s, "200 OK", &[], layer).await,
+        Fault::RedirectToInternal => {
+            let location = format!(
+                "http://127.0.0.2:{}/latest/meta-data/iam/security-credentials/node-role",
+                ports.bait
+            );
+            respond(s, "307 Temporary Redirect", &[("Location", location)], b"").await
+        }
         Fault::DenyLayer(m) => respond(s, "403 Forbidden", &[json], &denied(m)).await,
         Fault::CorruptLayer => {
             let mut bad = layer.clone();
@@ -279,9 +386,9 @@ async fn serve(
         }
         Fault::RedirectLayer | Fault::RedirectRefused => {
             let port = if fault == Fault::RedirectLayer {
-                storage_port
+                ports.storage
             } else {
-                refused_port
+                ports.refused
             };
             let location = format!(
                 "http://127.0.0.1:{port}/starport/{}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=PRESIGNED-SIGNATURE-VALUE",
