@@ -28,6 +28,13 @@ const CEILINGS: &[(&str, LevelFilter)] = &[
     ("h2", LevelFilter::INFO),
     ("reqwest", LevelFilter::INFO),
     ("rustls", LevelFilter::INFO),
+    // kube-client logs the whole body of an answer it cannot decode at WARN, and that body
+    // can be a Secret: its decode errors reach us as typed errors anyway, so it says nothing
+    // below ERROR. tower and tower-http carry its requests.
+    ("kube_client", LevelFilter::ERROR),
+    ("kube", LevelFilter::ERROR),
+    ("tower", LevelFilter::INFO),
+    ("tower_http", LevelFilter::INFO),
 ];
 
 pub fn init(format: LogFormat) {

@@ -449,3 +449,52 @@ fn openshifts_global_pull_secret_is_used_when_asked_for() {
         "PULL_SECRET_NO_MATCH"
     );
 }
+
+/// Issue 15: kube-client logged the whole body of an answer it could not decode at WARN; a
+/// malformed Secret must not reach stderr, at any level.
+#[test]
+fn a_malformed_secret_from_the_api_never_reaches_the_logs() {
+    let s = Stack::get();
+    let app = s.image("naming-server-service:latest");
+    let secret_value = "c3VwZXItc2VjcmV0LXB1bGwtcGFzc3dvcmQ";
+    // `data` must be a map of strings: a list makes the Secret undecodable for kube-client.
+    let malformed = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "ecr-pull", "namespace": NS},
+        "type": "kubernetes.io/dockerconfigjson",
+        "data": [secret_value]});
+    let api = FakeApi::start(routes(vec![
+        (
+            deploy_path("naming-server"),
+            200,
+            deployment(
+                NS,
+                "naming-server",
+                "naming-server",
+                &["ecr-pull"],
+                &app,
+                &app,
+            ),
+        ),
+        (
+            sa_path("naming-server"),
+            200,
+            service_account(NS, "naming-server", &[]),
+        ),
+        (secret_path("ecr-pull"), 200, malformed),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path(), NS);
+    let run = probe(
+        &["check", "--images-from", "deployment/naming-server"],
+        &[
+            ("KUBECONFIG", Some(kubeconfig.to_str().unwrap())),
+            ("RUST_LOG", Some("trace")),
+        ],
+    );
+    assert!(
+        api.seen.lock().unwrap().contains(&secret_path("ecr-pull")),
+        "the Secret was read"
+    );
+    assert!(!run.stderr.contains(secret_value), "{}", run.stderr);
+    assert!(!run.stdout.contains(secret_value));
+}
