@@ -4,6 +4,7 @@
 //! success, failure, deadline and interruption.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
@@ -18,6 +19,9 @@ use crate::reference::ImageRef;
 
 /// Label selecting every canary pod, so leftovers are easy to find and delete.
 pub const LABEL: (&str, &str) = ("app.kubernetes.io/component", "ecr-pull-probe-canary");
+
+/// The canary's command: a path under a character device, which no image can provide.
+pub const NO_ENTRYPOINT: &str = "/dev/null/ecr-pull-probe-canary-never-runs";
 
 /// What the kubelet did with one image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,8 +94,11 @@ pub fn pod_manifest(
                 "name": format!("image-{i}"),
                 "image": img.original,
                 "imagePullPolicy": "Always",
-                // The pull is what is tested; the command only has to end at once.
-                "command": ["true"],
+                // The pull is what is tested, and nothing of the image may run under the
+                // workload's identity: `/dev/null` is the runtime's character device in every
+                // container, so this path cannot exist whatever the image holds, and the
+                // container fails to start (CreateContainerError / StartError) after the pull.
+                "command": [NO_ENTRYPOINT],
                 "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}, "limits": {"cpu": "50m", "memory": "16Mi"}},
                 "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                                     "runAsNonRoot": true, "capabilities": {"drop": ["ALL"]}},
@@ -142,6 +149,83 @@ pub enum CanaryError {
     },
 }
 
+/// Canary pods that exist (or may) and whose delete has not finished yet.
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Waits, at most `grace`, for every canary pod's delete to finish: a process that is being
+/// stopped calls this before it exits, so a SIGTERM never leaves a pod behind.
+pub async fn settle(grace: Duration) {
+    let until = Instant::now() + grace;
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Owns the delete of one canary pod. Dropped without [`PodGuard::delete`] having run (the
+/// run was cancelled: serve stopping, a deadline), it sends the delete from a task of its
+/// own, which [`settle`] waits for.
+struct PodGuard {
+    pods: Api<Pod>,
+    name: String,
+    armed: bool,
+}
+
+impl PodGuard {
+    fn new(pods: &Api<Pod>, name: &str) -> PodGuard {
+        IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+        PodGuard {
+            pods: pods.clone(),
+            name: name.to_string(),
+            armed: true,
+        }
+    }
+
+    /// The API server answered the create with an error: nothing was stored.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+
+    /// Deletes the pod; disarmed only once the API has answered, so a cancellation in the
+    /// middle leaves the guard armed and its drop sends the delete again.
+    async fn delete(mut self) {
+        delete_pod(&self.pods, &self.name).await;
+        self.armed = false;
+    }
+}
+
+impl Drop for PodGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        let (pods, name) = (self.pods.clone(), std::mem::take(&mut self.name));
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    delete_pod(&pods, &name).await;
+                    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            Err(_) => {
+                tracing::warn!(pod = %name, "cannot delete the canary pod; delete it by its label");
+                IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+async fn delete_pod(pods: &Api<Pod>, name: &str) {
+    match pods.delete(name, &DeleteParams::background()).await {
+        Ok(_) => tracing::info!(pod = %name, "canary deleted"),
+        // Never created after all (a create that failed before the server stored it).
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => {
+            tracing::warn!(pod = %name, error = %e, "cannot delete the canary pod; delete it by its label")
+        }
+    }
+}
+
 /// Creates the canary, watches it until every image is decided or `until`, and deletes it.
 pub async fn run(
     cluster: &Cluster,
@@ -153,24 +237,30 @@ pub async fn run(
     let pods: Api<Pod> = Api::namespaced(cluster.client(), &cluster.namespace);
     let name = format!("ecr-pull-probe-canary-{:08x}", rand_suffix());
     let secs = until.saturating_duration_since(Instant::now()).as_secs() as i64;
-    pods.create(
-        &PostParams::default(),
-        &pod_manifest(&name, w, images, node, secs),
-    )
-    .await
-    .map_err(|source| CanaryError::Create {
-        pod: name.clone(),
-        source,
-    })?;
+    // Guarded before the create: a create that times out on our side may still have made
+    // the pod on the server's.
+    let guard = PodGuard::new(&pods, &name);
+    let created = pods
+        .create(
+            &PostParams::default(),
+            &pod_manifest(&name, w, images, node, secs),
+        )
+        .await;
+    if let Err(source) = created {
+        // An answer from the API server means nothing was stored; anything else may have.
+        if let kube::Error::Api(_) = source {
+            guard.disarm();
+        } else {
+            guard.delete().await;
+        }
+        return Err(CanaryError::Create { pod: name, source });
+    }
     tracing::info!(pod = %name, "canary created");
     let watched = tokio::select! {
         r = watch(&pods, &name, images.len(), until) => r,
         _ = interrupted() => None,
     };
-    // Always delete, whatever happened above.
-    if let Err(e) = pods.delete(&name, &DeleteParams::background()).await {
-        tracing::warn!(pod = %name, error = %e, "cannot delete the canary pod; delete it by its label");
-    }
+    guard.delete().await;
     let (node, mut pulls) = watched.unwrap_or((None, vec![]));
     if pulls.len() < images.len() {
         let reason = explain_pending(cluster, &name).await;
@@ -342,6 +432,14 @@ mod tests {
         assert_eq!(p["spec"]["nodeSelector"]["pool"], "a");
         assert_eq!(p["spec"]["containers"][1]["image"], "a.example/y:2");
         assert_eq!(p["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        for c in p["spec"]["containers"].as_array().unwrap() {
+            assert_eq!(
+                c["command"],
+                json!([NO_ENTRYPOINT]),
+                "nothing of the image runs"
+            );
+            assert!(c.get("args").is_none());
+        }
         assert_eq!(
             p["spec"]["securityContext"]["seccompProfile"]["type"],
             "RuntimeDefault"

@@ -246,21 +246,47 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     };
     // The canary runs beside the image checks; it mostly waits on the kubelet.
     let canary_until = deadline.min(Instant::now() + config.canary_timeout);
+    // Only the workload's own images go into the canary: it runs under the workload's
+    // ServiceAccount, and an image named only on the command line has no business there.
+    let canary_images: Vec<ImageRef> = match &workload {
+        Some(w) => images
+            .iter()
+            .filter(|i| w.containers.iter().any(|c| c.image == i.original))
+            .cloned()
+            .collect(),
+        None => vec![],
+    };
     let canary = async {
         match (&cluster, &workload) {
-            (Some(c), Some(w)) if config.canary => {
-                Some(canary::run(c, w, &images, config.canary_node.as_deref(), canary_until).await)
-            }
+            (Some(c), Some(w)) if config.canary => Some(
+                canary::run(
+                    c,
+                    w,
+                    &canary_images,
+                    config.canary_node.as_deref(),
+                    canary_until,
+                )
+                .await,
+            ),
             _ => None,
         }
     };
-    let checks = stream::iter(images.iter())
-        .map(|img| ctx.check(img))
+    // The futures are made up front, not by a closure inside the stream: a closure there
+    // makes the whole run's future not provably `Send` (rust-lang/rust#102211), and serve
+    // spawns it.
+    let pending: Vec<_> = images.iter().map(|img| ctx.check(img)).collect();
+    let checks = stream::iter(pending)
         .buffered(config.concurrency)
         .collect::<Vec<ImageReport>>();
     let (mut image_reports, canary) = tokio::join!(checks, canary);
-    for (i, r) in image_reports.iter_mut().enumerate() {
-        r.paths.kubelet_canary = canary.as_ref().map(|c| canary_path(c, i));
+    for (img, r) in images.iter().zip(image_reports.iter_mut()) {
+        let in_canary = canary_images
+            .iter()
+            .position(|c| c.original == img.original);
+        r.paths.kubelet_canary = canary
+            .as_ref()
+            .zip(in_canary)
+            .map(|(c, i)| canary_path(c, i));
         finish_image(r);
     }
 
@@ -698,8 +724,11 @@ impl<'a> ImageCtx<'a> {
             }
         };
         stage("layers", deadline, secs, stages, async {
-            let results: Vec<(BlobReport, Option<Finding>)> = stream::iter(layers)
+            let pending: Vec<_> = layers
+                .into_iter()
                 .map(|d| self.pull_blob(&pulled.session, d, BlobKind::Layer, img, &registry_host))
+                .collect();
+            let results: Vec<(BlobReport, Option<Finding>)> = stream::iter(pending)
                 .buffered(LAYER_CONCURRENCY)
                 .collect()
                 .await;

@@ -61,13 +61,23 @@ async fn ready(State(s): State<Arc<Shared>>) -> impl IntoResponse {
     }
 }
 
+/// `probe::run` as a boxed `Send` future: spawning it directly trips the compiler's
+/// higher-ranked lifetime inference over the stream combinators inside (rust-lang/rust#102211).
+fn boxed_run(
+    config: &Config,
+) -> std::pin::Pin<
+    Box<dyn Future<Output = Result<crate::report::Report, probe::SetupError>> + Send + '_>,
+> {
+    Box::pin(probe::run(config))
+}
+
 async fn check_loop(config: Config, interval: Duration, shared: Arc<Shared>) {
     let mut ticks = tokio::time::interval(interval);
     // A run longer than the interval delays the next one instead of stacking runs.
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        match probe::run(&config).await {
+        match boxed_run(&config).await {
             Ok(r) => {
                 shared.metrics.observe(&r, probe::unix_now() as f64);
                 *shared.last.write().unwrap_or_else(|e| e.into_inner()) = Some(render::json(&r));
@@ -127,10 +137,21 @@ pub async fn serve(
     // place the port is told.
     let bound = listener.local_addr().unwrap_or(listen);
     tracing::info!(listen = %bound, "serving /metrics, /report, /healthz, /readyz");
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
-    // One task: the server ends on SIGTERM, which drops (cancels) a run in progress.
-    tokio::select! {
-        served = std::future::IntoFuture::into_future(server) => served.map_err(ServeError::Serve),
-        () = check_loop(config, interval, shared) => Ok(()),
-    }
+    // The checks run in a task of their own, on the runtime's worker threads: whatever a run
+    // does (parsing hostile input, hashing layers) never holds up /healthz or SIGTERM.
+    let checks = tokio::spawn(check_loop(config, interval, shared));
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(ServeError::Serve);
+    // Stopping cancels a run in progress; a canary pod it created is deleted by its guard,
+    // and the pod's grace period is spent waiting for that, not for the run.
+    checks.abort();
+    let _ = checks.await;
+    crate::canary::settle(CANARY_CLEANUP_GRACE).await;
+    served
 }
+
+/// How long a stopping `serve` waits for canary deletes, well inside the default 30 s
+/// termination grace period.
+const CANARY_CLEANUP_GRACE: Duration = Duration::from_secs(10);

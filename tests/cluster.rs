@@ -498,3 +498,158 @@ fn a_malformed_secret_from_the_api_never_reaches_the_logs() {
     assert!(!run.stderr.contains(secret_value), "{}", run.stderr);
     assert!(!run.stdout.contains(secret_value));
 }
+
+/// Waits until the fake API has been asked to create the canary; returns the pod's name.
+fn created_canary(api: &FakeApi) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let created = api
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(k, _)| k.starts_with("POST ") && k.ends_with("/pods"))
+            .map(|(_, body)| serde_json::from_str::<Value>(body).unwrap());
+        if let Some(pod) = created {
+            return pod["metadata"]["name"].as_str().unwrap().to_string();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "no canary was created"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn deleted(api: &FakeApi, pod: &str) -> bool {
+    api.requests
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(k, _)| k.starts_with("DELETE ") && k.ends_with(&format!("/pods/{pod}")))
+}
+
+/// A canary the kubelet never decides on, so the run is still waiting when it is stopped.
+fn pending_canary_api() -> FakeApi {
+    let app = Stack::get().image("naming-server-service:latest");
+    FakeApi::start_table(canary_table(
+        &app,
+        vec![pod_status(
+            NS,
+            Some("worker-a"),
+            waiting("ContainerCreating", ""),
+        )],
+        json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": []}),
+    ))
+}
+
+/// Issue 15: the README promises the canary is deleted on SIGINT and SIGTERM; `check` keeps
+/// that promise and still prints its report.
+#[test]
+fn a_stopped_check_deletes_its_canary() {
+    for signal in ["TERM", "INT"] {
+        let api = pending_canary_api();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.kubeconfig(dir.path(), NS);
+        let mut child = probe_command(
+            &[
+                "check",
+                "--images-from",
+                "deployment/naming-server",
+                "--canary",
+                "--canary-timeout",
+                "60s",
+            ],
+            &[("KUBECONFIG", Some(kubeconfig.to_str().unwrap()))],
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        let pod = created_canary(&api);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let status = signal_and_wait(&mut child, signal, std::time::Duration::from_secs(20));
+        assert!(status.is_some(), "SIG{signal} did not end the run");
+        assert!(deleted(&api, &pod), "SIG{signal} left canary {pod} behind");
+    }
+}
+
+/// Issue 15: `serve` dropped its check loop on SIGTERM, and with it the canary's delete.
+#[test]
+fn a_stopped_serve_deletes_its_canary() {
+    for signal in ["TERM", "INT"] {
+        let api = pending_canary_api();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.kubeconfig(dir.path(), NS);
+        let mut server = ServeProcess::start(
+            &[
+                "--interval",
+                "1h",
+                "--images-from",
+                "deployment/naming-server",
+                "--canary",
+                "--canary-timeout",
+                "60s",
+            ],
+            &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+        );
+        let pod = created_canary(&api);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let status = server.signal_and_wait(signal, std::time::Duration::from_secs(20));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "SIG{signal}: {status:?}"
+        );
+        assert!(deleted(&api, &pod), "SIG{signal} left canary {pod} behind");
+    }
+}
+
+/// Issue 15: the canary runs under the workload's ServiceAccount, so it holds only the
+/// workload's own images, and nothing of them runs (the entrypoint cannot exist).
+#[test]
+fn the_canary_holds_only_the_workloads_images_and_runs_none_of_them() {
+    let s = Stack::get();
+    let other = s.image("multiarch:latest");
+    let api = pending_canary_api();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path(), NS);
+    let run = probe(
+        &[
+            "check",
+            &other,
+            "--images-from",
+            "deployment/naming-server",
+            "--canary",
+            "--canary-timeout",
+            "1s",
+        ],
+        &[("KUBECONFIG", Some(kubeconfig.to_str().unwrap()))],
+    );
+    let r = run.report();
+    let pod: Value = api
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.starts_with("POST "))
+        .map(|(_, b)| serde_json::from_str(b).unwrap())
+        .expect("a canary was created");
+    let containers = pod["spec"]["containers"].as_array().unwrap();
+    assert!(!containers.is_empty());
+    for c in containers {
+        assert_ne!(
+            c["image"],
+            other.as_str(),
+            "a command-line image in the canary"
+        );
+        let command = c["command"][0].as_str().unwrap();
+        assert!(command.starts_with("/dev/null/"), "{command}");
+    }
+    let other_report = r["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["image"] == other.as_str())
+        .unwrap();
+    assert!(other_report["paths"]["kubelet_canary"].is_null());
+}

@@ -97,9 +97,9 @@ pub fn validate(report: &Value) {
     );
 }
 
-/// Runs `ecr-pull-probe` with only the stack's environment plus `env` (a value of `None`
-/// removes the variable), so nothing from the developer's shell leaks in.
-pub fn probe(args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
+/// The `ecr-pull-probe` command with only the stack's environment plus `env` (a value of
+/// `None` removes the variable), so nothing from the developer's shell leaks in.
+pub fn probe_command(args: &[&str], env: &[(&str, Option<&str>)]) -> Command {
     let stack = Stack::get();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-pull-probe"));
     cmd.env_clear()
@@ -114,11 +114,17 @@ pub fn probe(args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
             None => cmd.env_remove(k),
         };
     }
+    cmd.args(args);
+    cmd
+}
+
+/// Runs [`probe_command`] to its end.
+pub fn probe(args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
     let Output {
         status,
         stdout,
         stderr,
-    } = cmd.args(args).output().expect("the binary runs");
+    } = probe_command(args, env).output().expect("the binary runs");
     Run {
         code: status.code().expect("exited, not killed"),
         stdout: String::from_utf8(stdout).unwrap(),
@@ -279,18 +285,15 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    pub fn start(args: &[&str], env: &[(&str, &str)]) -> ServeProcess {
+    pub fn start(args: &[&str], env_extra: &[(&str, &str)]) -> ServeProcess {
         use std::io::BufRead as _;
-        let stack = Stack::get();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-pull-probe"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", stack.dir())
-            .envs(&stack.env)
-            .env("RUST_LOG", "ecr_pull_probe=info")
-            .envs(env.iter().copied())
-            .args(["serve", "--log-format", "json", "--listen", "127.0.0.1:0"])
-            .args(args);
+        let mut env: Vec<(&str, Option<&str>)> = vec![("RUST_LOG", Some("ecr_pull_probe=info"))];
+        env.extend(env_extra.iter().map(|(k, v)| (*k, Some(*v))));
+        let mut cmd = probe_command(
+            &["serve", "--log-format", "json", "--listen", "127.0.0.1:0"],
+            &env,
+        );
+        cmd.args(args);
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -334,24 +337,33 @@ impl ServeProcess {
         signal: &str,
         within: std::time::Duration,
     ) -> Option<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([&format!("-{signal}"), &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let stop = std::time::Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return Some(st);
-            }
-            if stop.elapsed() > within {
-                return None;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
+        signal_and_wait(&mut self.child, signal, within)
+    }
+}
+
+/// Sends `signal` (e.g. "TERM") to `child` and waits up to `within` for its exit status.
+pub fn signal_and_wait(
+    child: &mut Child,
+    signal: &str,
+    within: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stop = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
         }
+        if stop.elapsed() > within {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
 
