@@ -409,6 +409,15 @@ mod tests {
         assert_eq!(judge(&pending), None);
     }
 
+    /// The shipped admission policy must admit exactly what `pod_manifest` makes.
+    #[test]
+    fn the_admission_policy_names_the_canarys_own_shape() {
+        let policy = include_str!("../manifests/rbac/canary-admission-policy.yaml");
+        assert!(policy.contains(&format!("['{NO_ENTRYPOINT}']")), "{policy}");
+        assert!(policy.contains(&format!("'{}'", LABEL.0)));
+        assert!(policy.contains(&format!("== '{}'", LABEL.1)));
+    }
+
     #[test]
     fn the_canary_pod_is_restricted_and_placed_like_the_workload() {
         let w = Workload {

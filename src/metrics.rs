@@ -5,6 +5,8 @@
 
 use std::sync::atomic::AtomicU64;
 
+use std::collections::BTreeSet;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -67,6 +69,9 @@ pub struct Metrics {
     last_run_duration: FloatGauge,
     findings: Family<FindingLabel, Gauge>,
     runs: Family<VerdictLabel, Counter>,
+    /// The images and regions the per-image and per-region series were last written for, so
+    /// a series whose image or region left the checked set is removed, not kept forever.
+    live: std::sync::Mutex<(BTreeSet<String>, BTreeSet<String>)>,
 }
 
 impl Default for Metrics {
@@ -90,6 +95,7 @@ impl Metrics {
             last_run_duration: FloatGauge::default(),
             findings: Family::default(),
             runs: Family::default(),
+            live: Default::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -202,6 +208,7 @@ impl Metrics {
                 }
             }
         }
+        self.drop_stale_series(report);
         if let Some(exp) = report.identity.token.as_ref().and_then(|t| t.expires_at) {
             self.web_identity_token_expiry.set(exp as f64);
         }
@@ -221,11 +228,52 @@ impl Metrics {
             .set(report.duration_ms as f64 / 1000.0);
     }
 
+    /// Removes the counter and expiry series of images and regions this run no longer checks
+    /// (with `--images-from`, a workload's images change), so cardinality follows the set.
+    fn drop_stale_series(&self, report: &Report) {
+        let images: BTreeSet<String> = report.images.iter().map(|i| i.image.clone()).collect();
+        let regions: BTreeSet<String> = report
+            .images
+            .iter()
+            .filter_map(|i| i.ecr_token.as_ref().map(|t| t.region.clone()))
+            .collect();
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        for image in live.0.difference(&images) {
+            self.pulled_bytes.remove(&ImageLabel {
+                image: image.clone(),
+            });
+        }
+        for region in live.1.difference(&regions) {
+            self.ecr_token_expiry.remove(&RegionLabel {
+                region: region.clone(),
+            });
+        }
+        *live = (images, regions);
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures;
+
+    #[test]
+    fn series_of_images_no_longer_checked_are_removed() {
+        let m = Metrics::new();
+        m.observe(&fixtures::passing(&["a/one", "a/two"], 10), 1.0);
+        let text = m.encode();
+        assert!(text.contains(r#"pulled_bytes_total{image="a/two"} 10"#), "{text}");
+        m.observe(&fixtures::passing(&["a/one"], 5), 2.0);
+        let text = m.encode();
+        assert!(text.contains(r#"pulled_bytes_total{image="a/one"} 15"#), "{text}");
+        assert!(!text.contains("a/two"), "{text}");
     }
 }

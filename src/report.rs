@@ -367,3 +367,68 @@ mod tests {
         );
     }
 }
+
+/// Small reports for the unit tests of the modules that read reports.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// A passing report with one image per name, each having pulled `bytes` bytes.
+    pub fn passing(images: &[&str], bytes: u64) -> Report {
+        Report {
+            schema_version: SCHEMA_VERSION.into(),
+            tool: Tool {
+                name: "ecr-pull-probe".into(),
+                version: "0.1.0".into(),
+            },
+            started_at: "2026-11-28T00:00:00Z".into(),
+            duration_ms: 12,
+            verdict: Verdict::Pass,
+            identity: IdentityReport {
+                mode: CredentialMode::WebIdentity,
+                role_arn: None,
+                token_file: None,
+                token: None,
+                caller: None,
+                credentials_expire_at: None,
+                stages: vec![],
+            },
+            workload: None,
+            images: images
+                .iter()
+                .map(|name| ImageReport {
+                    image: name.to_string(),
+                    verdict: Verdict::Pass,
+                    reference: ReferenceReport {
+                        registry: "x".into(),
+                        repository: name.to_string(),
+                        tag: Some("latest".into()),
+                        digest: None,
+                        ecr: None,
+                        endpoint: "https://x/".into(),
+                    },
+                    ecr_token: None,
+                    manifest: None,
+                    blobs: vec![BlobReport {
+                        kind: BlobKind::Layer,
+                        digest: format!("sha256:{}", "a".repeat(64)),
+                        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+                        size: bytes,
+                        bytes,
+                        status: Status::Pass,
+                        served_by: None,
+                        redirected: false,
+                        duration_ms: 1,
+                    }],
+                    stages: vec![],
+                    paths: Paths {
+                        pod_identity: Status::Pass,
+                        pull_secrets: None,
+                        kubelet_canary: None,
+                    },
+                    findings: vec![],
+                })
+                .collect(),
+        }
+    }
+}

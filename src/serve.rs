@@ -29,8 +29,6 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Transport(#[from] TransportConfigError),
-    #[error("the HTTP server failed")]
-    Serve(#[source] std::io::Error),
 }
 
 struct Shared {
@@ -140,16 +138,75 @@ pub async fn serve(
     // The checks run in a task of their own, on the runtime's worker threads: whatever a run
     // does (parsing hostile input, hashing layers) never holds up /healthz or SIGTERM.
     let checks = tokio::spawn(check_loop(config, interval, shared));
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(ServeError::Serve);
+    serve_http(listener, app).await;
     // Stopping cancels a run in progress; a canary pod it created is deleted by its guard,
     // and the pod's grace period is spent waiting for that, not for the run.
     checks.abort();
     let _ = checks.await;
     crate::canary::settle(CANARY_CLEANUP_GRACE).await;
-    served
+    Ok(())
+}
+
+/// Connections served at once; more are closed at accept. A Prometheus server or two and a
+/// kubelet's probes need a handful.
+const MAX_CONNECTIONS: usize = 64;
+/// A request head must arrive within this, so a slow or half-sent request cannot hold a
+/// connection slot (2,000 of them once held 38 MB and blocked SIGTERM).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest life of one connection, keep-alive included.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// How long a stopping server lets requests in flight finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// The HTTP side, bounded: a cap on connections, a header-read timeout, a lifetime per
+/// connection, and a stop on SIGTERM/SIGINT that waits at most [`SHUTDOWN_GRACE`] for
+/// requests in flight.
+async fn serve_http(listener: tokio::net::TcpListener, app: Router) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors and the like: wait instead of spinning.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Reap finished connections so the set stays as small as the live ones.
+        while connections.try_join_next().is_some() {}
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                limit = MAX_CONNECTIONS,
+                "connection limit reached; closing a new connection"
+            );
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        connections.spawn(async move {
+            let _slot = slot;
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.shutdown().await;
 }
 
 /// How long a stopping `serve` waits for canary deletes, well inside the default 30 s

@@ -210,3 +210,57 @@ fn a_job_leaves_its_verdict_in_the_termination_message() {
     );
     assert!(!absent.exists());
 }
+
+/// Issue 15: half-sent requests cannot pile up (a cap on connections), are dropped after the
+/// header-read timeout, and never keep SIGTERM from stopping serve.
+#[test]
+fn half_sent_requests_are_bounded_and_never_block_sigterm() {
+    use std::io::{Read as _, Write as _};
+    let s = Stack::get();
+    let mut server = ServeProcess::start(
+        &["--interval", "1h", &s.image("naming-server-service:latest")],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let Ok(mut c) = std::net::TcpStream::connect(&addr) else {
+            continue;
+        };
+        let _ = c.write_all(b"GET /metrics HTTP/1.1\r\nHost: probe\r\n");
+        held.push(c);
+    }
+    // Past the cap, connections are closed at once: reading them ends without an answer.
+    std::thread::sleep(Duration::from_millis(500));
+    let open = held
+        .iter_mut()
+        .filter_map(|c| {
+            c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut b = [0u8; 1];
+            matches!(c.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+                .then_some(())
+        })
+        .count();
+    assert!(open <= 64, "{open} half-sent connections are still held");
+    // After the header-read timeout the slots are free again.
+    let start = Instant::now();
+    while get(&format!("{}/healthz", server.base)).0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "healthz never answered"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Held connections again, then SIGTERM: serve stops within its grace.
+    for _ in 0..100 {
+        if let Ok(mut c) = std::net::TcpStream::connect(&addr) {
+            let _ = c.write_all(b"GET /report HTTP/1.1\r\n");
+            held.push(c);
+        }
+    }
+    let status = server.signal_and_wait("TERM", Duration::from_secs(5));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM with half-sent requests: {status:?}"
+    );
+}
