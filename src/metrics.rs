@@ -270,10 +270,16 @@ mod tests {
         let m = Metrics::new();
         m.observe(&fixtures::passing(&["a/one", "a/two"], 10), 1.0);
         let text = m.encode();
-        assert!(text.contains(r#"pulled_bytes_total{image="a/two"} 10"#), "{text}");
+        assert!(
+            text.contains(r#"pulled_bytes_total{image="a/two"} 10"#),
+            "{text}"
+        );
         m.observe(&fixtures::passing(&["a/one"], 5), 2.0);
         let text = m.encode();
-        assert!(text.contains(r#"pulled_bytes_total{image="a/one"} 15"#), "{text}");
+        assert!(
+            text.contains(r#"pulled_bytes_total{image="a/one"} 15"#),
+            "{text}"
+        );
         assert!(!text.contains("a/two"), "{text}");
     }
 }

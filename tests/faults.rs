@@ -218,3 +218,46 @@ fn a_token_realm_on_an_internal_address_is_refused() {
     assert!(fake.seen().iter().all(|s| s.server != "bait"));
     assert!(!run.stdout.contains(common::fault::BAIT_SECRET));
 }
+
+/// Issue 15 point 9: a pull secret for a Bearer registry (Docker Hub, GHCR, Quay) is traded
+/// for a token at the realm first, as a puller does; sending it as Basic to `/v2/` fails there.
+#[test]
+fn a_pull_secret_for_a_bearer_registry_is_exchanged_for_a_token() {
+    let fake = FaultRegistry::start(Fault::BearerTokenExchange);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"auths":{{"mirror.example":{{"auth":"{}"}}}}}}"#,
+            common::fault::EXCHANGE_BASIC
+        ),
+    )
+    .unwrap();
+    let endpoint = format!("mirror.example=http://{}", fake.addr);
+    let run = probe(
+        &[
+            "check",
+            "mirror.example/consultingfirm/faulty:latest",
+            "--docker-config",
+            config.to_str().unwrap(),
+        ],
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+        ],
+    );
+    let r = run.report();
+    let img = &r["images"][0];
+    assert_eq!(
+        img["paths"]["pull_secrets"]["status"], "pass",
+        "{:#}",
+        img["paths"]
+    );
+    // The pod's anonymous token request is refused: no credentials, no token.
+    assert_eq!(img["paths"]["pod_identity"], "fail");
+    assert!(
+        !run.stdout.contains(common::fault::EXCHANGED_TOKEN)
+            && !run.stderr.contains(common::fault::EXCHANGED_TOKEN)
+    );
+}

@@ -34,7 +34,7 @@ impl Request {
         match self {
             Request::Ping => "GET /v2/",
             Request::Login => "GET /v2/ with credentials",
-            Request::Token => "the anonymous token request",
+            Request::Token => "the token request",
             Request::Manifest => "the manifest request",
             Request::Blob => "the blob request",
         }
@@ -97,7 +97,7 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("the anonymous token from {host} is unusable")]
+    #[error("the token from {host} is unusable")]
     TokenFormat { host: String },
 }
 
@@ -246,11 +246,14 @@ pub async fn login<'a>(
         .map(str::to_string);
     let served_by = first.served_by.clone();
     drop(first);
+    // A Bearer registry (Docker Hub, GHCR, Quay, Harbor) wants the token exchange first, with
+    // the credentials sent to its realm, as docker and containerd do; a Basic one (ECR) takes
+    // them on every request.
     let auth = match (basic, &challenge) {
-        (Some(b), _) => Auth::Basic(b.clone()),
-        (None, Some(c)) if anonymous_status == 401 && parse_challenge(c).0 == "bearer" => {
-            anonymous_bearer(transport, base, c, repository).await?
+        (_, Some(c)) if anonymous_status == 401 && parse_challenge(c).0 == "bearer" => {
+            bearer_token(transport, base, c, repository, basic).await?
         }
+        (Some(b), _) => Auth::Basic(b.clone()),
         _ => Auth::Anonymous,
     };
     if let Auth::Basic(_) = auth {
@@ -277,12 +280,15 @@ pub async fn login<'a>(
     ))
 }
 
-/// The anonymous token dance of Docker Hub, Quay, GHCR and other Bearer registries.
-async fn anonymous_bearer(
+/// The token exchange of Docker Hub, Quay, GHCR and other Bearer registries: a pull-scoped
+/// token from the challenge's realm, anonymous or with the Basic credentials of a pull secret
+/// (the distribution token spec's "Requesting a Token").
+async fn bearer_token(
     transport: &Transport,
     base: &Url,
     challenge: &str,
     repository: &str,
+    basic: Option<&Secret<String>>,
 ) -> Result<Auth, RegistryError> {
     let (_, params) = parse_challenge(challenge);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -304,7 +310,8 @@ async fn anonymous_bearer(
         q.append_pair("scope", &format!("repository:{repository}:pull"));
     }
     let host = host_of(&url);
-    let fetched = transport.get(url, &Auth::Anonymous, None).await?;
+    let auth = basic.map_or(Auth::Anonymous, |b| Auth::Basic(b.clone()));
+    let fetched = transport.get(url, &auth, None).await?;
     if !fetched.response.status().is_success() {
         return Err(status_error(Request::Token, fetched).await);
     }

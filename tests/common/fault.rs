@@ -48,7 +48,16 @@ pub enum Fault {
     RedirectToInternal,
     /// Anonymous requests get a Bearer challenge whose realm is the bait.
     BearerRealmToInternal,
+    /// A Bearer registry (as Docker Hub): `/token` trades the pull secret's Basic
+    /// credentials (`puller:hunter2`) for a token, and every other request must carry that
+    /// token; Basic credentials sent to `/v2/` are refused.
+    BearerTokenExchange,
 }
+
+/// The token [`Fault::BearerTokenExchange`] hands out.
+pub const EXCHANGED_TOKEN: &str = "exchanged-pull-token";
+/// `base64("puller:hunter2")`, the credentials it accepts.
+pub const EXCHANGE_BASIC: &str = "cHVsbGVyOmh1bnRlcjI=";
 
 /// What the bait answers: instance-metadata-shaped credentials, so a test can check that
 /// nothing of it reaches the report.
@@ -112,16 +121,23 @@ fn content() -> Content {
 struct Request {
     path: String,
     authorization: bool,
+    /// The `Authorization` header's scheme and value (`Basic dXNlcjpwdw==`).
+    auth_header: Option<String>,
 }
 
 async fn read_request(s: &mut TcpStream) -> Option<Request> {
     let (head, _) = super::read_http_request(s).await?;
     let mut lines = head.lines();
     let path = lines.next()?.split(' ').nth(1)?.to_string();
-    let authorization = lines.any(|l| l.to_ascii_lowercase().starts_with("authorization:"));
+    let auth_header = lines.find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("authorization")
+            .then(|| v.trim().to_string())
+    });
     Some(Request {
         path,
-        authorization,
+        authorization: auth_header.is_some(),
+        auth_header,
     })
 }
 
@@ -222,6 +238,7 @@ impl FaultRegistry {
                         authorization: r.authorization,
                     });
                     let ports = Ports {
+                        own: addr,
                         storage: storage_port,
                         refused: refused_port,
                         bait: bait.port(),
@@ -246,6 +263,8 @@ impl FaultRegistry {
 /// The other listeners a fault may send the client to.
 #[derive(Clone, Copy)]
 struct Ports {
+    /// The fake's own address, for a realm on itself.
+    own: SocketAddr,
     storage: u16,
     refused: u16,
     bait: u16,
@@ -267,9 +286,39 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
     let shift = if fault == Fault::SkewedDate { 3600 } else { 0 };
     let now = std::time::SystemTime::now() - std::time::Duration::from_secs(shift);
     let date = ("Date", httpdate::fmt_http_date(now));
-    if !r.authorization {
-        let body = br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
-        return respond(s, "401 Unauthorized", &[challenge, json, date], body).await;
+    let unauthorized =
+        br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#;
+    if fault == Fault::BearerTokenExchange {
+        let bearer = (
+            "WWW-Authenticate",
+            format!(
+                r#"Bearer realm="http://{}/token",service="fault-registry",scope="repository:consultingfirm/faulty:pull""#,
+                ports.own
+            ),
+        );
+        let basic_ok = r.auth_header.as_deref() == Some(&format!("Basic {EXCHANGE_BASIC}"));
+        if r.path.starts_with("/token?") {
+            return if basic_ok
+                && r.path
+                    .contains("scope=repository%3Aconsultingfirm%2Ffaulty%3Apull")
+            {
+                let body = format!(r#"{{"token":"{EXCHANGED_TOKEN}","expires_in":300}}"#);
+                respond(s, "200 OK", &[json], body.as_bytes()).await
+            } else {
+                respond(s, "401 Unauthorized", &[json], unauthorized).await
+            };
+        }
+        if r.auth_header.as_deref() != Some(&format!("Bearer {EXCHANGED_TOKEN}")) {
+            return respond(s, "401 Unauthorized", &[bearer, json, date], unauthorized).await;
+        }
+    } else if !r.authorization {
+        return respond(
+            s,
+            "401 Unauthorized",
+            &[challenge, json, date],
+            unauthorized,
+        )
+        .await;
     }
     if r.path == "/v2/" {
         return respond(s, "200 OK", &[json, date], b"{}").await;
@@ -355,7 +404,8 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
         | Fault::HostileLayerDigest
         | Fault::HostileIndexEntry
         | Fault::IndexChildMismatch
-        | Fault::BearerRealmToInternal => respond(s, "200 OK", &[], layer).await,
+        | Fault::BearerRealmToInternal
+        | Fault::BearerTokenExchange => respond(s, "200 OK", &[], layer).await,
         Fault::RedirectToInternal => {
             let location = format!(
                 "http://127.0.0.2:{}/latest/meta-data/iam/security-credentials/node-role",
