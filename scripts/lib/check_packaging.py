@@ -157,6 +157,9 @@ def dockerfile_problems(text):
             stages[-1].append(l)
     if len(stages) < 2:
         return ["Dockerfile: expected a build stage and a runtime stage"]
+    for s in stages:
+        if "@sha256:" not in s[0]:
+            out.append(f"Dockerfile: pin the base by digest (tag@sha256:...): {s[0]}")
     if not any("cargo build" in l and "--release" in l and "--locked" in l for s in stages[:-1] for l in s):
         out.append("Dockerfile: the build must run cargo build --release --locked")
     final = stages[-1]
