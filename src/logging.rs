@@ -1,4 +1,5 @@
-//! Logs: `tracing` to stderr, quiet by default (`warn`), levels from `RUST_LOG`.
+//! Logs: `tracing` to stderr, quiet by default (the probe's own warnings), levels from
+//! `RUST_LOG` (e.g. `RUST_LOG=debug` for the dependencies' internals too).
 //!
 //! Crates below us log whole HTTP exchanges at debug and trace level, and those carry the web
 //! identity token (the AssumeRoleWithWebIdentity body), the session credentials and the ECR
@@ -10,6 +11,9 @@ use tracing_subscriber::filter::{EnvFilter, FilterExt as _, Targets};
 use tracing_subscriber::prelude::*;
 
 use crate::config::LogFormat;
+
+/// Without `RUST_LOG`: warnings and errors of the probe itself, nothing of its dependencies.
+pub const DEFAULT_FILTER: &str = "ecr_pull_probe=warn";
 
 /// The most each wire-level crate may log.
 const CEILINGS: &[(&str, LevelFilter)] = &[
@@ -38,9 +42,13 @@ const CEILINGS: &[(&str, LevelFilter)] = &[
 ];
 
 pub fn init(format: LogFormat) {
-    let env = EnvFilter::builder()
-        .with_default_directive(LevelFilter::WARN.into())
-        .from_env_lossy();
+    // Quiet by default: the probe's own warnings only. The SDK warns about things a user
+    // cannot act on (a region lookup from instance metadata, "config file overridden via
+    // environment variable not found"); those appear once RUST_LOG asks for them.
+    let env = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::builder().parse_lossy(v),
+        _ => EnvFilter::new(DEFAULT_FILTER),
+    };
     let ceiling = Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_targets(CEILINGS.iter().copied());

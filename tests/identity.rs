@@ -250,3 +250,27 @@ fn bad_input_is_exit_2_with_the_input_named() {
         run.stderr
     );
 }
+
+/// Issue 10: a default run prints nothing of its dependencies' internals on stderr (here the
+/// SDK's "config file overridden via environment variable not found").
+#[test]
+fn a_default_run_is_quiet() {
+    let run = probe(
+        &["check", &Stack::get().image("naming-server-service:latest")],
+        &[
+            ("AWS_CONFIG_FILE", Some("/nonexistent/aws-config")),
+            ("RUST_LOG", None),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.trim().is_empty(), "{}", run.stderr);
+    // The same warning is there for whoever asks for it.
+    let run = probe(
+        &["check", &Stack::get().image("naming-server-service:latest")],
+        &[
+            ("AWS_CONFIG_FILE", Some("/nonexistent/aws-config")),
+            ("RUST_LOG", Some("warn")),
+        ],
+    );
+    assert!(run.stderr.contains("aws_runtime"), "{}", run.stderr);
+}
