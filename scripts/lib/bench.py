@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Side-by-side measurements for scripts/bench. Usage: bench.py STACK_ENV PROBE RUNS"""
+"""Side-by-side measurements for scripts/bench. Usage: bench.py STACK_ENV PROBE RUNS
+
+Every peer runs at its best: curl is measured over HTTP/1.1 and HTTP/2 and the faster is the
+anchor; the fetch-and-verify CPU floor is curl's CPU plus `openssl dgst -sha256` of the bytes.
+"""
 import json
 import os
 import re
@@ -11,6 +15,7 @@ import tempfile
 
 ACCEPT = ("application/vnd.oci.image.manifest.v1+json,"
           "application/vnd.docker.distribution.manifest.v2+json")
+GATE = 16
 
 
 def load_env(path):
@@ -25,21 +30,37 @@ def load_env(path):
     return env
 
 
-def measure(cmd, env, runs, setup=None):
-    """Median wall seconds and median max RSS (MiB) of `cmd` over `runs` runs."""
-    walls, rss = [], []
+class Figure:
+    """Runs of one command: wall s, CPU s (user+sys), max RSS MiB."""
+
+    def __init__(self, name, runs):
+        self.name = name
+        self.wall = [r[0] for r in runs]
+        self.cpu = [r[1] for r in runs]
+        self.rss = [r[2] for r in runs]
+
+    def med(self, what):
+        return statistics.median(getattr(self, what))
+
+    def row(self, width):
+        def trio(xs, fmt):
+            return "/".join(fmt.format(x) for x in (min(xs), statistics.median(xs), max(xs)))
+        return (f"{self.name:<{width}}  {trio(self.wall, '{:.3f}'):>19}  "
+                f"{trio(self.cpu, '{:.2f}'):>16}  {trio(self.rss, '{:.1f}'):>16}")
+
+
+def measure(name, cmd, env, runs, setup=None):
+    out = []
     for _ in range(runs):
         if setup:
             setup()
-        out = subprocess.run(["/usr/bin/time", "-f", "%e %M", *cmd], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        last = out.stderr.strip().splitlines()[-1]
-        if out.returncode != 0 and not re.fullmatch(r"[\d.]+ \d+", last):
-            sys.exit(f"failed: {' '.join(cmd)}\n{out.stderr}")
-        m = re.search(r"([\d.]+) (\d+)$", out.stderr.strip())
-        walls.append(float(m.group(1)))
-        rss.append(int(m.group(2)) / 1024)
-    return statistics.median(walls), statistics.median(rss)
+        p = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", *cmd], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        m = re.search(r"([\d.]+) ([\d.]+) ([\d.]+) (\d+)$", p.stderr.strip())
+        if p.returncode != 0 or not m:
+            sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr}")
+        out.append((float(m.group(1)), float(m.group(2)) + float(m.group(3)), int(m.group(4)) / 1024))
+    return Figure(name, out)
 
 
 def main():
@@ -53,44 +74,60 @@ def main():
         ["curl", "-sf", "--cacert", ca, "-u", f"AWS:{pw}", "-H", f"Accept: {ACCEPT}",
          f"https://{reg}/v2/consultingfirm/big/manifests/latest"]))
     layer = manifest["layers"][0]
-    print(f"runs per figure: {runs} (median); machine: {os.cpu_count()} cores\n")
+    blob_url = f"https://{reg}/v2/consultingfirm/big/blobs/{layer['digest']}"
+    print(f"runs per figure: {runs}, shown as min/median/max; machine: {os.cpu_count()} cores\n")
 
     def clean():
         shutil.rmtree(out, ignore_errors=True)
         os.makedirs(out)
 
-    rows = []
+    curl = ["curl", "-sf", "--cacert", ca, "-u", f"AWS:{pw}", "-o", "/dev/null"]
     big = f"{host}/consultingfirm/big:latest"
-    rows.append(("probe check, 200 MiB image (pull + verify)", measure([probe, "check", big], env, runs)))
-    rows.append(("skopeo copy, 200 MiB image to dir:", measure(
-        ["skopeo", "copy", "-q", "--src-cert-dir", certs, "--src-creds", f"AWS:{pw}",
-         f"docker://{reg}/consultingfirm/big:latest", f"dir:{out}/img"], env, runs, clean)))
-    rows.append(("curl, the 200 MiB blob to /dev/null", measure(
-        ["curl", "-sf", "--cacert", ca, "-u", f"AWS:{pw}", "-o", "/dev/null",
-         f"https://{reg}/v2/consultingfirm/big/blobs/{layer['digest']}"], env, runs)))
+    probe_big = measure("probe check, 200 MiB image (pull + verify)", [probe, "check", big], env, runs)
+    skopeo_big = measure("skopeo copy, 200 MiB image to dir:", [
+        "skopeo", "copy", "-q", "--src-cert-dir", certs, "--src-creds", f"AWS:{pw}",
+        f"docker://{reg}/consultingfirm/big:latest", f"dir:{out}/img"], env, runs, clean)
+    curl1 = measure("curl --http1.1, the 200 MiB blob to /dev/null", [*curl, "--http1.1", blob_url], env, runs)
+    curl2 = measure("curl --http2, the 200 MiB blob to /dev/null", [*curl, "--http2", blob_url], env, runs)
+    anchor = min((curl1, curl2), key=lambda f: f.med("wall"))
+    blob_file = os.path.join(out, "blob")
+    subprocess.run([*curl[:-1], blob_file, "--http1.1", blob_url], check=True)
+    dgst = measure("openssl dgst -sha256 of the same bytes", ["openssl", "dgst", "-sha256", blob_file], env, runs)
+    os.remove(blob_file)
 
     small = f"{host}/consultingfirm/naming-server-service:latest"
-    rows.append(("probe check, small image (whole check)", measure([probe, "check", small], env, runs)))
-    chain = (
-        "set -e; aws sts get-caller-identity >/dev/null; "
-        "pw=$(aws ecr get-login-password --region us-east-1); "
-        f"skopeo inspect --cert-dir {certs} --creds AWS:$pw docker://{reg}/consultingfirm/naming-server-service:latest >/dev/null; "
-        f"rm -rf {out}/small; skopeo copy -q --src-cert-dir {certs} --src-creds AWS:$pw "
-        f"docker://{reg}/consultingfirm/naming-server-service:latest dir:{out}/small"
-    )
-    rows.append(("manual chain: aws sts + ecr, skopeo inspect + copy", measure(["bash", "-c", chain], env, runs)))
+    probe_small = measure("probe check, small image (whole check)", [probe, "check", small], env, runs)
+    gate = [f"{host}/consultingfirm/gate-{i:02d}:latest" for i in range(1, GATE + 1)]
+    probe_gate = measure(f"probe check, {GATE}-image gate", [probe, "check", "--concurrency", "16", *gate], env, runs)
 
-    width = max(len(r[0]) for r in rows)
-    print(f"{'what':<{width}}  {'wall s':>7}  {'max RSS MiB':>11}")
-    for name, (w, r) in rows:
-        print(f"{name:<{width}}  {w:>7.3f}  {r:>11.1f}")
-    fig = dict(rows)
-    p, s, c = fig[rows[0][0]], fig[rows[1][0]], fig[rows[2][0]]
-    ps, mc = fig[rows[3][0]], fig[rows[4][0]]
+    def chain(repos):
+        steps = ["set -e", "aws sts get-caller-identity >/dev/null",
+                 "pw=$(aws ecr get-login-password --region us-east-1)"]
+        for r in repos:
+            steps.append(f"skopeo inspect --cert-dir {certs} --creds AWS:$pw docker://{reg}/consultingfirm/{r}:latest >/dev/null")
+            steps.append(f"rm -rf {out}/{r}; skopeo copy -q --src-cert-dir {certs} --src-creds AWS:$pw "
+                         f"docker://{reg}/consultingfirm/{r}:latest dir:{out}/{r}")
+        return ["bash", "-c", "; ".join(steps)]
+
+    chain_small = measure("manual chain, small image: aws sts + ecr, skopeo inspect + copy",
+                          chain(["naming-server-service"]), env, runs)
+    chain_gate = measure(f"manual chain, {GATE} images", chain([f"gate-{i:02d}" for i in range(1, GATE + 1)]), env, runs)
+
+    figures = [probe_big, skopeo_big, curl1, curl2, dgst, probe_small, probe_gate, chain_small, chain_gate]
+    width = max(len(f.name) for f in figures)
+    print(f"{'what':<{width}}  {'wall s':>19}  {'CPU s':>16}  {'max RSS MiB':>16}")
+    for f in figures:
+        print(f.row(width))
+    p = probe_big
+    floor_cpu = anchor.med("cpu") + dgst.med("cpu")
     print()
-    print(f"200 MiB: probe / curl wall = {p[0] / c[0]:.2f}x (aim: within ~1.2x); probe / skopeo wall = {p[0] / s[0]:.2f}x")
-    print(f"200 MiB: probe / skopeo max RSS = {p[1] / s[1]:.2f}x (aim: below 1)")
-    print(f"small image: probe / manual chain wall = {ps[0] / mc[0]:.3f}x; probe whole check = {ps[0]:.3f} s")
+    print(f"anchor: the faster curl is {anchor.name.split(',')[0]} ({anchor.med('wall'):.3f} s)")
+    print(f"200 MiB: probe / fastest curl wall = {p.med('wall') / anchor.med('wall'):.2f}x (goal <= 1.2x)")
+    print(f"200 MiB: probe CPU / (curl CPU + openssl dgst CPU) = {p.med('cpu') / floor_cpu:.2f}x (goal <= 1.1x)")
+    print(f"200 MiB: probe / skopeo wall = {p.med('wall') / skopeo_big.med('wall'):.2f}x; max RSS = {p.med('rss') / skopeo_big.med('rss'):.2f}x")
+    print(f"{GATE}-image gate / one small check wall = {probe_gate.med('wall') / probe_small.med('wall'):.2f}x (goal <= 2x)")
+    print(f"{GATE}-image gate / manual chain over the same images = {probe_gate.med('wall') / chain_gate.med('wall'):.3f}x (goal <= 0.05x)")
+    print(f"small image: probe / manual chain wall = {probe_small.med('wall') / chain_small.med('wall'):.3f}x")
     shutil.rmtree(out, ignore_errors=True)
 
 
