@@ -241,6 +241,7 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         sts: sts_outcome.as_ref(),
         tokens: &tokens,
         pull_secrets: secrets.as_ref(),
+        logins: registry::Logins::default(),
         deadline,
         timeout_secs,
     };
@@ -419,6 +420,8 @@ struct ImageCtx<'a> {
     sts: Option<&'a StsOutcome>,
     tokens: &'a BTreeMap<TokenKey, TokenResult>,
     pull_secrets: Option<&'a SecretSet>,
+    /// One login per registry and credentials, shared by the images.
+    logins: registry::Logins,
     deadline: Instant,
     timeout_secs: f64,
 }
@@ -635,7 +638,11 @@ impl<'a> ImageCtx<'a> {
         let registry_host = host_of(base);
 
         let Some(session) = stage("registry_auth", deadline, secs, stages, async {
-            match registry::login(self.transport, base, &img.repository, basic).await {
+            match self
+                .logins
+                .login(self.transport, base, &img.repository, basic)
+                .await
+            {
                 Ok((session, check)) => {
                     let skew =
                         diagnosis::clock_skew(&check.served_by, check.server_date, unix_now());

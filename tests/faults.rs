@@ -261,3 +261,36 @@ fn a_pull_secret_for_a_bearer_registry_is_exchanged_for_a_token() {
             && !run.stderr.contains(common::fault::EXCHANGED_TOKEN)
     );
 }
+
+/// Issue 10: the images of a run share one login per registry and credentials: the `/v2/`
+/// challenge and the credential check happen once, not once per image.
+#[test]
+fn images_of_one_registry_share_one_login() {
+    let s = Stack::get();
+    let fake = FaultRegistry::start(Fault::None);
+    let endpoint = format!("{}=http://{}", s.var("STACK_ECR_HOST"), fake.addr);
+    let images: Vec<String> = (1..=4)
+        .map(|i| s.image(&format!("faulty-{i}:latest")))
+        .collect();
+    let mut args = vec!["check"];
+    args.extend(images.iter().map(String::as_str));
+    let run = probe(
+        &args,
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let logins = fake.seen().iter().filter(|s| s.path == "/v2/").count();
+    assert_eq!(
+        logins, 2,
+        "one anonymous challenge and one credential check"
+    );
+    let manifests = fake
+        .seen()
+        .iter()
+        .filter(|s| s.path.contains("/manifests/"))
+        .count();
+    assert_eq!(manifests, 4, "each image still gets its own manifest");
+}

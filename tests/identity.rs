@@ -178,7 +178,12 @@ fn secrets_never_leave_the_process_even_at_trace() {
             ],
         );
         assert_eq!(run.code, 0, "{}", run.stderr);
-        assert!(run.stderr.lines().count() > 20, "trace logging is on");
+        // Trace logging is on: the probe's own debug lines (each request) are there.
+        assert!(
+            run.stderr.contains("DEBUG") && run.stderr.lines().count() > 10,
+            "{}",
+            run.stderr
+        );
         let mut secrets = vec![
             token.trim().to_string(),
             signature.clone(),
