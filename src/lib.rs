@@ -14,6 +14,7 @@ pub mod config;
 pub mod diagnosis;
 pub mod ecr;
 pub mod identity;
+pub mod keyring;
 pub mod logging;
 pub mod metrics;
 pub mod probe;

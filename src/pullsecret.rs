@@ -2,10 +2,10 @@
 //! `.dockercfg`) Secret. Parsing and the kubelet's registry matching are pure; the pull itself
 //! is the same real pull as the pod's.
 //!
-//! Matching follows the kubelet's credential keyring (`pkg/credentialprovider`): a key is a
-//! URL without scheme (`host[:port][/path]`), hosts match label by label with `*` globs, ports
-//! must be equal, the image path must start with the key's path, and more specific keys are
-//! tried first.
+//! Matching is the kubelet's credential keyring, in `keyring` (a key is a URL without scheme,
+//! hosts match label by label with globs, ports must be equal, the image path must start with
+//! the key's path, more specific keys are tried first, Docker Hub keys by the default-registry
+//! fallback).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::diagnosis;
 use crate::ecr;
+use crate::keyring::{self, Keyring};
 use crate::reference::{EcrHost, ImageRef};
 use crate::report::Finding;
 use crate::secret::Secret;
@@ -38,6 +39,16 @@ pub enum Malformed {
     NoCredentials(String),
     #[error("entry {0:?} has an `auth` that is not base64 `user:password`")]
     BadAuth(String),
+    #[error("entry {0:?} is skipped, as the kubelet skips it: {1}")]
+    RefusedKey(String, #[source] keyring::PatternError),
+}
+
+/// A key cut to a length fit for a message (a hostile one can be any length).
+fn shorten(key: &str) -> String {
+    match key.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &key[..i]),
+        None => key.to_string(),
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -105,7 +116,19 @@ impl SecretSet {
     pub fn add(&mut self, source: &str, parsed: Result<Vec<Entry>, Malformed>) {
         self.sources.push(source.to_string());
         match parsed {
-            Ok(entries) => self.entries.extend(entries),
+            Ok(entries) => {
+                for e in entries {
+                    // The kubelet skips a key it cannot parse; we also refuse keys past the
+                    // caps that keep matching linear. Either way the entry is never used.
+                    match keyring::check_pattern(&e.key) {
+                        Ok(()) => self.entries.push(e),
+                        Err(why) => self.findings.push(diagnosis::pull_secret_malformed(
+                            source,
+                            &Malformed::RefusedKey(shorten(&e.key), why),
+                        )),
+                    }
+                }
+            }
             Err(m) => self
                 .findings
                 .push(diagnosis::pull_secret_malformed(source, &m)),
@@ -117,70 +140,30 @@ impl SecretSet {
     }
 }
 
-/// `(host, port, path)` of a key or image location, lower-cased host, no scheme.
-fn split(url: &str) -> (String, Option<String>, String) {
-    let rest = url
-        .split_once("://")
-        .map_or(url, |(_, r)| r)
-        .trim_end_matches('/');
-    let (hostport, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p.to_string())),
-        _ => (hostport, None),
-    };
-    (host.to_ascii_lowercase(), port, path.to_string())
+/// What the kubelet hands its keyring for an image: `registry/repository`, no tag or digest.
+fn keyring_name(image: &ImageRef) -> String {
+    format!("{}/{}", image.registry, image.repository)
 }
 
-/// Docker Hub's aliases all mean the same registry to the kubelet.
-fn canonical_host(h: &str) -> &str {
-    match h {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "index.docker.io"
-        }
-        other => other,
-    }
-}
-
-/// `*` matches any run of characters within one host label (filepath.Match, as the kubelet).
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
-        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
-    }
-}
-
-/// Whether a docker config key covers an image, by the kubelet's rules.
+/// Whether a docker config key covers an image, by the kubelet's rules (a one-key keyring, so
+/// the Docker Hub fallback applies as it does in the kubelet).
 pub fn key_matches(key: &str, image: &ImageRef) -> bool {
-    let (kh, kp, kpath) = split(key);
-    // `index.docker.io/v1/` style keys name the registry, not a repository path.
-    let kpath = match kpath.as_str() {
-        "v1" | "v2" => String::new(),
-        _ => kpath,
-    };
-    let (ih, ip, _) = split(&image.registry);
-    let (kh, ih) = (canonical_host(&kh), canonical_host(&ih));
-    let (kl, il): (Vec<&str>, Vec<&str>) = (kh.split('.').collect(), ih.split('.').collect());
-    kl.len() == il.len()
-        && kl
-            .iter()
-            .zip(&il)
-            .all(|(k, i)| glob(k.as_bytes(), i.as_bytes()))
-        && kp == ip
-        && (kpath.is_empty()
-            || image.repository == kpath
-            || image.repository.starts_with(&format!("{kpath}/")))
+    let mut ring = Keyring::new();
+    ring.add(key, ()).is_ok() && !ring.lookup(&keyring_name(image)).is_empty()
 }
 
-/// The entries that cover `image`, most specific first, as the kubelet tries them.
+/// The entries that cover `image`, in the kubelet's order: keys in reverse lexical order
+/// (more specific first), each key's entries in the order the secrets were listed.
 pub fn matching<'a>(entries: &'a [Entry], image: &ImageRef) -> Vec<&'a Entry> {
-    let mut m: Vec<&Entry> = entries
-        .iter()
-        .filter(|e| key_matches(&e.key, image))
-        .collect();
-    // The kubelet sorts keys in reverse lexical order: longer, more specific keys first.
-    m.sort_by(|a, b| b.key.cmp(&a.key));
-    m
+    let mut ring = Keyring::new();
+    for e in entries {
+        // Refused keys were reported and dropped when the secret was read.
+        let _ = ring.add(&e.key, e);
+    }
+    ring.lookup(&keyring_name(image))
+        .into_iter()
+        .copied()
+        .collect()
 }
 
 /// An entry for the image's ECR account in another region: a secret minted for the wrong
@@ -188,8 +171,9 @@ pub fn matching<'a>(entries: &'a [Entry], image: &ImageRef) -> Vec<&'a Entry> {
 pub fn other_region<'a>(entries: &'a [Entry], image: &ImageRef) -> Option<(&'a Entry, String)> {
     let want = image.ecr.as_ref()?;
     entries.iter().find_map(|e| {
-        let (host, _, _) = split(&e.key);
-        EcrHost::parse(&host)
+        let key = keyring::normalize_key(&e.key).ok()?;
+        let host = key.split(['/', ':']).next()?;
+        EcrHost::parse(host)
             .filter(|h| h.account == want.account && h.region != want.region)
             .map(|h| (e, h.region))
     })
@@ -218,13 +202,18 @@ mod tests {
         for key in [
             "818140567777.dkr.ecr.eu-west-1.amazonaws.com",
             "818140567777.dkr.ecr.us-east-1.amazonaws.com/other",
-            "818140567777.dkr.ecr.us-east-1.amazonaws.com/consult",
             "*.amazonaws.com",
             "818140567777.dkr.ecr.us-east-1.amazonaws.com:443",
             "quay.io",
         ] {
             assert!(!key_matches(key, &ecr), "{key}");
         }
+        // The kubelet's path rule is a plain string prefix (keyring.go URLsMatch:
+        // `strings.HasPrefix(targetPath, globPath)`), so a key's path need not end at a `/`.
+        assert!(key_matches(
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com/consult",
+            &ecr
+        ));
         let hub = img("nginx:1");
         assert!(key_matches("https://index.docker.io/v1/", &hub));
         assert!(key_matches("docker.io", &hub));

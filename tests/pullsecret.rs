@@ -198,3 +198,52 @@ fn malformed_and_missing_docker_configs() {
         run.stderr
     );
 }
+
+/// Issue 15 point 1: a key written by whoever may edit a pull Secret cannot hang or crash the
+/// probe. `*a*a…b.example` against a 63-character label burned 24 s of CPU under a 2 s
+/// deadline (each `*a` about ×9), and 300,000 `*` overflowed the stack; now matching is linear
+/// and such keys are refused with a finding, the run ending well within its deadline.
+#[test]
+fn hostile_pull_secret_keys_neither_hang_nor_crash_the_probe() {
+    let label = "a".repeat(63);
+    let host = format!("{label}.example");
+    let backtracking = format!("{}b.example", "*a".repeat(12));
+    let stars = "*".repeat(300_000);
+    let config = auths(&[(&backtracking, "x"), (&stars, "y")]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    // The image's host is sent to a port that refuses: no name is ever resolved.
+    let endpoint = format!("{host}=https://127.0.0.1:{}", refused_port());
+    let image = format!("{host}/team/app:1");
+    let started = std::time::Instant::now();
+    let run = probe(
+        &["check", &image, "--timeout", "10s"],
+        &[
+            ("ECR_PULL_PROBE_DOCKER_CONFIG", Some(path.to_str().unwrap())),
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.report();
+    let p = secret_path(&r);
+    let refused: Vec<&Value> = p["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "PULL_SECRET_MALFORMED")
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|f| f["summary"].as_str().unwrap().contains("skipped")),
+        "{p:#}"
+    );
+    // Not a timing assertion of the matcher: the deadline is 10 s, the old matcher needed
+    // minutes for this key; a run that returns at all inside the deadline proves the point.
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        !run.stdout.contains(&stars),
+        "the key is shortened in the report"
+    );
+}
