@@ -153,7 +153,9 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
                     image: c.image.clone(),
                     source,
                 })?;
-            if !images.iter().any(|i| i.original == image.original) {
+            // The same pull written two ways (`nginx`, `docker.io/library/nginx:latest`) is
+            // checked once.
+            if !images.iter().any(|i| i.normalized() == image.normalized()) {
                 images.push(image);
             }
         }
@@ -480,6 +482,8 @@ impl<'a> ImageCtx<'a> {
         ImageReport {
             image: img.original.clone(),
             reference: ReferenceReport {
+                written: img.original.clone(),
+                normalized: img.normalized(),
                 registry: img.registry.clone(),
                 repository: img.repository.clone(),
                 tag: img.tag.clone(),

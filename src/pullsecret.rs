@@ -140,16 +140,11 @@ impl SecretSet {
     }
 }
 
-/// What the kubelet hands its keyring for an image: `registry/repository`, no tag or digest.
-fn keyring_name(image: &ImageRef) -> String {
-    format!("{}/{}", image.registry, image.repository)
-}
-
 /// Whether a docker config key covers an image, by the kubelet's rules (a one-key keyring, so
 /// the Docker Hub fallback applies as it does in the kubelet).
 pub fn key_matches(key: &str, image: &ImageRef) -> bool {
     let mut ring = Keyring::new();
-    ring.add(key, ()).is_ok() && !ring.lookup(&keyring_name(image)).is_empty()
+    ring.add(key, ()).is_ok() && !ring.lookup(&image.name()).is_empty()
 }
 
 /// The entries that cover `image`, in the kubelet's order: keys in reverse lexical order
@@ -160,7 +155,7 @@ pub fn matching<'a>(entries: &'a [Entry], image: &ImageRef) -> Vec<&'a Entry> {
         // Refused keys were reported and dropped when the secret was read.
         let _ = ring.add(&e.key, e);
     }
-    ring.lookup(&keyring_name(image))
+    ring.lookup(&image.name())
         .into_iter()
         .copied()
         .collect()
@@ -220,6 +215,32 @@ mod tests {
         let local = img("127.0.0.1:5000/team/app");
         assert!(key_matches("127.0.0.1:5000", &local));
         assert!(!key_matches("127.0.0.1", &local), "ports must be equal");
+    }
+
+    /// Docker Hub's keys cover every spelling of a Docker Hub image, through the normalised
+    /// name the kubelet hands its keyring (`docker.io/library/busybox`), issue 13.
+    #[test]
+    fn docker_hub_keys_cover_every_spelling_of_a_hub_image() {
+        for image in [
+            "busybox",
+            "busybox:latest",
+            "library/busybox",
+            "docker.io/busybox",
+            "docker.io/library/busybox:1.36",
+            "index.docker.io/fooo/bar",
+            "fooo/bar",
+        ] {
+            let i = img(image);
+            assert_eq!(i.registry, "docker.io", "{image}");
+            for key in ["https://index.docker.io/v1/", "index.docker.io", "docker.io"] {
+                assert!(key_matches(key, &i), "{key} should cover {image}");
+            }
+            assert!(!key_matches("quay.io", &i));
+        }
+        assert!(!key_matches(
+            "https://index.docker.io/v1/",
+            &img("quay.io/fooo/bar")
+        ));
     }
 
     #[test]

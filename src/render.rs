@@ -232,6 +232,8 @@ mod tests {
                 image: "x/app:v9".into(),
                 verdict: Verdict::Fail,
                 reference: ReferenceReport {
+                    written: "x/app:v9".into(),
+                    normalized: "x/app:v9".into(),
                     registry: "x".into(),
                     repository: "app".into(),
                     tag: Some("v9".into()),

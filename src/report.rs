@@ -13,7 +13,7 @@ use crate::ecr::EcrTokenInfo;
 use crate::identity::{CredentialMode, TokenClaims};
 use crate::sts::Caller;
 
-pub const SCHEMA_VERSION: &str = "1.1";
+pub const SCHEMA_VERSION: &str = "1.2";
 
 /// A unit enum's name on the wire (`web_identity`, `warning`, `dual_stack`): one spelling for
 /// the report, the text output, metric labels and docs.
@@ -98,6 +98,11 @@ pub struct EcrRef {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceReport {
+    /// The reference as written (in the pod spec, on the command line).
+    pub written: String,
+    /// What a runtime pulls for it, normalised as `ParseDockerRef` does
+    /// (`busybox` is `docker.io/library/busybox:latest`; a digest drops the tag).
+    pub normalized: String,
     pub registry: String,
     pub repository: String,
     pub tag: Option<String>,
@@ -400,6 +405,8 @@ pub(crate) mod fixtures {
                     image: name.to_string(),
                     verdict: Verdict::Pass,
                     reference: ReferenceReport {
+                        written: name.to_string(),
+                        normalized: format!("x/{name}:latest"),
                         registry: "x".into(),
                         repository: name.to_string(),
                         tag: Some("latest".into()),

@@ -346,3 +346,16 @@ fn a_dual_stack_host_pulls_and_warns_about_node_credential_providers() {
         "warning"
     );
 }
+
+/// Issue 13: the report shows what was written and what a runtime pulls for it.
+#[test]
+fn the_report_shows_the_written_and_the_normalized_reference() {
+    let s = Stack::get();
+    let written = s.image("naming-server-service");
+    let run = check(&[&written]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let r = run.report();
+    let reference = &only_image(&r)["reference"];
+    assert_eq!(reference["written"], written.as_str());
+    assert_eq!(reference["normalized"], format!("{written}:latest"));
+}
