@@ -76,7 +76,21 @@ fn finding(out: &mut String, f: &Finding) {
     }
 }
 
+/// The report for a person. Registry and AWS text reaches it verbatim, so terminal control
+/// characters (ESC sequences that move the cursor, rewrite the title or hide lines) are
+/// removed from the whole rendering; newlines and tabs stay.
 pub fn text(report: &Report) -> String {
+    strip_controls(&text_unsanitized(report))
+}
+
+/// Removes C0 controls but newline and tab, DEL, and C1 controls.
+fn strip_controls(s: &str) -> String {
+    s.chars()
+        .filter(|&c| c == '\n' || c == '\t' || !(c.is_control()))
+        .collect()
+}
+
+fn text_unsanitized(report: &Report) -> String {
     let mut out = String::new();
     let verdict = match report.verdict {
         Verdict::Pass => "PASS",
@@ -270,6 +284,17 @@ mod tests {
         );
         assert!(cause < fix && fix < ev, "{t}");
         assert!(t.contains("         Or fix the tag."));
+    }
+
+    /// Issue 15: registry text with terminal control codes was printed raw.
+    #[test]
+    fn text_strips_terminal_control_codes_from_registry_text() {
+        let mut r = sample();
+        r.images[0].stages[0].findings[0].summary =
+            "denied\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[1A\u{9b}31m".into();
+        let t = text(&r);
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
+        assert!(t.contains("denied]0;pwned[2J[1A31m"), "{t}");
     }
 
     #[test]
