@@ -155,10 +155,7 @@ pub fn matching<'a>(entries: &'a [Entry], image: &ImageRef) -> Vec<&'a Entry> {
         // Refused keys were reported and dropped when the secret was read.
         let _ = ring.add(&e.key, e);
     }
-    ring.lookup(&image.name())
-        .into_iter()
-        .copied()
-        .collect()
+    ring.lookup(&image.name()).into_iter().copied().collect()
 }
 
 /// An entry for the image's ECR account in another region: a secret minted for the wrong
@@ -232,7 +229,11 @@ mod tests {
         ] {
             let i = img(image);
             assert_eq!(i.registry, "docker.io", "{image}");
-            for key in ["https://index.docker.io/v1/", "index.docker.io", "docker.io"] {
+            for key in [
+                "https://index.docker.io/v1/",
+                "index.docker.io",
+                "docker.io",
+            ] {
                 assert!(key_matches(key, &i), "{key} should cover {image}");
             }
             assert!(!key_matches("quay.io", &i));
