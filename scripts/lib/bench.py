@@ -67,6 +67,9 @@ def main():
     env_file, probe, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     env = load_env(env_file)
     reg, host, pw, stack = env["STACK_REGISTRY"], env["STACK_ECR_HOST"], env["STACK_REGISTRY_PASSWORD"], env["STACK_DIR"]
+    # The AWS CLI caches assumed-role credentials under ~/.aws/cli/cache; credentials of an
+    # earlier stack's moto would read as another account. Each stack gets its own HOME.
+    env["HOME"] = stack
     ca = os.path.join(stack, "ca.pem")
     certs = os.path.join(stack, "skopeo-certs")
     out = tempfile.mkdtemp()

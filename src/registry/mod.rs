@@ -570,17 +570,13 @@ impl Session<'_> {
     }
 
     /// Streams one blob through its verifier; nothing is stored.
-    ///
-    /// Hashing runs on a blocking thread fed through a bounded channel, so it overlaps with
-    /// receiving (on two cores the digest is nearly free), while the receive loop keeps the
-    /// size check so an oversized body is cut off at once. Memory stays bounded by the channel.
     pub async fn pull_blob(&self, desc: &Descriptor) -> BlobPull {
         let start = Instant::now();
         let mut served_by = None;
         let mut redirected = false;
         let mut bytes = 0;
         let result = async {
-            let verifier =
+            let mut verifier =
                 Verifier::new(&desc.digest, desc.size).map_err(|source| RegistryError::Verify {
                     digest: desc.digest.clone(),
                     host: host_of(&self.base),
@@ -602,54 +598,25 @@ impl Session<'_> {
                 host: host.clone(),
                 source,
             };
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(HASH_QUEUE_CHUNKS);
-            let hasher = tokio::task::spawn_blocking(move || {
-                let mut verifier = verifier;
-                while let Some(chunk) = rx.blocking_recv() {
-                    verifier.update(&chunk)?;
-                }
-                verifier.finish()
-            });
-            let received = loop {
+            loop {
                 match response.chunk().await {
                     Ok(Some(chunk)) => {
-                        bytes += chunk.len() as u64;
-                        if bytes > desc.size {
-                            drop(tx);
-                            let _ = hasher.await;
-                            return Err(verify_err(VerifyError::Oversized {
-                                expected: desc.size,
-                            }));
-                        }
-                        // The hasher ends only by error (an oversized chunk it saw first).
-                        if tx.send(chunk).await.is_err() {
-                            break bytes;
-                        }
+                        verifier.update(&chunk).map_err(verify_err)?;
+                        bytes = verifier.received();
                     }
-                    Ok(None) => break bytes,
+                    Ok(None) => break,
                     Err(source) => {
-                        drop(tx);
-                        let _ = hasher.await;
                         return Err(RegistryError::Interrupted {
                             digest: desc.digest.clone(),
                             host: host.clone(),
-                            received: bytes,
+                            received: verifier.received(),
                             expected: desc.size,
                             source: source.without_url(),
                         });
                     }
                 }
-            };
-            drop(tx);
-            match hasher.await {
-                Ok(result) => result.map(|_| ()).map_err(verify_err),
-                // The hashing thread panicked or was cancelled: say so as a broken transfer
-                // of what had arrived, never as a pass.
-                Err(_) => Err(verify_err(VerifyError::Truncated {
-                    expected: desc.size,
-                    received,
-                })),
             }
+            verifier.finish().map(|_| ()).map_err(verify_err)
         }
         .await;
         BlobPull {
@@ -661,9 +628,6 @@ impl Session<'_> {
         }
     }
 }
-
-/// Chunks queued for the hasher: a few hundred KiB at most, enough to keep both cores busy.
-const HASH_QUEUE_CHUNKS: usize = 32;
 
 #[cfg(test)]
 mod tests {
