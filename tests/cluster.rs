@@ -153,11 +153,10 @@ fn without_its_own_secrets_a_pod_gets_its_serviceaccounts_and_missing_ones_are_n
     );
 }
 
-#[test]
-fn forbidden_secrets_and_missing_workloads() {
-    let s = Stack::get();
-    let app = s.image("naming-server-service:latest");
-    let api = FakeApi::start(routes(vec![
+/// The naming-server Deployment (pull secret `ecr-pull`, `app` as both images), its
+/// ServiceAccount, and `ecr-pull` answered with `secret_status` and `secret`.
+fn naming_server_api(app: &str, secret_status: u16, secret: Value) -> FakeApi {
+    FakeApi::start(routes(vec![
         (
             deploy_path("naming-server"),
             200,
@@ -166,8 +165,8 @@ fn forbidden_secrets_and_missing_workloads() {
                 "naming-server",
                 "naming-server",
                 &["ecr-pull"],
-                &app,
-                &app,
+                app,
+                app,
             ),
         ),
         (
@@ -175,16 +174,23 @@ fn forbidden_secrets_and_missing_workloads() {
             200,
             service_account(NS, "naming-server", &[]),
         ),
-        (
-            secret_path("ecr-pull"),
+        (secret_path("ecr-pull"), secret_status, secret),
+    ]))
+}
+
+#[test]
+fn forbidden_secrets_and_missing_workloads() {
+    let s = Stack::get();
+    let app = s.image("naming-server-service:latest");
+    let api = naming_server_api(
+        &app,
+        403,
+        status(
             403,
-            status(
-                403,
-                "Forbidden",
-                "secrets \"ecr-pull\" is forbidden: User \"system:serviceaccount:consultingfirm:ecr-pull-probe\" cannot get resource \"secrets\" in API group \"\" in the namespace \"consultingfirm\"",
-            ),
+            "Forbidden",
+            "secrets \"ecr-pull\" is forbidden: User \"system:serviceaccount:consultingfirm:ecr-pull-probe\" cannot get resource \"secrets\" in API group \"\" in the namespace \"consultingfirm\"",
         ),
-    ]));
+    );
     let run = run_with(&api, &["--images-from", "deployment/naming-server"]);
     let r = run.report();
     let p = &r["images"][0]["paths"]["pull_secrets"];
@@ -462,26 +468,7 @@ fn a_malformed_secret_from_the_api_never_reaches_the_logs() {
         "metadata": {"name": "ecr-pull", "namespace": NS},
         "type": "kubernetes.io/dockerconfigjson",
         "data": [secret_value]});
-    let api = FakeApi::start(routes(vec![
-        (
-            deploy_path("naming-server"),
-            200,
-            deployment(
-                NS,
-                "naming-server",
-                "naming-server",
-                &["ecr-pull"],
-                &app,
-                &app,
-            ),
-        ),
-        (
-            sa_path("naming-server"),
-            200,
-            service_account(NS, "naming-server", &[]),
-        ),
-        (secret_path("ecr-pull"), 200, malformed),
-    ]));
+    let api = naming_server_api(&app, 200, malformed);
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.kubeconfig(dir.path(), NS);
     let run = probe(
