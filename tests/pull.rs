@@ -359,3 +359,20 @@ fn the_report_shows_the_written_and_the_normalized_reference() {
     assert_eq!(reference["written"], written.as_str());
     assert_eq!(reference["normalized"], format!("{written}:latest"));
 }
+
+/// Issue 14 (a fix must fit its host): an unreachable registry that is not ECR is not told to
+/// create ECR's VPC endpoint.
+#[test]
+fn an_unreachable_non_ecr_registry_gets_a_fix_for_its_own_host() {
+    let endpoint = format!("mirror.example=https://127.0.0.1:{}", refused_port());
+    let run = probe(
+        &["check", "mirror.example/team/app:1"],
+        &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
+    let fix = f["remediation"].as_str().unwrap();
+    assert!(!fix.contains("ecr.dkr"), "{fix}");
+    assert!(fix.contains("127.0.0.1"), "{fix}");
+}

@@ -135,6 +135,13 @@ fn transport_finding(t: &TransportError, ctx: &RegistryContext<'_>) -> Finding {
             Code::REGISTRY_TLS_UNTRUSTED,
             format!("the certificate of {host} is not trusted"),
         ),
+        // The catalogue's fix speaks of ECR's VPC endpoint; another registry needs its own.
+        _ if ctx.image.ecr.is_none() => Finding::new(Code::REGISTRY_UNREACHABLE, t.to_string())
+            .fix(format!(
+                "Allow egress to {host} on its port (443 by default) from this network, or \
+                 reach it through the proxy in HTTPS_PROXY (check NO_PROXY); in a VPC without \
+                 internet access, mirror the image into a registry the nodes can reach."
+            )),
         _ => Finding::new(Code::REGISTRY_UNREACHABLE, t.to_string()),
     };
     f.with("host", host).with("detail", detail)
