@@ -15,8 +15,8 @@ use crate::report::{Report, Severity, Status, Verdict, wire_name};
 const LIST_PASSING_UP_TO: usize = 40;
 /// Images named in a group of findings before "and N more".
 const NAMES_PER_GROUP: usize = 5;
-/// Distinct summaries shown per group.
-const SUMMARIES_PER_GROUP: usize = 3;
+/// Distinct summaries shown per group of errors; one for warnings and infos.
+const SUMMARIES_PER_ERROR: usize = 3;
 
 #[derive(Clone, Copy)]
 enum Color {
@@ -224,7 +224,12 @@ fn group(out: &mut String, report: &Report, g: &Group<'_>, style: Style) {
         spec.title
     );
     let summaries = g.distinct(|f| f.summary.as_str());
-    for (summary, on) in summaries.iter().take(SUMMARIES_PER_GROUP) {
+    let shown = if g.severity == Severity::Error {
+        SUMMARIES_PER_ERROR
+    } else {
+        1
+    };
+    for (summary, on) in summaries.iter().take(shown) {
         let _ = writeln!(
             out,
             "    {}: {}",
@@ -232,12 +237,8 @@ fn group(out: &mut String, report: &Report, g: &Group<'_>, style: Style) {
             one_line(summary)
         );
     }
-    if summaries.len() > SUMMARIES_PER_GROUP {
-        let _ = writeln!(
-            out,
-            "    ... {} more alike",
-            summaries.len() - SUMMARIES_PER_GROUP
-        );
+    if summaries.len() > shown {
+        let _ = writeln!(out, "    ... {} more alike", summaries.len() - shown);
     }
     let _ = writeln!(out, "    cause: {}", spec.cause);
     let fixes = g.distinct(|f| f.remediation.as_str());
