@@ -277,6 +277,29 @@ fn an_unreachable_registry_is_named() {
     let r = run.report();
     let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
     assert_eq!(f["evidence"]["host"], format!("127.0.0.1:{port}"));
+    assert!(f["remediation"].as_str().unwrap().contains("ecr.dkr"));
+}
+
+#[test]
+fn an_unreachable_registry_that_is_not_ecr_gets_a_fix_of_its_own() {
+    // No `ecr.dkr` VPC endpoint brings Docker Hub closer.
+    let port = free_port();
+    let endpoint = format!("registry-1.docker.io=https://127.0.0.1:{port}");
+    let run = probe(
+        &["check", "registry-1.docker.io/library/multiarch:latest"],
+        &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let fix = finding(only_image(&r), "REGISTRY_UNREACHABLE")["remediation"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!fix.contains("ecr.dkr"), "{fix}");
+    assert!(
+        fix.contains("127.0.0.1") && fix.contains("pull-through cache"),
+        "{fix}"
+    );
 }
 
 #[test]
