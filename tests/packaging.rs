@@ -144,8 +144,7 @@ fn the_gate_writes_the_ci_views_and_the_job_summary() {
         "/tests/fixtures/report-fail.json"
     );
     // A JSON log line before the report, as a Job's log with --log-format json holds.
-    let logs =
-        format!(r#"echo '{{"level":"WARN","fields":{{"message":"slow"}}}}'; cat {report}"#);
+    let logs = format!(r#"echo '{{"level":"WARN","fields":{{"message":"slow"}}}}'; cat {report}"#);
     fake_kubectl_logging(dir.path(), "1", &logs);
     let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
     let summary = d("summary.md");

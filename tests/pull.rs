@@ -325,7 +325,8 @@ fn a_non_ecr_registry_is_pulled_without_ecr_credentials() {
 }
 
 #[test]
-fn text_output_shows_stages_and_findings() {
+fn text_output_leads_with_the_verdict_then_the_image_then_the_finding() {
+    // The full shape is in tests/golden/ (tests/render.rs); this is the contract's gist.
     let s = Stack::get();
     let run = check(&[
         &s.image("naming-server-service:no-such-tag"),
@@ -333,16 +334,25 @@ fn text_output_shows_stages_and_findings() {
         "text",
     ]);
     assert_eq!(run.code, 1);
-    assert!(run.stdout.starts_with("ecr-pull-probe "), "{}", run.stdout);
-    assert!(run.stdout.contains(": FAIL in "));
-    assert!(run.stdout.contains("✓ registry_auth"));
-    assert!(run.stdout.contains("✗ manifest"));
+    assert!(
+        run.stdout
+            .starts_with("FAIL: 1 of 1 images cannot be pulled, kubelet path checked: no\n"),
+        "{}",
+        run.stdout
+    );
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL   consultingfirm/naming-server-service:no-such-tag"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(row.ends_with("MANIFEST_NOT_FOUND"), "{row}");
     let (err, cause, fix) = (
-        run.stdout.find("[error] MANIFEST_NOT_FOUND").unwrap(),
-        run.stdout.find("  cause:").unwrap(),
-        run.stdout.find("  fix:").unwrap(),
+        run.stdout.find("  MANIFEST_NOT_FOUND: ").unwrap(),
+        run.stdout.find("    cause:").unwrap(),
+        run.stdout.find("    fix:").unwrap(),
     );
     assert!(err < cause && cause < fix);
+    assert!(!run.stdout.contains('\x1b'), "no colour off a terminal");
 }
 
 #[test]
