@@ -365,9 +365,12 @@ pub(crate) fn evidence_lines(f: &Finding) -> Vec<(String, String)> {
         .collect()
 }
 
-/// "a, b, c and 12 more", or "all 16 images" when it is every image of the run.
+/// "a, b, c and 12 more", or "all 16 images" (or "both") when it is every image of the run.
 pub(crate) fn image_list(names: &[&str], total: usize, limit: usize) -> String {
-    if names.len() == total && total > 1 {
+    if names.len() == total && total == 2 {
+        return "both images".into();
+    }
+    if names.len() == total && total > 2 {
         return format!("all {total} images");
     }
     let shown = names
