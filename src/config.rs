@@ -287,6 +287,10 @@ pub enum ConfigError {
     CanaryNeedsWorkload,
     #[error("invalid --listen {input:?}: expected IP:PORT, e.g. 0.0.0.0:9090")]
     Listen { input: String },
+    #[error(
+        "--json, --text, --markdown and --junit write the report of one check; serve mode serves the last report at /report"
+    )]
+    ServeOutputFiles,
 }
 
 /// Validated serve-mode settings.
@@ -299,12 +303,16 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     pub fn from_args(a: ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let check = Config::from_args(a.check)?;
+        if !check.outputs.files.is_empty() {
+            return Err(ConfigError::ServeOutputFiles);
+        }
         Ok(ServeConfig {
             interval: parse_duration("--interval", &a.interval)?,
             listen: a.listen.parse().map_err(|_| ConfigError::Listen {
                 input: a.listen.clone(),
             })?,
-            check: Config::from_args(a.check)?,
+            check,
         })
     }
 }
@@ -470,6 +478,11 @@ mod tests {
             parse(&["--listen", "localhost", "a/b"])
                 .unwrap_err()
                 .contains("\"localhost\"")
+        );
+        assert!(
+            parse(&["--junit", "j.xml", "a/b"])
+                .unwrap_err()
+                .contains("/report")
         );
     }
 
