@@ -26,10 +26,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check that each image can be pulled with this pod's identity; print a JSON report.
+    /// Check that each image can be pulled with this pod's identity; print a report.
     Check(CheckArgs),
     /// Run the checks on a schedule and serve /metrics, /report, /healthz and /readyz.
     Serve(ServeArgs),
+    /// Print a saved JSON report in another format (text, markdown, junit).
+    Render(RenderArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -58,8 +60,83 @@ pub enum LayerMode {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
+    /// The versioned report, for machines (schema/report.schema.json).
     Json,
+    /// For a person in a terminal or a Job's log.
     Text,
+    /// For a CI job summary ($GITHUB_STEP_SUMMARY, GitLab's Markdown panes).
+    Markdown,
+    /// JUnit XML: one test case per image and path, for Jenkins, GitLab, Azure Pipelines.
+    Junit,
+}
+
+/// Where the report goes: one format on stdout, any others to files, all from the same run.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Report format on stdout.
+    #[arg(
+        long,
+        env = "ECR_PULL_PROBE_OUTPUT",
+        value_enum,
+        default_value = "json"
+    )]
+    pub output: OutputFormat,
+
+    /// Also write the JSON report to FILE.
+    #[arg(long = "json", env = "ECR_PULL_PROBE_JSON", value_name = "FILE")]
+    pub json_file: Option<PathBuf>,
+
+    /// Also write the text report to FILE (never coloured).
+    #[arg(long = "text", env = "ECR_PULL_PROBE_TEXT", value_name = "FILE")]
+    pub text_file: Option<PathBuf>,
+
+    /// Also write the Markdown report to FILE (e.g. $GITHUB_STEP_SUMMARY).
+    #[arg(
+        long = "markdown",
+        env = "ECR_PULL_PROBE_MARKDOWN",
+        value_name = "FILE"
+    )]
+    pub markdown_file: Option<PathBuf>,
+
+    /// Also write JUnit XML to FILE.
+    #[arg(long = "junit", env = "ECR_PULL_PROBE_JUNIT", value_name = "FILE")]
+    pub junit_file: Option<PathBuf>,
+}
+
+/// The validated outputs: the stdout format and the extra files, each with its format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outputs {
+    pub stdout: OutputFormat,
+    pub files: Vec<(OutputFormat, PathBuf)>,
+}
+
+impl From<OutputArgs> for Outputs {
+    fn from(a: OutputArgs) -> Outputs {
+        let files = [
+            (OutputFormat::Json, a.json_file),
+            (OutputFormat::Text, a.text_file),
+            (OutputFormat::Markdown, a.markdown_file),
+            (OutputFormat::Junit, a.junit_file),
+        ]
+        .into_iter()
+        .filter_map(|(f, p)| p.filter(|p| !p.as_os_str().is_empty()).map(|p| (f, p)))
+        .collect();
+        Outputs {
+            stdout: a.output,
+            files,
+        }
+    }
+}
+
+/// `render`: an existing JSON report (a Job's, a saved one) in another format.
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The JSON report to read; `-` for stdin.
+    #[arg(default_value = "-")]
+    pub report: PathBuf,
+
+    #[command(flatten)]
+    pub outputs: OutputArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -127,14 +204,8 @@ pub struct CheckArgs {
     #[arg(long, env = "ECR_PULL_PROBE_LAYERS", value_enum, default_value = "all")]
     pub layers: LayerMode,
 
-    /// Report format on stdout.
-    #[arg(
-        long,
-        env = "ECR_PULL_PROBE_OUTPUT",
-        value_enum,
-        default_value = "json"
-    )]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub outputs: OutputArgs,
 
     /// Log format on stderr (levels from RUST_LOG; default warn).
     #[arg(
@@ -183,7 +254,7 @@ pub struct Config {
     pub read_timeout: Duration,
     pub platform: Platform,
     pub layers: LayerMode,
-    pub output: OutputFormat,
+    pub outputs: Outputs,
     pub log_format: LogFormat,
     pub registry_endpoints: Vec<(String, Url)>,
     pub ca_file: Option<PathBuf>,
@@ -221,6 +292,10 @@ pub enum ConfigError {
     CanaryNeedsWorkload,
     #[error("invalid --listen {input:?}: expected IP:PORT, e.g. 0.0.0.0:9090")]
     Listen { input: String },
+    #[error(
+        "--json, --text, --markdown and --junit write the report of one check; serve mode serves the last report at /report"
+    )]
+    ServeOutputFiles,
 }
 
 /// Validated serve-mode settings.
@@ -233,12 +308,16 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     pub fn from_args(a: ServeArgs) -> Result<ServeConfig, ConfigError> {
+        let check = Config::from_args(a.check)?;
+        if !check.outputs.files.is_empty() {
+            return Err(ConfigError::ServeOutputFiles);
+        }
         Ok(ServeConfig {
             interval: parse_duration("--interval", &a.interval)?,
             listen: a.listen.parse().map_err(|_| ConfigError::Listen {
                 input: a.listen.clone(),
             })?,
-            check: Config::from_args(a.check)?,
+            check,
         })
     }
 }
@@ -350,7 +429,7 @@ impl Config {
                 None => Platform::host(),
             },
             layers: a.layers,
-            output: a.output,
+            outputs: a.outputs.into(),
             log_format: a.log_format,
             registry_endpoints: a
                 .registry_endpoints
@@ -391,7 +470,8 @@ mod tests {
         let c = args(&["818140567777.dkr.ecr.us-east-1.amazonaws.com/a/b:1"]).unwrap();
         assert_eq!(c.timeout, Duration::from_secs(120));
         assert_eq!(c.layers, LayerMode::All);
-        assert_eq!(c.output, OutputFormat::Json);
+        assert_eq!(c.outputs.stdout, OutputFormat::Json);
+        assert!(c.outputs.files.is_empty());
         assert_eq!(c.platform, Platform::host());
         assert_eq!(c.concurrency, 4);
     }
@@ -427,6 +507,11 @@ mod tests {
             parse(&["--listen", "localhost", "a/b"])
                 .unwrap_err()
                 .contains("\"localhost\"")
+        );
+        assert!(
+            parse(&["--junit", "j.xml", "a/b"])
+                .unwrap_err()
+                .contains("/report")
         );
     }
 
@@ -521,5 +606,30 @@ mod tests {
         assert!(e.contains("concurrency"), "{e}");
         assert!(args(&[]).is_err(), "an image is required");
         assert!(args(&["a/b", "--layers", "some"]).is_err());
+    }
+
+    #[test]
+    fn several_outputs_in_one_run() {
+        let c = args(&[
+            "a/b",
+            "--output",
+            "markdown",
+            "--junit",
+            "out/junit.xml",
+            "--json",
+            "r.json",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.outputs,
+            Outputs {
+                stdout: OutputFormat::Markdown,
+                files: vec![
+                    (OutputFormat::Json, "r.json".into()),
+                    (OutputFormat::Junit, "out/junit.xml".into()),
+                ],
+            }
+        );
+        assert!(args(&["a/b", "--output", "xml"]).is_err());
     }
 }

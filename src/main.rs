@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser as _;
 use ecr_pull_probe::config::{
-    CheckArgs, Cli, Command, Config, OutputFormat, ServeArgs, ServeConfig,
+    CheckArgs, Cli, Command, Config, OutputFormat, Outputs, RenderArgs, ServeArgs, ServeConfig,
 };
 use ecr_pull_probe::report::{Report, Verdict};
 use ecr_pull_probe::{logging, probe, render, serve};
@@ -50,17 +50,85 @@ fn write_termination_message(report: &Report) {
     }
 }
 
+/// Colour is for a person at a terminal who did not opt out (https://no-color.org): decided
+/// here, at the edge, so the renderers stay pure.
+fn stdout_style(format: OutputFormat) -> render::Style {
+    use std::io::IsTerminal as _;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    render::Style {
+        color: format == OutputFormat::Text && !no_color && std::io::stdout().is_terminal(),
+    }
+}
+
+fn rendered(report: &Report, format: OutputFormat, style: render::Style) -> String {
+    let mut out = match format {
+        OutputFormat::Json => render::json(report),
+        OutputFormat::Text => render::text(report, style),
+        OutputFormat::Markdown => render::markdown(report),
+        OutputFormat::Junit => render::junit(report),
+    };
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the {format:?} report to {path}")]
+struct WriteOutput {
+    format: OutputFormat,
+    path: String,
+    #[source]
+    source: std::io::Error,
+}
+
+/// The main output on stdout, then every extra file. The verdict stands whatever happens to a
+/// file, but a file the caller asked for and did not get is an error (exit 2): a gate must not
+/// pass with its CI view missing.
+fn emit(report: &Report, outputs: &Outputs) -> Result<(), BoxError> {
+    print!(
+        "{}",
+        rendered(report, outputs.stdout, stdout_style(outputs.stdout))
+    );
+    for (format, path) in &outputs.files {
+        std::fs::write(path, rendered(report, *format, render::Style::default())).map_err(
+            |source| WriteOutput {
+                format: *format,
+                path: path.display().to_string(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}
+
 fn check(args: CheckArgs) -> Result<ExitCode, BoxError> {
     let config = Config::from_args(args)?;
     logging::init(config.log_format);
     let report = block_on(probe::run(&config))?;
-    let out = match config.output {
-        OutputFormat::Json => render::json(&report),
-        OutputFormat::Text => render::text(&report),
-    };
-    println!("{out}");
     write_termination_message(&report);
+    emit(&report, &config.outputs)?;
     Ok(exit_code(&report))
+}
+
+/// A saved report in other formats. Exits 0 when it was rendered: the verdict was the run's.
+fn render_saved(args: RenderArgs) -> Result<ExitCode, BoxError> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    if args.report.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(&args.report)
+            .map_err(|e| format!("cannot read {}: {e}", args.report.display()))?;
+    }
+    let report: Report = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{} is not an ecr-pull-probe JSON report: {e}",
+            args.report.display()
+        )
+    })?;
+    emit(&report, &args.outputs.into())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode, BoxError> {
@@ -75,6 +143,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Check(args) => check(args),
         Command::Serve(args) => serve(args),
+        Command::Render(args) => render_saved(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {}", ecr_pull_probe::error_chain(e.as_ref()));

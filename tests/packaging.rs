@@ -6,6 +6,11 @@ use std::path::Path;
 use std::process::Command;
 
 fn fake_kubectl(dir: &Path, exit_code: &str) {
+    fake_kubectl_logging(dir, exit_code, r#"echo '{"verdict":"fail"}'"#);
+}
+
+/// The fake, with `logs` answered by the shell command `logs`.
+fn fake_kubectl_logging(dir: &Path, exit_code: &str, logs: &str) {
     let script = format!(
         r#"#!/usr/bin/env bash
 # FAKE kubectl for tests/packaging.rs
@@ -18,7 +23,7 @@ case "$1" in
       *"pods "*) echo -n "gate-pod-1" ;;
       *"pod "*) echo -n "{exit_code}" ;;
     esac ;;
-  logs) echo '{{"verdict":"fail"}}' ;;
+  logs) {logs} ;;
   delete) ;;
 esac
 "#,
@@ -33,6 +38,10 @@ esac
 }
 
 fn gate(dir: &Path, args: &[&str]) -> std::process::Output {
+    gate_with(dir, args, &[])
+}
+
+fn gate_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let path = format!(
         "{}:{}",
         dir.display(),
@@ -41,6 +50,8 @@ fn gate(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/gate.sh"))
         .args(args)
         .env("PATH", path)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -123,4 +134,55 @@ fn the_gate_refuses_incomplete_arguments_and_odd_exit_codes() {
         "an OOM-killed probe is not a verdict"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("did not exit normally"));
+}
+
+#[test]
+fn the_gate_writes_the_ci_views_and_the_job_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/report-fail.json"
+    );
+    // A JSON log line before the report, as a Job's log with --log-format json holds.
+    let logs = format!(r#"echo '{{"level":"WARN","fields":{{"message":"slow"}}}}'; cat {report}"#);
+    fake_kubectl_logging(dir.path(), "1", &logs);
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let summary = d("summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    let out = gate_with(
+        dir.path(),
+        &[
+            "-n",
+            "t",
+            "-s",
+            "sa",
+            "-j",
+            &d("junit.xml"),
+            "-m",
+            &d("gate.md"),
+            "a/b:1",
+        ],
+        &[
+            ("GITHUB_STEP_SUMMARY", &summary),
+            ("ECR_PULL_PROBE_BIN", env!("CARGO_BIN_EXE_ecr-pull-probe")),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let junit = std::fs::read_to_string(d("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<failure type=\"MANIFEST_NOT_FOUND\""),
+        "{junit}"
+    );
+    let md = std::fs::read_to_string(d("gate.md")).unwrap();
+    assert!(
+        md.starts_with("### ❌ FAIL: 1 of 2 images cannot be pulled"),
+        "{md}"
+    );
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert_eq!(
+        summary,
+        format!("earlier step\n{md}"),
+        "appended, not replaced"
+    );
 }

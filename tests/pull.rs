@@ -277,6 +277,7 @@ fn an_unreachable_registry_is_named() {
     let r = run.report();
     let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
     assert_eq!(f["evidence"]["host"], format!("127.0.0.1:{port}"));
+    assert!(f["remediation"].as_str().unwrap().contains("ecr.dkr"));
 }
 
 #[test]
@@ -302,7 +303,8 @@ fn a_non_ecr_registry_is_pulled_without_ecr_credentials() {
 }
 
 #[test]
-fn text_output_shows_stages_and_findings() {
+fn text_output_leads_with_the_verdict_then_the_image_then_the_finding() {
+    // The full shape is in tests/golden/ (tests/render.rs); this is the contract's gist.
     let s = Stack::get();
     let run = check(&[
         &s.image("naming-server-service:no-such-tag"),
@@ -310,16 +312,25 @@ fn text_output_shows_stages_and_findings() {
         "text",
     ]);
     assert_eq!(run.code, 1);
-    assert!(run.stdout.starts_with("ecr-pull-probe "), "{}", run.stdout);
-    assert!(run.stdout.contains(": FAIL in "));
-    assert!(run.stdout.contains("✓ registry_auth"));
-    assert!(run.stdout.contains("✗ manifest"));
+    assert!(
+        run.stdout
+            .starts_with("FAIL: 1 of 1 images cannot be pulled, kubelet path checked: no\n"),
+        "{}",
+        run.stdout
+    );
+    let row = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL   consultingfirm/naming-server-service:no-such-tag"))
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert!(row.ends_with("MANIFEST_NOT_FOUND"), "{row}");
     let (err, cause, fix) = (
-        run.stdout.find("[error] MANIFEST_NOT_FOUND").unwrap(),
-        run.stdout.find("  cause:").unwrap(),
-        run.stdout.find("  fix:").unwrap(),
+        run.stdout.find("  MANIFEST_NOT_FOUND: ").unwrap(),
+        run.stdout.find("    cause:").unwrap(),
+        run.stdout.find("    fix:").unwrap(),
     );
     assert!(err < cause && cause < fix);
+    assert!(!run.stdout.contains('\x1b'), "no colour off a terminal");
 }
 
 #[test]
@@ -374,5 +385,8 @@ fn an_unreachable_non_ecr_registry_gets_a_fix_for_its_own_host() {
     let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
     let fix = f["remediation"].as_str().unwrap();
     assert!(!fix.contains("ecr.dkr"), "{fix}");
-    assert!(fix.contains("127.0.0.1"), "{fix}");
+    assert!(
+        fix.contains("127.0.0.1") && fix.contains("pull-through cache"),
+        "{fix}"
+    );
 }

@@ -135,12 +135,11 @@ fn transport_finding(t: &TransportError, ctx: &RegistryContext<'_>) -> Finding {
             Code::REGISTRY_TLS_UNTRUSTED,
             format!("the certificate of {host} is not trusted"),
         ),
-        // The catalogue's fix speaks of ECR's VPC endpoint; another registry needs its own.
+        // The catalogue's fix is ECR's (its `ecr.dkr` VPC endpoint); another registry needs
+        // egress or a copy in ECR.
         _ if ctx.image.ecr.is_none() => Finding::new(Code::REGISTRY_UNREACHABLE, t.to_string())
             .fix(format!(
-                "Allow egress to {host} on its port (443 by default) from this network, or \
-                 reach it through the proxy in HTTPS_PROXY (check NO_PROXY); in a VPC without \
-                 internet access, mirror the image into a registry the nodes can reach."
+                "Allow egress from the pod's network to {host} (DNS and HTTPS), or set `HTTPS_PROXY`/`NO_PROXY`; if the cluster may only reach AWS, pull the image through an ECR pull-through cache rule or copy it into ECR."
             )),
         _ => Finding::new(Code::REGISTRY_UNREACHABLE, t.to_string()),
     };
