@@ -12,10 +12,12 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Pod, PodSpec, Secret as K8sSecret, ServiceAccount};
 use kube::{Api, Client, Config};
-use serde::{Deserialize, Serialize};
 
 use crate::diagnosis;
 use crate::pullsecret::{self, SecretSet};
+
+/// Plain data of the report, produced here.
+pub use crate::report::{ContainerImage, Workload};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkloadKind {
@@ -78,28 +80,6 @@ impl FromStr for WorkloadRef {
             name: name.to_string(),
         })
     }
-}
-
-/// One container's image, as the rollout will pull it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerImage {
-    pub container: String,
-    pub image: String,
-    pub init: bool,
-    pub image_pull_policy: Option<String>,
-}
-
-/// What the probe takes from a workload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Workload {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    pub service_account: String,
-    /// The pod template's own `imagePullSecrets`.
-    pub image_pull_secrets: Vec<String>,
-    pub node_selector: BTreeMap<String, String>,
-    pub containers: Vec<ContainerImage>,
 }
 
 /// The workload's view of a pod spec.
@@ -268,6 +248,42 @@ impl Cluster {
             name: r.name.clone(),
         })?;
         Ok(workload_from_spec(r.kind, ns, &r.name, &spec))
+    }
+
+    /// A ServiceAccount's annotations, as a KEP-4412 credential provider is sent them.
+    pub async fn service_account_annotations(
+        &self,
+        name: &str,
+    ) -> Result<BTreeMap<String, String>, kube::Error> {
+        let sa = Api::<ServiceAccount>::namespaced(self.client.clone(), &self.namespace)
+            .get(name)
+            .await?;
+        Ok(sa.metadata.annotations.unwrap_or_default())
+    }
+
+    /// A short-lived token of the ServiceAccount for `audience` (a TokenRequest, as the
+    /// kubelet makes for a KEP-4412 provider). Needs `create` on `serviceaccounts/token`.
+    pub async fn service_account_token(
+        &self,
+        name: &str,
+        audience: &str,
+    ) -> Result<crate::secret::Secret<String>, kube::Error> {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: vec![audience.to_string()],
+                // The API's minimum; the probe needs it for seconds.
+                expiration_seconds: Some(600),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let answer = Api::<ServiceAccount>::namespaced(self.client.clone(), &self.namespace)
+            .create_token_request(name, &Default::default(), &request)
+            .await?;
+        Ok(crate::secret::Secret::new(
+            answer.status.map(|s| s.token).unwrap_or_default(),
+        ))
     }
 
     /// The pull secrets the workload's pods will carry, read and parsed, plus (with `global`)

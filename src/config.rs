@@ -11,6 +11,7 @@ use reqwest::Url;
 use crate::cluster::{WorkloadRef, WorkloadRefError};
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::manifest::{Platform, PlatformError};
+use crate::report::Require;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -243,6 +244,49 @@ pub struct CheckArgs {
     /// mounted `.dockerconfigjson` or `.dockercfg` pull Secret).
     #[arg(long, env = "ECR_PULL_PROBE_DOCKER_CONFIG")]
     pub docker_config: Option<PathBuf>,
+
+    /// Also pull with the node's credentials: the kubelet's CredentialProviderConfig (its
+    /// --image-credential-provider-config; a file, or a directory of them), whose matching
+    /// providers are run as the kubelet runs them.
+    #[arg(
+        long,
+        env = "ECR_PULL_PROBE_CREDENTIAL_PROVIDER_CONFIG",
+        value_name = "FILE",
+        requires = "credential_provider_bin_dir"
+    )]
+    pub credential_provider_config: Option<PathBuf>,
+
+    /// Where the provider plugins are (the kubelet's --image-credential-provider-bin-dir).
+    #[arg(
+        long,
+        env = "ECR_PULL_PROBE_CREDENTIAL_PROVIDER_BIN_DIR",
+        value_name = "DIR",
+        requires = "credential_provider_config"
+    )]
+    pub credential_provider_bin_dir: Option<PathBuf>,
+
+    /// A ServiceAccount token for providers with tokenAttributes (KEP-4412): a projected token
+    /// with the provider's audience. With --images-from the probe requests one instead.
+    #[arg(
+        long,
+        env = "ECR_PULL_PROBE_SERVICE_ACCOUNT_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub service_account_token_file: Option<PathBuf>,
+
+    /// The node this runs on (the downward API's spec.nodeName), for the report and metrics.
+    #[arg(long, env = "ECR_PULL_PROBE_NODE_NAME", value_name = "NODE")]
+    pub node_name: Option<String>,
+
+    /// Which paths decide the verdict: auto (the kubelet's when one was checked, else the
+    /// pod's), kubelet, pod, or all (every path checked must pass).
+    #[arg(
+        long,
+        env = "ECR_PULL_PROBE_REQUIRE",
+        default_value = "auto",
+        value_name = "POLICY"
+    )]
+    pub require: String,
 }
 
 /// A validated `check` configuration.
@@ -266,6 +310,11 @@ pub struct Config {
     pub canary: bool,
     pub canary_node: Option<String>,
     pub canary_timeout: Duration,
+    /// `(config, bin dir)` of the node's credential provider.
+    pub credential_provider: Option<(PathBuf, PathBuf)>,
+    pub service_account_token_file: Option<PathBuf>,
+    pub node_name: Option<String>,
+    pub require: Require,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -284,6 +333,12 @@ pub enum ConfigError {
     Endpoint { input: String, reason: &'static str },
     #[error("invalid --concurrency 0: at least one image must be checked at a time")]
     Concurrency,
+    #[error("{0}")]
+    Require(String),
+    #[error(
+        "--require kubelet needs a kubelet path to check: --docker-config, --images-from, --credential-provider-config or --canary"
+    )]
+    RequireKubeletPath,
     #[error(transparent)]
     Workload(#[from] WorkloadRefError),
     #[error(
@@ -414,6 +469,13 @@ impl Config {
         if a.concurrency == 0 {
             return Err(ConfigError::Concurrency);
         }
+        let require = Require::parse(a.require.trim()).map_err(ConfigError::Require)?;
+        let kubelet_path = a.docker_config.is_some()
+            || a.images_from.is_some()
+            || a.credential_provider_config.is_some();
+        if require == Require::Kubelet && !kubelet_path {
+            return Err(ConfigError::RequireKubeletPath);
+        }
         Ok(Config {
             images,
             timeout: parse_duration("--timeout", &a.timeout)?,
@@ -447,6 +509,12 @@ impl Config {
             canary: a.canary,
             canary_node: a.canary_node.filter(|n| !n.is_empty()),
             canary_timeout: parse_duration("--canary-timeout", &a.canary_timeout)?,
+            credential_provider: a
+                .credential_provider_config
+                .zip(a.credential_provider_bin_dir),
+            service_account_token_file: a.service_account_token_file,
+            node_name: a.node_name.filter(|n| !n.trim().is_empty()),
+            require,
         })
     }
 }

@@ -7,43 +7,20 @@
 
 use aws_config::{Region, SdkConfig};
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::aws::{self, AwsFailure};
 use crate::reference::Partition;
 use crate::secret::Secret;
+
+/// Plain data of the report, produced here.
+pub use crate::report::{EcrTokenInfo, PasswordFormat};
 
 /// Where a token is valid.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TokenKey {
     pub partition: Partition,
     pub region: String,
-}
-
-/// How the password inside the token is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PasswordFormat {
-    /// Real ECR: base64 JSON with `payload`, `datakey`, `version`, `type`, `expiration`.
-    EcrDataKey,
-    /// Anything else (an emulator, a proxy): used as is.
-    Opaque,
-}
-
-/// What the report says about a token: everything but the credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EcrTokenInfo {
-    pub region: String,
-    pub partition: String,
-    /// The ECR API host that issued it.
-    pub api_endpoint: String,
-    pub proxy_endpoint: Option<String>,
-    /// `expiresAt` of the API response, Unix seconds.
-    pub expires_at: Option<i64>,
-    pub user: String,
-    pub password_format: PasswordFormat,
-    /// `expiration` inside a real ECR password, Unix seconds.
-    pub password_expiration: Option<i64>,
 }
 
 /// A token ready for use as `Authorization: Basic <authorization>`.

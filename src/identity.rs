@@ -10,27 +10,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::secret::Secret;
 
+/// Plain data of the report, produced here.
+pub use crate::report::{CredentialMode, TokenClaims};
+
 /// The audience STS requires in a web identity token.
 pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
-
-/// How the default credential chain will resolve credentials, mirroring its order
-/// (environment keys, then web identity, then the container endpoint, then the rest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialMode {
-    /// `AWS_ACCESS_KEY_ID` is set: static keys win over everything else.
-    Environment,
-    /// `AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`: AssumeRoleWithWebIdentity (IRSA, ROSA STS).
-    WebIdentity,
-    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`/`_RELATIVE_URI`: EKS Pod Identity or ECS.
-    ContainerEndpoint,
-    /// None of the above: profiles, then instance metadata (which pods on OpenShift cannot reach).
-    DefaultChain,
-}
 
 /// The credential-related environment, read once. Keeping it a plain value makes mode
 /// detection testable without touching the process environment.
@@ -111,20 +99,6 @@ struct RawClaims {
     nbf: Option<i64>,
     #[serde(rename = "kubernetes.io")]
     k8s: Option<K8sClaim>,
-}
-
-/// What the token says about itself. Timestamps are Unix seconds.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenClaims {
-    pub issuer: Option<String>,
-    pub subject: Option<String>,
-    pub audiences: Vec<String>,
-    pub expires_at: Option<i64>,
-    pub issued_at: Option<i64>,
-    pub not_before: Option<i64>,
-    pub namespace: Option<String>,
-    pub service_account: Option<String>,
-    pub pod: Option<String>,
 }
 
 impl TokenClaims {

@@ -8,15 +8,17 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
-pub mod canary;
+pub mod catalogue;
 pub mod cluster;
 pub mod config;
+pub mod credential_provider;
 pub mod diagnosis;
 pub mod ecr;
 pub mod identity;
 pub mod keyring;
 pub mod logging;
 pub mod metrics;
+pub mod paths;
 pub mod probe;
 pub mod pullsecret;
 pub mod reference;

@@ -1,9 +1,10 @@
-//! The run: stages in order, each under the run's deadline, images concurrently (bounded)
-//! with one set of credentials and one ECR token per region. Produces the [`Report`]; decides
-//! nothing about exit codes or output format.
+//! The run, orchestrated: set up what the paths need (the workload and its pull secrets, the
+//! node's credential provider), resolve the pod's identity (token, STS, one ECR token per
+//! region), then check every image on every credential path ([`crate::paths`]) a bounded
+//! number at a time, with the canary beside them. Produces the [`Report`]; decides nothing
+//! about exit codes or output format.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Instant as StdInstant;
 
 use futures_util::StreamExt as _;
@@ -11,91 +12,27 @@ use futures_util::stream;
 use tokio::time::{Instant, timeout_at};
 
 use crate::aws::{self, AwsTimeouts};
-use crate::canary::{self, CanaryError, CanaryRun, Pull};
 use crate::cluster::{Cluster, ClusterError};
-use crate::config::{Config, LayerMode};
-use crate::diagnosis::{self, Code, RegistryContext};
-use crate::ecr::{self, EcrToken, TokenKey};
+use crate::config::Config;
+use crate::credential_provider::config as provider_config;
+use crate::diagnosis;
+use crate::ecr::TokenKey;
 use crate::identity::{self, CredentialMode, IdentityEnv};
+use crate::paths::node_provider::{self, NodeProviderSetup, ServiceAccountInput};
+use crate::paths::pod_identity::{self, TokenResult};
+use crate::paths::{Outcome, Puller, canary, ms, pull_secrets, stage};
 use crate::pullsecret::{self, SecretSet};
-use crate::reference::{HostForm, ImageRef};
-use crate::registry::manifest::Descriptor;
-use crate::registry::transport::{Transport, TransportConfig, TransportConfigError, host_of};
-use crate::registry::{self, RegistryError, Session};
+use crate::reference::ImageRef;
+use crate::registry;
+use crate::registry::transport::{Transport, TransportConfig, TransportConfigError};
 use crate::report::{
-    self, BlobKind, BlobReport, CanaryPath, EcrRef, Finding, IdentityReport, ImageReport,
-    ManifestReport, Paths, ReferenceReport, Report, SecretPath, Stage, Status, Tool, Verdict,
+    self, EcrRef, IdentityReport, ImageReport, Paths, ReferenceReport, Report, Stage, Status, Tool,
+    Verdict,
 };
 use crate::secret::Secret;
-use crate::sts::{self, StsOutcome};
+use crate::sts;
 
-/// Layers fetched at once per image, like a container runtime's default.
-const LAYER_CONCURRENCY: usize = 3;
-
-pub fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-fn ms(since: StdInstant) -> u64 {
-    since.elapsed().as_millis() as u64
-}
-
-/// What a stage's work returns: a value to carry on with (none when the stage failed), its
-/// findings and the bytes it moved.
-struct Outcome<T> {
-    value: Option<T>,
-    findings: Vec<Finding>,
-    bytes: Option<u64>,
-}
-
-impl<T> Outcome<T> {
-    fn ok(value: T, findings: Vec<Finding>, bytes: Option<u64>) -> Self {
-        Outcome {
-            value: Some(value),
-            findings,
-            bytes,
-        }
-    }
-
-    fn failed(finding: Finding) -> Self {
-        Outcome {
-            value: None,
-            findings: vec![finding],
-            bytes: None,
-        }
-    }
-}
-
-/// Runs one stage under the deadline and records it. The value is handed on only when the
-/// stage did not fail.
-async fn stage<T>(
-    name: &str,
-    deadline: Instant,
-    timeout_secs: f64,
-    stages: &mut Vec<Stage>,
-    work: impl Future<Output = Outcome<T>>,
-) -> Option<T> {
-    let start = StdInstant::now();
-    let outcome = timeout_at(deadline, work)
-        .await
-        .unwrap_or_else(|_| Outcome::failed(diagnosis::deadline_exceeded(name, timeout_secs)));
-    let s = Stage::from_findings(name, ms(start), outcome.bytes, outcome.findings);
-    let pass = s.status != Status::Fail;
-    tracing::info!(stage = name, status = ?s.status, duration_ms = s.duration_ms, "stage done");
-    stages.push(s);
-    outcome.value.filter(|_| pass)
-}
-
-/// Records stages that did not run because an earlier one failed.
-fn skip_rest(stages: &mut Vec<Stage>, names: &[&str]) {
-    for n in names {
-        if !stages.iter().any(|s| s.name == *n) {
-            stages.push(Stage::skipped(n));
-        }
-    }
-}
-
-const IMAGE_STAGES: [&str; 5] = ["ecr_token", "registry_auth", "manifest", "config", "layers"];
+pub use crate::paths::unix_now;
 
 /// Errors that stop the probe before it can check anything.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +55,16 @@ pub enum SetupError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the ServiceAccount token file {path}")]
+    ServiceAccountToken {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+/// Longest ServiceAccount token file read (a JWT is a few KiB).
+const MAX_TOKEN_FILE: u64 = 64 * 1024;
 
 pub async fn run(config: &Config) -> Result<Report, SetupError> {
     let started_at = time::OffsetDateTime::now_utc();
@@ -191,6 +137,30 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         ));
     }
 
+    // The node's credential provider, read as the kubelet reads it at start.
+    let node = match &config.credential_provider {
+        None => None,
+        Some((cfg, bin_dir)) => {
+            let providers = provider_config::load(cfg);
+            let sa = node_service_account(
+                config,
+                providers.as_ref().ok().map(Vec::as_slice),
+                cluster.as_ref(),
+                workload.as_ref(),
+                &inspection,
+                deadline,
+            )
+            .await?;
+            Some(NodeProviderSetup::new(
+                cfg.display().to_string(),
+                providers,
+                bin_dir.clone(),
+                sa,
+                config.node_name.clone(),
+            ))
+        }
+    };
+
     // Stage 2: STS, only when an ECR image needs AWS credentials.
     let ecr_images: Vec<&ImageRef> = images.iter().filter(|i| i.ecr.is_some()).collect();
     let sts_outcome = if ecr_images.is_empty() || !token_ok {
@@ -234,18 +204,22 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     };
 
     // Stage 3: one ECR token per (partition, region), fetched concurrently.
-    let tokens = fetch_tokens(&ecr_images, sts_outcome.as_ref(), deadline, timeout_secs).await;
+    let tokens =
+        pod_identity::fetch_tokens(&ecr_images, sts_outcome.as_ref(), deadline, timeout_secs).await;
 
-    // Stage 4: the images, a bounded number at a time, in the order given.
+    // Stage 4: the images on every path, a bounded number at a time, in the order given.
     let ctx = ImageCtx {
-        config,
-        transport: &transport,
-        sts: sts_outcome.as_ref(),
+        puller: Puller {
+            config,
+            transport: &transport,
+            sts: sts_outcome.as_ref(),
+            logins: registry::Logins::default(),
+            deadline,
+            timeout_secs,
+        },
         tokens: &tokens,
         pull_secrets: secrets.as_ref(),
-        logins: registry::Logins::default(),
-        deadline,
-        timeout_secs,
+        node: node.as_ref(),
     };
     // The canary runs beside the image checks; it mostly waits on the kubelet.
     let canary_until = deadline.min(Instant::now() + config.canary_timeout);
@@ -289,11 +263,11 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         r.paths.kubelet_canary = canary
             .as_ref()
             .zip(in_canary)
-            .map(|(c, i)| canary_path(c, i));
-        finish_image(r);
+            .map(|(c, i)| canary::path_report(c, i));
+        finish_image(r, config.require);
     }
 
-    let verdict = report::run_verdict(&id_stages, &image_reports);
+    let verdict = report::run_verdict(&id_stages, &image_reports, config.require);
     Ok(Report {
         schema_version: report::SCHEMA_VERSION.into(),
         tool: Tool {
@@ -317,166 +291,167 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
             stages: id_stages,
         },
         workload,
+        require: config.require,
         images: image_reports,
     })
 }
 
-/// The canary's answer for the image at `index`.
-fn canary_path(run: &Result<CanaryRun, CanaryError>, index: usize) -> CanaryPath {
-    match run {
-        Err(e) => CanaryPath {
-            status: Status::Skip,
-            pod: String::new(),
-            node: None,
-            findings: vec![diagnosis::canary_inconclusive("", &crate::error_chain(e))],
-        },
-        Ok(run) => {
-            let (status, findings) = match run.pulls.get(index) {
-                Some(Pull::Pulled) => (Status::Pass, vec![]),
-                Some(Pull::Failed { reason, message }) => (
-                    Status::Fail,
-                    vec![diagnosis::canary_pull_failed(
-                        &run.pod,
-                        run.node.as_deref(),
-                        reason,
-                        message,
-                    )],
-                ),
-                Some(Pull::Inconclusive { reason }) => (
-                    Status::Skip,
-                    vec![diagnosis::canary_inconclusive(&run.pod, reason)],
-                ),
-                None => (Status::Skip, vec![]),
-            };
-            CanaryPath {
-                status,
-                pod: run.pod.clone(),
-                node: run.node.clone(),
-                findings,
+/// What a KEP-4412 provider is sent: the ServiceAccount token (from
+/// `--service-account-token-file`, else a TokenRequest for the workload's ServiceAccount) and
+/// the annotations (the workload's ServiceAccount, else the probe's own, through the API).
+/// Only when some provider has `tokenAttributes`.
+async fn node_service_account(
+    config: &Config,
+    providers: Option<&[provider_config::Provider]>,
+    cluster: Option<&Cluster>,
+    workload: Option<&crate::report::Workload>,
+    inspection: &identity::IdentityInspection,
+    deadline: Instant,
+) -> Result<ServiceAccountInput, SetupError> {
+    let Some(attrs) = providers.and_then(|p| p.iter().find_map(|p| p.token_attributes.as_ref()))
+    else {
+        return Ok(ServiceAccountInput::default());
+    };
+    let mut sa = ServiceAccountInput::default();
+    // Whose ServiceAccount: the workload's, else the probe's own (from its token's claims).
+    let own = inspection
+        .claims
+        .as_ref()
+        .and_then(|c| c.namespace.clone().zip(c.service_account.clone()));
+    let who = match workload {
+        Some(w) => Some((w.namespace.clone(), w.service_account.clone())),
+        None => own,
+    };
+    sa.name = who.as_ref().map(|(ns, n)| format!("{ns}/{n}"));
+
+    if let Some(path) = &config.service_account_token_file {
+        use std::io::Read as _;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_TOKEN_FILE).read_to_string(&mut text))
+            .map_err(|source| SetupError::ServiceAccountToken {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let token = Secret::new(text.trim().to_string());
+        sa.token_audiences = identity::decode_claims(&token)
+            .map(|c| c.audiences)
+            .unwrap_or_default();
+        sa.token = Some(token);
+    }
+
+    let connected;
+    let cluster = match cluster {
+        Some(c) => Some(c),
+        None => {
+            connected = timeout_at(
+                deadline,
+                Cluster::connect(who.as_ref().map(|(ns, _)| ns.as_str())),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok);
+            connected.as_ref()
+        }
+    };
+    match (cluster, &who) {
+        (Some(c), Some((ns, name))) => {
+            match timeout_at(deadline, c.service_account_annotations(name)).await {
+                Ok(Ok(a)) => sa.annotations = Some(a),
+                Ok(Err(e)) => {
+                    sa.annotations_problem = Some(diagnosis::cluster_read_failed(
+                        "ServiceAccount",
+                        ns,
+                        name,
+                        &crate::error_chain(&e),
+                    ))
+                }
+                Err(_) => {
+                    sa.annotations_problem = Some(diagnosis::cluster_read_failed(
+                        "ServiceAccount",
+                        ns,
+                        name,
+                        "no answer before the deadline",
+                    ))
+                }
+            }
+            if sa.token.is_none()
+                && workload.is_some()
+                && let Ok(Ok(t)) =
+                    timeout_at(deadline, c.service_account_token(name, &attrs.audience)).await
+            {
+                sa.token_audiences = vec![attrs.audience.clone()];
+                sa.token = Some(t);
             }
         }
+        _ => {
+            sa.annotations_problem = Some(diagnosis::cluster_read_failed(
+                "ServiceAccount",
+                who.as_ref().map(|(ns, _)| ns.as_str()).unwrap_or("?"),
+                who.as_ref().map(|(_, n)| n.as_str()).unwrap_or("?"),
+                "no Kubernetes API reachable to read the ServiceAccount's annotations for the credential provider's tokenAttributes",
+            ))
+        }
     }
+    Ok(sa)
 }
 
-/// Settles an image once all its paths are in: the verdict, and one summary when the pod's
-/// path and the kubelet's disagree.
-fn finish_image(r: &mut ImageReport) {
+/// Settles an image once all its paths are in: the verdict under the policy, and one
+/// summary when the pod's path and the kubelet's disagree.
+fn finish_image(r: &mut ImageReport, require: report::Require) {
     let pod = match r.paths.pod_identity {
         Status::Pass => Verdict::Pass,
         _ => Verdict::Fail,
     };
     r.findings
         .extend(diagnosis::paths_disagree(pod, r.paths.kubelet()));
-    r.verdict = r.paths.verdict();
-}
-
-/// A token fetch, shared by the images of its region.
-struct TokenResult {
-    duration_ms: u64,
-    result: Result<EcrToken, Finding>,
-}
-
-async fn fetch_tokens(
-    images: &[&ImageRef],
-    sts: Option<&StsOutcome>,
-    deadline: Instant,
-    timeout_secs: f64,
-) -> BTreeMap<TokenKey, TokenResult> {
-    let Some(sts) = sts else {
-        return BTreeMap::new();
-    };
-    let mut keys: BTreeMap<TokenKey, bool> = BTreeMap::new();
-    for e in images.iter().filter_map(|i| i.ecr.as_ref()) {
-        let fips = matches!(e.form, HostForm::Fips | HostForm::DualStackFips);
-        *keys
-            .entry(TokenKey {
-                partition: e.partition,
-                region: e.region.clone(),
-            })
-            .or_default() |= fips;
-    }
-    let fetches = keys.into_iter().map(|(key, fips)| async move {
-        let start = StdInstant::now();
-        let result = match timeout_at(deadline, ecr::fetch(&sts.sdk, &key, fips)).await {
-            Err(_) => Err(diagnosis::deadline_exceeded("ecr_token", timeout_secs)),
-            Ok(Err(e)) => Err(diagnosis::ecr_token_finding(&e)),
-            Ok(Ok(t)) => Ok(t),
-        };
-        (
-            key,
-            TokenResult {
-                duration_ms: ms(start),
-                result,
-            },
-        )
-    });
-    futures_util::future::join_all(fetches)
-        .await
-        .into_iter()
-        .collect()
+    r.verdict = r.paths.verdict(require);
 }
 
 struct ImageCtx<'a> {
-    config: &'a Config,
-    transport: &'a Transport,
-    sts: Option<&'a StsOutcome>,
+    puller: Puller<'a>,
     tokens: &'a BTreeMap<TokenKey, TokenResult>,
     pull_secrets: Option<&'a SecretSet>,
-    /// One login per registry and credentials, shared by the images.
-    logins: registry::Logins,
-    deadline: Instant,
-    timeout_secs: f64,
+    node: Option<&'a NodeProviderSetup>,
 }
 
-/// What the manifest stage hands on.
-struct Pulled<'a> {
-    session: Session<'a>,
-    resolved: registry::Resolved,
-}
-
-impl<'a> ImageCtx<'a> {
+impl ImageCtx<'_> {
     async fn check(&self, img: &ImageRef) -> ImageReport {
-        let mut stages = Vec::new();
         let mut findings = Vec::new();
-        let mut blobs = Vec::new();
-        let mut manifest = None;
-        let base = registry::endpoint_for(img, &self.config.registry_endpoints);
-        let endpoint = base.as_ref().map(|u| u.to_string()).unwrap_or_default();
-        let token = self.token_for(img);
+        let endpoint = registry::endpoint_for(img, &self.puller.config.registry_endpoints)
+            .map(|u| u.to_string())
+            .unwrap_or_default();
+        let token = pod_identity::token_for(self.tokens, img);
         let token_info = token
             .and_then(|t| t.result.as_ref().ok())
             .map(|t| t.info.clone());
 
-        self.pod_path(
-            img,
-            &base,
-            token,
-            &mut stages,
-            &mut blobs,
-            &mut manifest,
-            &mut findings,
-        )
-        .await;
-        skip_rest(&mut stages, &IMAGE_STAGES);
-        let pod = report::image_verdict(&stages);
+        let pod = pod_identity::check(&self.puller, img, token, &mut findings).await;
+        let pod_passed = pod.passed();
         let pull_secrets = match self.pull_secrets {
-            Some(set) => Some(self.secret_path(img, &base, set).await),
+            Some(set) => Some(pull_secrets::check(&self.puller, img, set).await),
+            None => None,
+        };
+        let node_credential_provider = match self.node {
+            Some(setup) => Some(node_provider::check(&self.puller, img, setup).await),
             None => None,
         };
 
-        if pod == Verdict::Pass && img.ecr.is_some() {
+        if pod_passed && img.ecr.is_some() {
             findings.push(diagnosis::pod_identity_can_pull(
                 img,
-                self.sts.map(|s| &s.caller),
+                self.puller.sts.map(|s| &s.caller),
             ));
         }
         findings.extend(diagnosis::node_provider_host(img));
         let paths = Paths {
-            pod_identity: match pod {
-                Verdict::Pass => Status::Pass,
-                _ => Status::Fail,
+            pod_identity: if pod_passed {
+                Status::Pass
+            } else {
+                Status::Fail
             },
             pull_secrets,
+            node_credential_provider,
             kubelet_canary: None,
         };
         ImageReport {
@@ -497,339 +472,12 @@ impl<'a> ImageCtx<'a> {
                 endpoint,
             },
             ecr_token: token_info,
-            manifest,
-            blobs,
-            stages,
-            verdict: paths.verdict(),
+            manifest: pod.manifest,
+            blobs: pod.blobs,
+            stages: pod.stages,
+            verdict: paths.verdict(self.puller.config.require),
             paths,
             findings,
         }
-    }
-
-    /// The pull-secret path: the matching entries in the kubelet's order, each tried with a
-    /// real pull until one works.
-    async fn secret_path(
-        &self,
-        img: &ImageRef,
-        base: &Result<reqwest::Url, RegistryError>,
-        set: &SecretSet,
-    ) -> SecretPath {
-        let mut path = SecretPath {
-            status: Status::Fail,
-            source: set.source(),
-            entry: None,
-            username: None,
-            password_expires_at: None,
-            stages: vec![],
-            findings: set.findings.clone(),
-        };
-        let entries = &set.entries;
-        let candidates = pullsecret::matching(entries, img);
-        if candidates.is_empty() {
-            path.findings.push(diagnosis::pull_secret_no_match(
-                img,
-                entries,
-                pullsecret::other_region(entries, img),
-            ));
-            return path;
-        }
-        for entry in candidates {
-            path.entry = Some(entry.key.clone());
-            path.username = Some(entry.username.clone());
-            path.password_expires_at = entry.ecr_password_expiration;
-            if let Some(f) = diagnosis::pull_secret_expired(entry, unix_now()) {
-                path.findings.push(f);
-                continue;
-            }
-            let (mut stages, mut blobs, mut manifest) = (Vec::new(), Vec::new(), None);
-            self.pull(
-                img,
-                base,
-                Some(&entry.basic),
-                &mut stages,
-                &mut blobs,
-                &mut manifest,
-            )
-            .await;
-            skip_rest(&mut stages, &IMAGE_STAGES[1..]);
-            let passed = report::image_verdict(&stages) == Verdict::Pass;
-            path.stages = stages;
-            if passed {
-                path.status = Status::Pass;
-                break;
-            }
-        }
-        path
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    /// The pod-identity path: the shared ECR token, then the pull with it.
-    #[allow(clippy::too_many_arguments)]
-    async fn pod_path(
-        &self,
-        img: &ImageRef,
-        base: &Result<reqwest::Url, RegistryError>,
-        token: Option<&TokenResult>,
-        stages: &mut Vec<Stage>,
-        blobs: &mut Vec<BlobReport>,
-        manifest: &mut Option<ManifestReport>,
-        findings: &mut Vec<Finding>,
-    ) {
-        // ECR token: shared per region; a non-ECR registry gets none.
-        let basic = match (&img.ecr, token) {
-            (None, _) => {
-                findings.push(diagnosis::not_ecr(img));
-                stages.push(Stage::skipped("ecr_token"));
-                None
-            }
-            // No credentials: the identity stages already say why.
-            (Some(_), None) => return,
-            (Some(_), Some(t)) => match &t.result {
-                Ok(tok) => {
-                    let mut warnings = diagnosis::ecr_token_warnings(&tok.info, unix_now());
-                    warnings.extend(diagnosis::clock_skew(
-                        &tok.info.api_endpoint,
-                        tok.server_date,
-                        unix_now(),
-                    ));
-                    stages.push(Stage::from_findings(
-                        "ecr_token",
-                        t.duration_ms,
-                        None,
-                        warnings,
-                    ));
-                    Some(&tok.authorization)
-                }
-                Err(f) => {
-                    stages.push(Stage::from_findings(
-                        "ecr_token",
-                        t.duration_ms,
-                        None,
-                        vec![f.clone()],
-                    ));
-                    return;
-                }
-            },
-        };
-
-        self.pull(img, base, basic, stages, blobs, manifest).await;
-    }
-
-    /// The registry stages of one path: `/v2/` and login, manifest, config, layers.
-    async fn pull(
-        &self,
-        img: &ImageRef,
-        base: &Result<reqwest::Url, RegistryError>,
-        basic: Option<&Secret<String>>,
-        stages: &mut Vec<Stage>,
-        blobs: &mut Vec<BlobReport>,
-        manifest: &mut Option<ManifestReport>,
-    ) {
-        let (deadline, secs) = (self.deadline, self.timeout_secs);
-        let base = match base {
-            Ok(b) => b,
-            Err(e) => {
-                let ctx = self.diag_ctx(img, "", None);
-                stages.push(Stage::from_findings(
-                    "registry_auth",
-                    0,
-                    None,
-                    vec![diagnosis::registry_finding(e, &ctx)],
-                ));
-                return;
-            }
-        };
-        let registry_host = host_of(base);
-
-        let Some(session) = stage("registry_auth", deadline, secs, stages, async {
-            match self
-                .logins
-                .login(self.transport, base, &img.repository, basic)
-                .await
-            {
-                Ok((session, check)) => {
-                    let skew =
-                        diagnosis::clock_skew(&check.served_by, check.server_date, unix_now());
-                    Outcome::ok(session, skew.into_iter().collect(), None)
-                }
-                Err(e) => Outcome::failed(diagnosis::registry_finding(
-                    &e,
-                    &self.diag_ctx(img, &registry_host, None),
-                )),
-            }
-        })
-        .await
-        else {
-            return;
-        };
-
-        let Some(pulled) = stage("manifest", deadline, secs, stages, async {
-            match session
-                .resolve(img.manifest_reference(), &self.config.platform)
-                .await
-            {
-                Ok(resolved) => {
-                    let bytes = resolved.bytes;
-                    Outcome::ok(Pulled { session, resolved }, vec![], Some(bytes))
-                }
-                Err(e) => {
-                    let exists = if e.codes().contains(&"MANIFEST_UNKNOWN") {
-                        session.repository_exists().await
-                    } else {
-                        None
-                    };
-                    let ctx = self.diag_ctx(img, &registry_host, exists);
-                    let mut f = diagnosis::registry_finding(&e, &ctx);
-                    // The registry's answer named no cause: ask the ECR API, which may.
-                    if matches!(f.code, Code::REGISTRY_ERROR | Code::REGISTRY_DENIED)
-                        && let Some(api) = self.image_failure(img).await
-                    {
-                        f = api.with("registry_finding", f.summary);
-                    }
-                    Outcome::failed(f)
-                }
-            }
-        })
-        .await
-        else {
-            return;
-        };
-        let r = &pulled.resolved;
-        *manifest = Some(ManifestReport {
-            digest: r.digest.clone(),
-            media_type: r.media_type.clone(),
-            index_digest: r.index_digest.clone(),
-            index_media_type: r.index_media_type.clone(),
-            platform: r.platform.clone(),
-            available_platforms: r.available_platforms.clone(),
-        });
-
-        let config_ok = stage("config", deadline, secs, stages, async {
-            let (report, finding) = self
-                .pull_blob(
-                    &pulled.session,
-                    &r.config,
-                    BlobKind::Config,
-                    img,
-                    &registry_host,
-                )
-                .await;
-            let bytes = report.bytes;
-            blobs.push(report);
-            match finding {
-                None => Outcome::ok((), vec![], Some(bytes)),
-                Some(f) => Outcome::failed(f),
-            }
-        })
-        .await;
-        if config_ok.is_none() {
-            return;
-        }
-
-        let layers: Vec<&Descriptor> = match self.config.layers {
-            LayerMode::All => r.layers.iter().collect(),
-            LayerMode::Smallest => r.layers.iter().min_by_key(|l| l.size).into_iter().collect(),
-            LayerMode::None => {
-                stages.push(Stage::skipped("layers"));
-                return;
-            }
-        };
-        stage("layers", deadline, secs, stages, async {
-            let pending: Vec<_> = layers
-                .into_iter()
-                .map(|d| self.pull_blob(&pulled.session, d, BlobKind::Layer, img, &registry_host))
-                .collect();
-            let results: Vec<(BlobReport, Option<Finding>)> = stream::iter(pending)
-                .buffered(LAYER_CONCURRENCY)
-                .collect()
-                .await;
-            let bytes = results.iter().map(|(b, _)| b.bytes).sum();
-            let mut found = Vec::new();
-            for (b, f) in results {
-                blobs.push(b);
-                found.extend(f);
-            }
-            Outcome::ok((), found, Some(bytes))
-        })
-        .await;
-    }
-
-    async fn image_failure(&self, img: &ImageRef) -> Option<Finding> {
-        let (sts, e) = (self.sts?, img.ecr.as_ref()?);
-        let key = TokenKey {
-            partition: e.partition,
-            region: e.region.clone(),
-        };
-        let failure = ecr::image_failure(
-            &sts.sdk,
-            &key,
-            &img.repository,
-            img.tag.as_deref(),
-            img.digest.as_deref(),
-        )
-        .await?;
-        diagnosis::ecr_image_failure(&failure, img)
-    }
-
-    /// The shared token fetch for an ECR image's (partition, region).
-    fn token_for(&self, img: &ImageRef) -> Option<&'a TokenResult> {
-        let e = img.ecr.as_ref()?;
-        self.tokens.get(&TokenKey {
-            partition: e.partition,
-            region: e.region.clone(),
-        })
-    }
-
-    fn diag_ctx<'b>(
-        &'b self,
-        img: &'b ImageRef,
-        registry_host: &'b str,
-        repository_exists: Option<bool>,
-    ) -> RegistryContext<'b> {
-        let token = self
-            .token_for(img)
-            .and_then(|t| t.result.as_ref().ok())
-            .map(|t| &t.info);
-        RegistryContext {
-            image: img,
-            registry_host,
-            caller: self.sts.map(|s| &s.caller),
-            token,
-            repository_exists,
-        }
-    }
-
-    async fn pull_blob(
-        &self,
-        session: &Session<'_>,
-        d: &Descriptor,
-        kind: BlobKind,
-        img: &ImageRef,
-        registry_host: &str,
-    ) -> (BlobReport, Option<Finding>) {
-        let p = session.pull_blob(d).await;
-        let finding = p
-            .result
-            .as_ref()
-            .err()
-            .map(|e| diagnosis::registry_finding(e, &self.diag_ctx(img, registry_host, None)));
-        (
-            BlobReport {
-                kind,
-                digest: d.digest.clone(),
-                media_type: d.media_type.clone(),
-                size: d.size,
-                status: if finding.is_some() {
-                    Status::Fail
-                } else {
-                    Status::Pass
-                },
-                bytes: p.bytes,
-                served_by: p.served_by,
-                redirected: p.redirected,
-                duration_ms: p.elapsed.as_millis() as u64,
-            },
-            finding,
-        )
     }
 }

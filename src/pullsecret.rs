@@ -12,7 +12,6 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::diagnosis;
 use crate::ecr;
 use crate::keyring::{self, Keyring};
 use crate::reference::{EcrHost, ImageRef};
@@ -22,6 +21,9 @@ use crate::secret::Secret;
 /// One credential of a docker config.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// The docker config it came from (`namespace/secret`, a file path); set by
+    /// [`SecretSet::add`].
+    pub source: String,
     /// The key as written (`818140567777.dkr.ecr.us-east-1.amazonaws.com`, `https://index.docker.io/v1/`).
     pub key: String,
     pub username: String,
@@ -94,6 +96,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, Malformed> {
                 .ok()
                 .and_then(|d| d.password_expiration);
             Ok(Entry {
+                source: String::new(),
                 key,
                 username,
                 basic: token,
@@ -109,6 +112,10 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, Malformed> {
 pub struct SecretSet {
     pub sources: Vec<String>,
     pub entries: Vec<Entry>,
+    /// Sources (or keys) that cannot be used, as the kubelet would skip them; the pull-secret
+    /// path turns them into findings, so this parser stays free of the diagnosis.
+    pub malformed: Vec<(String, Malformed)>,
+    /// Problems met while gathering the secrets from the cluster (already diagnosed there).
     pub findings: Vec<Finding>,
 }
 
@@ -117,21 +124,20 @@ impl SecretSet {
         self.sources.push(source.to_string());
         match parsed {
             Ok(entries) => {
-                for e in entries {
+                for mut e in entries {
+                    e.source = source.to_string();
                     // The kubelet skips a key it cannot parse; we also refuse keys past the
                     // caps that keep matching linear. Either way the entry is never used.
                     match keyring::check_pattern(&e.key) {
                         Ok(()) => self.entries.push(e),
-                        Err(why) => self.findings.push(diagnosis::pull_secret_malformed(
-                            source,
-                            &Malformed::RefusedKey(shorten(&e.key), why),
+                        Err(why) => self.malformed.push((
+                            source.to_string(),
+                            Malformed::RefusedKey(shorten(&e.key), why),
                         )),
                     }
                 }
             }
-            Err(m) => self
-                .findings
-                .push(diagnosis::pull_secret_malformed(source, &m)),
+            Err(m) => self.malformed.push((source.to_string(), m)),
         }
     }
 

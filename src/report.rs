@@ -7,13 +7,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::Workload;
-use crate::diagnosis::Code;
-use crate::ecr::EcrTokenInfo;
-use crate::identity::{CredentialMode, TokenClaims};
-use crate::sts::Caller;
+pub use crate::catalogue::{Code, Severity};
 
-pub const SCHEMA_VERSION: &str = "1.2";
+pub const SCHEMA_VERSION: &str = "1.3";
 
 /// A unit enum's name on the wire (`web_identity`, `warning`, `dual_stack`): one spelling for
 /// the report, the text output, metric labels and docs.
@@ -32,14 +28,6 @@ pub enum Verdict {
     /// At least one image cannot: the gate says no.
     Fail,
     /// The probe could not run as asked (its configuration is wrong).
-    Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Info,
-    Warning,
     Error,
 }
 
@@ -168,6 +156,61 @@ pub struct CanaryPath {
     pub findings: Vec<Finding>,
 }
 
+/// The node provider path: the node's kubelet credential provider, run as the kubelet runs
+/// it, and the pull with what it returned (since schema 1.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeProviderPath {
+    pub status: Status,
+    /// `--credential-provider-config` as given.
+    pub config: String,
+    /// The node's name (downward API), when known.
+    pub node: Option<String>,
+    /// The provider that ran last (the one that passed, when one did).
+    pub provider: Option<String>,
+    /// Its `matchImages` pattern that covered the image.
+    pub match_image: Option<String>,
+    /// The response's `auth` key used.
+    pub auth_key: Option<String>,
+    pub username: Option<String>,
+    /// `expiration` of an ECR-format password, Unix seconds.
+    pub password_expires_at: Option<i64>,
+    pub cache_key_type: Option<String>,
+    pub cache_duration: Option<String>,
+    /// `credential_provider`, then the registry stages of the last attempt.
+    pub stages: Vec<Stage>,
+    pub findings: Vec<Finding>,
+}
+
+/// Which paths decide an image's verdict (`--require`, since schema 1.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Require {
+    /// `kubelet` when a kubelet path was checked, else `pod`.
+    #[default]
+    Auto,
+    /// The kubelet's answer: the canary's when it gave one, else whether any of the
+    /// credentials the kubelet would try (pull secrets, the node provider) pulls.
+    Kubelet,
+    /// The pod's own identity only.
+    Pod,
+    /// Every path checked must pass.
+    All,
+}
+
+impl Require {
+    pub fn parse(s: &str) -> Result<Require, String> {
+        match s {
+            "auto" => Ok(Require::Auto),
+            "kubelet" => Ok(Require::Kubelet),
+            "pod" => Ok(Require::Pod),
+            "all" => Ok(Require::All),
+            _ => Err(format!(
+                "invalid --require {s:?}: expected auto, kubelet, pod or all"
+            )),
+        }
+    }
+}
+
 /// Each way the image could be pulled, checked side by side (since schema 1.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Paths {
@@ -175,31 +218,81 @@ pub struct Paths {
     pub pod_identity: Status,
     /// Present when a docker config or a workload's pull secrets were given.
     pub pull_secrets: Option<SecretPath>,
+    /// Present with `--credential-provider-config` (since 1.3).
+    pub node_credential_provider: Option<NodeProviderPath>,
     /// Present with `--canary`.
     pub kubelet_canary: Option<CanaryPath>,
 }
 
 impl Paths {
-    /// What the kubelet would do: the canary's answer when it gave one, else the pull secrets'.
+    /// What the kubelet would do: the canary's answer when it gave one; else a pass when any
+    /// credentials it would try (pull secrets first, then the node provider's: the runtime
+    /// tries each) pull, a fail when all checked fail; `None` when none was checked.
     pub fn kubelet(&self) -> Option<Status> {
-        match self.kubelet_canary.as_ref().map(|c| c.status) {
-            Some(s @ (Status::Pass | Status::Fail)) => Some(s),
-            _ => self.pull_secrets.as_ref().map(|p| p.status),
+        if let Some(s @ (Status::Pass | Status::Fail)) =
+            self.kubelet_canary.as_ref().map(|c| c.status)
+        {
+            return Some(s);
+        }
+        let checked: Vec<Status> = self
+            .pull_secrets
+            .as_ref()
+            .map(|p| p.status)
+            .into_iter()
+            .chain(self.node_credential_provider.as_ref().map(|n| n.status))
+            .collect();
+        if checked.is_empty() {
+            None
+        } else if checked.contains(&Status::Pass) {
+            Some(Status::Pass)
+        } else {
+            Some(Status::Fail)
         }
     }
 
-    /// An image passes when every path checked passes (an inconclusive canary fails nothing).
-    pub fn verdict(&self) -> Verdict {
-        let failed = self.pod_identity != Status::Pass
-            || self
-                .pull_secrets
-                .as_ref()
-                .is_some_and(|p| p.status == Status::Fail)
-            || self
-                .kubelet_canary
-                .as_ref()
-                .is_some_and(|c| c.status == Status::Fail);
-        if failed { Verdict::Fail } else { Verdict::Pass }
+    /// Whether a kubelet path was checked at all (the canary counts even when inconclusive).
+    pub fn kubelet_checked(&self) -> bool {
+        self.pull_secrets.is_some()
+            || self.node_credential_provider.is_some()
+            || self.kubelet_canary.is_some()
+    }
+
+    /// The policy `auto` stands for on this image.
+    pub fn effective(&self, require: Require) -> Require {
+        match require {
+            Require::Auto if self.kubelet_checked() => Require::Kubelet,
+            Require::Auto => Require::Pod,
+            r => r,
+        }
+    }
+
+    /// The image's verdict under `require`. An inconclusive canary fails nothing.
+    pub fn verdict(&self, require: Require) -> Verdict {
+        let pod_ok = self.pod_identity == Status::Pass;
+        let kubelet = self.kubelet();
+        let ok = match self.effective(require) {
+            Require::Pod => pod_ok,
+            Require::Kubelet => {
+                kubelet == Some(Status::Pass)
+                    || (kubelet.is_none() && self.kubelet_canary.is_some())
+            }
+            _ => {
+                pod_ok
+                    && self
+                        .pull_secrets
+                        .as_ref()
+                        .is_none_or(|p| p.status != Status::Fail)
+                    && self
+                        .node_credential_provider
+                        .as_ref()
+                        .is_none_or(|n| n.status != Status::Fail)
+                    && self
+                        .kubelet_canary
+                        .as_ref()
+                        .is_none_or(|c| c.status != Status::Fail)
+            }
+        };
+        if ok { Verdict::Pass } else { Verdict::Fail }
     }
 }
 
@@ -228,6 +321,9 @@ pub struct Report {
     pub identity: IdentityReport,
     /// The workload of `--images-from` (since 1.1).
     pub workload: Option<Workload>,
+    /// The `--require` policy the verdict was decided with (since 1.3).
+    #[serde(default)]
+    pub require: Require,
     pub images: Vec<ImageReport>,
 }
 
@@ -272,11 +368,17 @@ impl ImageReport {
             .pull_secrets
             .iter()
             .flat_map(|p| p.stages.iter().flat_map(|s| &s.findings).chain(&p.findings));
+        let node = self
+            .paths
+            .node_credential_provider
+            .iter()
+            .flat_map(|p| p.stages.iter().flat_map(|s| &s.findings).chain(&p.findings));
         let canary = self.paths.kubelet_canary.iter().flat_map(|c| &c.findings);
         self.stages
             .iter()
             .flat_map(|s| &s.findings)
             .chain(secrets)
+            .chain(node)
             .chain(canary)
             .chain(&self.findings)
     }
@@ -308,21 +410,131 @@ pub fn image_verdict(stages: &[Stage]) -> Verdict {
 
 /// The run's verdict: `error` when a finding says the probe was misconfigured, else `fail`
 /// when the identity or any image failed.
-pub fn run_verdict(identity: &[Stage], images: &[ImageReport]) -> Verdict {
-    let findings = identity.iter().flat_map(|s| &s.findings).chain(
-        images
+pub fn run_verdict(identity: &[Stage], images: &[ImageReport], require: Require) -> Verdict {
+    // The pod's identity matters unless every image is decided by the kubelet's paths (a
+    // node DaemonSet has no web identity, and needs none).
+    let pod_matters = images.is_empty()
+        || images
             .iter()
-            .flat_map(|i| i.stages.iter().flat_map(|s| &s.findings)),
-    );
-    if findings.clone().any(|f| f.code.spec().configuration_error) {
+            .any(|i| matches!(i.paths.effective(require), Require::Pod | Require::All));
+    let identity_findings = identity
+        .iter()
+        .flat_map(|s| &s.findings)
+        .filter(|_| pod_matters);
+    let path_findings = images.iter().flat_map(|i| {
+        let node = i.paths.node_credential_provider.as_ref();
+        i.stages
+            .iter()
+            .flat_map(|s| &s.findings)
+            .chain(node.into_iter().flat_map(|n| {
+                n.findings
+                    .iter()
+                    .chain(n.stages.iter().flat_map(|s| &s.findings))
+            }))
+    });
+    if identity_findings
+        .chain(path_findings)
+        .any(|f| f.code.spec().configuration_error && f.severity == Severity::Error)
+    {
         Verdict::Error
-    } else if identity.iter().any(|s| s.status == Status::Fail)
+    } else if (pod_matters && identity.iter().any(|s| s.status == Status::Fail))
         || images.iter().any(|i| i.verdict != Verdict::Pass)
     {
         Verdict::Fail
     } else {
         Verdict::Pass
     }
+}
+
+// Plain data the stages produce and the report carries. They live here, not in their
+// stages, so the report depends on no stage (the stages import these).
+
+/// One container's image, as the rollout will pull it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerImage {
+    pub container: String,
+    pub image: String,
+    pub init: bool,
+    pub image_pull_policy: Option<String>,
+}
+
+/// What the probe takes from a workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub service_account: String,
+    /// The pod template's own `imagePullSecrets`.
+    pub image_pull_secrets: Vec<String>,
+    pub node_selector: BTreeMap<String, String>,
+    pub containers: Vec<ContainerImage>,
+}
+
+/// How the password inside the token is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordFormat {
+    /// Real ECR: base64 JSON with `payload`, `datakey`, `version`, `type`, `expiration`.
+    EcrDataKey,
+    /// Anything else (an emulator, a proxy): used as is.
+    Opaque,
+}
+
+/// What the report says about a token: everything but the credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EcrTokenInfo {
+    pub region: String,
+    pub partition: String,
+    /// The ECR API host that issued it.
+    pub api_endpoint: String,
+    pub proxy_endpoint: Option<String>,
+    /// `expiresAt` of the API response, Unix seconds.
+    pub expires_at: Option<i64>,
+    pub user: String,
+    pub password_format: PasswordFormat,
+    /// `expiration` inside a real ECR password, Unix seconds.
+    pub password_expiration: Option<i64>,
+}
+
+/// How the default credential chain will resolve credentials, mirroring its order
+/// (environment keys, then web identity, then the container endpoint, then the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialMode {
+    /// `AWS_ACCESS_KEY_ID` is set: static keys win over everything else.
+    Environment,
+    /// `AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`: AssumeRoleWithWebIdentity (IRSA, ROSA STS).
+    WebIdentity,
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`/`_RELATIVE_URI`: EKS Pod Identity or ECS.
+    ContainerEndpoint,
+    /// None of the above: profiles, then instance metadata (which pods on OpenShift cannot reach).
+    DefaultChain,
+}
+
+/// What the token says about itself. Timestamps are Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenClaims {
+    pub issuer: Option<String>,
+    pub subject: Option<String>,
+    pub audiences: Vec<String>,
+    pub expires_at: Option<i64>,
+    pub issued_at: Option<i64>,
+    pub not_before: Option<i64>,
+    pub namespace: Option<String>,
+    pub service_account: Option<String>,
+    pub pod: Option<String>,
+}
+
+/// Who the credentials belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    pub account: String,
+    pub arn: String,
+    pub user_id: String,
+    /// For an assumed role: the role name and the session name, parsed from the ARN.
+    pub assumed_role: Option<String>,
+    pub session_name: Option<String>,
 }
 
 #[cfg(test)]
@@ -399,6 +611,7 @@ pub(crate) mod fixtures {
                 stages: vec![],
             },
             workload: None,
+            require: Require::Auto,
             images: images
                 .iter()
                 .map(|name| ImageReport {
@@ -431,6 +644,7 @@ pub(crate) mod fixtures {
                     paths: Paths {
                         pod_identity: Status::Pass,
                         pull_secrets: None,
+                        node_credential_provider: None,
                         kubelet_canary: None,
                     },
                     findings: vec![],

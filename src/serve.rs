@@ -143,7 +143,7 @@ pub async fn serve(
     // and the pod's grace period is spent waiting for that, not for the run.
     checks.abort();
     let _ = checks.await;
-    crate::canary::settle(CANARY_CLEANUP_GRACE).await;
+    crate::paths::canary::settle(CANARY_CLEANUP_GRACE).await;
     Ok(())
 }
 

@@ -6,20 +6,11 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_sts::config::{ProvideCredentials, SharedCredentialsProvider};
-use serde::{Deserialize, Serialize};
 
 use crate::aws::{self, AwsFailure};
 
-/// Who the credentials belong to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Caller {
-    pub account: String,
-    pub arn: String,
-    pub user_id: String,
-    /// For an assumed role: the role name and the session name, parsed from the ARN.
-    pub assumed_role: Option<String>,
-    pub session_name: Option<String>,
-}
+/// Plain data of the report, produced here.
+pub use crate::report::Caller;
 
 /// A successful STS stage.
 #[derive(Debug, Clone)]

@@ -145,25 +145,37 @@ fn entries_are_tried_in_the_kubelets_order_until_one_works() {
     );
 }
 
+/// Issue 8 point 5: the gate follows the kubelet when a kubelet path was checked. The pod's
+/// role is refused here but the pull secret pulls: the kubelet will pull, so the default
+/// (`--require auto`) passes, and `--require all` (every path) and `pod` fail.
 #[test]
 fn the_secret_can_pull_when_the_pod_cannot() {
     let s = Stack::get();
-    let (_d, run) = with_config(
-        &auths(&[(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD"))]),
-        &[(
-            "AWS_ROLE_ARN",
-            Some("arn:aws:iam::111122223333:role/naming-server-ecr-pull"),
-        )],
+    let secrets = auths(&[(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD"))]);
+    let foreign_role = (
+        "AWS_ROLE_ARN",
+        Some("arn:aws:iam::111122223333:role/naming-server-ecr-pull"),
     );
-    assert_eq!(run.code, 1, "a failing path fails the image");
+    let (_d, run) = with_config(&secrets, &[foreign_role]);
+    assert_eq!(run.code, 0, "the kubelet's path decides: {}", run.stdout);
     let r = run.report();
+    assert_eq!(r["require"], "auto");
     let img = &r["images"][0];
+    assert_eq!(img["verdict"], "pass");
     assert_eq!(img["paths"]["pod_identity"], "fail");
     assert_eq!(img["paths"]["pull_secrets"]["status"], "pass");
     assert_eq!(
         finding(img, "POD_PATH_FAILS_KUBELET_PATH_PASSES")["severity"],
         "info"
     );
+    for policy in ["all", "pod"] {
+        let (_d, run) = with_config(
+            &secrets,
+            &[foreign_role, ("ECR_PULL_PROBE_REQUIRE", Some(policy))],
+        );
+        assert_eq!(run.code, 1, "--require {policy}: {}", run.stdout);
+        assert_eq!(run.report()["require"], policy);
+    }
 }
 
 #[test]

@@ -1,17 +1,18 @@
 //! Diagnosis: typed failures plus context in, findings with cause, evidence and fix out.
 //!
 //! Pure functions only: no I/O, no clock (the time is a parameter), so every rule is tested
-//! with recorded error bodies and messages. The catalogue of codes is in [`catalogue`].
+//! with recorded error bodies and messages. The catalogue of codes is in [`crate::catalogue`].
 
-pub mod catalogue;
 pub mod denied;
+mod node;
 mod registry;
 
 use serde_json::Value;
 
-pub use self::catalogue::{CATALOGUE, Code, Spec};
-pub use self::registry::{RegistryContext, registry_finding};
+pub use self::node::*;
+pub use self::registry::{Credentials, RegistryContext, registry_finding};
 use crate::aws::{AwsFailure, AwsFailureKind};
+pub use crate::catalogue::{CATALOGUE, Code, Spec};
 use crate::ecr::{EcrError, EcrTokenInfo, ImageFailure};
 use crate::identity::{
     CredentialMode, IdentityEnv, IdentityInspection, STS_AUDIENCE, TokenClaims, TokenProblem,
@@ -579,7 +580,7 @@ pub fn pod_identity_can_pull(image: &ImageRef, caller: Option<&Caller>) -> Findi
     Finding::new(
         Code::POD_IDENTITY_CAN_PULL,
         format!(
-            "{} can pull {}; the kubelet pulls with the node role or imagePullSecrets, not with this identity",
+            "{} can pull {}; the kubelet pulls with the node's credentials or pull secrets, not with this identity (unless a KEP-4412 provider assumes a role for the ServiceAccount)",
             principal.as_deref().unwrap_or("this identity"),
             image.original
         ),

@@ -25,14 +25,109 @@ const PULL_THROUGH_PREFIXES: &[&str] = &[
     "mcr",
 ];
 
+/// The credentials a path pulled with, as the diagnosis may name them (never the secret).
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Credentials<'a> {
+    /// No credentials (a registry that is not ECR, or none could be had).
+    #[default]
+    None,
+    /// The pod's own identity and the ECR token minted with it.
+    PodIdentity {
+        caller: Option<&'a Caller>,
+        token: Option<&'a EcrTokenInfo>,
+    },
+    /// An entry of a pull secret (`imagePullSecrets`, a mounted docker config).
+    PullSecret {
+        /// Where the docker config came from.
+        source: &'a str,
+        /// The entry's registry key.
+        entry: &'a str,
+        username: &'a str,
+        /// `expiration` of an ECR-format password, Unix seconds.
+        ecr_expires_at: Option<i64>,
+    },
+    /// What the node's kubelet credential provider returned.
+    NodeProvider {
+        provider: &'a str,
+        username: &'a str,
+        ecr_expires_at: Option<i64>,
+    },
+}
+
+impl Credentials<'_> {
+    /// Who the credentials act as, when the probe knows (the pod's caller); a registry
+    /// denial usually names the principal itself.
+    fn principal(&self) -> Option<String> {
+        match self {
+            Credentials::PodIdentity {
+                caller: Some(c), ..
+            } => Some(c.arn.clone()),
+            _ => None,
+        }
+    }
+
+    /// A short phrase naming these credentials, for a summary.
+    pub fn describe(&self) -> String {
+        let expiry = |e: &Option<i64>| match e {
+            Some(t) => format!(
+                ", ECR token expiring {}",
+                super::rfc3339(*t).as_str().unwrap_or("?")
+            ),
+            None => String::new(),
+        };
+        match self {
+            Credentials::None => "no credentials".into(),
+            Credentials::PodIdentity { token: Some(t), .. } => format!(
+                "a fresh ECR token from {} ({}) minted with the pod's identity",
+                t.region, t.api_endpoint
+            ),
+            Credentials::PodIdentity { token: None, .. } => "the pod's identity".into(),
+            Credentials::PullSecret {
+                source,
+                entry,
+                username,
+                ecr_expires_at,
+            } => format!(
+                "pull secret {source}, entry {entry} (user {username}{})",
+                expiry(ecr_expires_at)
+            ),
+            Credentials::NodeProvider {
+                provider,
+                username,
+                ecr_expires_at,
+            } => format!(
+                "the node's credential provider {provider} (user {username}{})",
+                expiry(ecr_expires_at)
+            ),
+        }
+    }
+
+    /// The fix for credentials the registry refused (HTTP 401), fitted to their source.
+    fn unauthorized_fix(&self, image: &ImageRef) -> String {
+        let region = image.ecr.as_ref().map(|e| e.region.as_str());
+        match self {
+            Credentials::None => match region {
+                Some(_) => "Give this path credentials for the registry: an ECR token (a pull secret refreshed within 12 hours, the node's credential provider matching this host, or the pod's identity).".into(),
+                None => "Add a pull secret with credentials for this registry (`imagePullSecrets` on the pod or its ServiceAccount).".into(),
+            },
+            Credentials::PodIdentity { .. } => "Make sure the token is minted in the registry's own region (the probe does) and that the host name is the real ECR registry.".into(),
+            Credentials::PullSecret { source, entry, ecr_expires_at, .. } => match (ecr_expires_at, region) {
+                (Some(_), Some(r)) => format!("The ECR token in {source} (entry {entry}) is no longer accepted: refresh the secret from `aws ecr get-login-password --region {r}` (tokens live 12 hours; a CronJob or an operator must renew it), and make sure the token was minted in {r}, the registry's region."),
+                _ => format!("Fix the username and password of entry {entry} in {source}: the registry refuses them."),
+            },
+            Credentials::NodeProvider { provider, .. } => format!("The registry refused what the node's credential provider {provider} returned: check that the provider's `matchImages` and region fit this host, and that the node role's ECR token is for the registry's region."),
+        }
+    }
+}
+
 /// What the rules need to know besides the error.
 #[derive(Debug, Clone, Copy)]
 pub struct RegistryContext<'a> {
     pub image: &'a ImageRef,
     /// `host[:port]` of the registry endpoint (to tell a redirect target from the registry).
     pub registry_host: &'a str,
-    pub caller: Option<&'a Caller>,
-    pub token: Option<&'a EcrTokenInfo>,
+    /// Whose credentials the pull used: a finding names them, and its fix fits them.
+    pub credentials: Credentials<'a>,
     /// After `MANIFEST_UNKNOWN`: whether the repository exists, when the registry said.
     pub repository_exists: Option<bool>,
 }
@@ -211,10 +306,7 @@ fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
     if let Some(d) = denied::parse(text) {
         let layer = d.action.as_deref() == Some("ecr:GetDownloadUrlForLayer")
             || (*request == Request::Blob && d.reason == DenialReason::Unspecified);
-        let principal = d
-            .principal
-            .clone()
-            .or_else(|| ctx.caller.map(|c| c.arn.clone()));
+        let principal = d.principal.clone().or_else(|| ctx.credentials.principal());
         let mut f =
             match (&d.reason, layer) {
                 (DenialReason::ExplicitDeny(kind), _) => Finding::new(
@@ -271,15 +363,17 @@ fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
         (401, _) => {
             let mut f = Finding::new(
                 Code::REGISTRY_UNAUTHORIZED,
-                match ctx.token {
-                    Some(t) => format!(
-                        "{host} rejected a fresh ECR token from {} ({}): HTTP 401 {text}",
-                        t.region, t.api_endpoint
-                    ),
-                    None => format!("{host} requires credentials and none apply: HTTP 401 {text}"),
+                match ctx.credentials {
+                    Credentials::None => {
+                        format!("{host} requires credentials and none apply: HTTP 401 {text}")
+                    }
+                    c => format!("{host} rejected {}: HTTP 401 {text}", c.describe()),
                 },
-            );
-            if let (Some(t), Some(e)) = (ctx.token, &ctx.image.ecr) {
+            )
+            .fix(ctx.credentials.unauthorized_fix(ctx.image));
+            if let (Credentials::PodIdentity { token: Some(t), .. }, Some(e)) =
+                (ctx.credentials, &ctx.image.ecr)
+            {
                 f = f
                     .with("token_region", t.region.clone())
                     .with("registry_region", e.region.clone());

@@ -213,8 +213,7 @@ fn diagnose(err: &RegistryError, repository_exists: Option<bool>) -> Finding {
     let ctx = RegistryContext {
         image: &img,
         registry_host: HOST,
-        caller: None,
-        token: None,
+        credentials: Default::default(),
         repository_exists,
     };
     registry_finding(err, &ctx)
@@ -359,8 +358,7 @@ fn pull_through_cache_prefixes_are_mentioned() {
     let ctx = RegistryContext {
         image: &img,
         registry_host: HOST,
-        caller: None,
-        token: None,
+        credentials: Default::default(),
         repository_exists: None,
     };
     let f = registry_finding(

@@ -222,6 +222,15 @@ fn kubelet_test_provide_match_images() {
     for (pattern, image) in cases {
         assert_eq!(check_pattern(pattern), Ok(()));
         assert!(image_allowed([pattern], image), "{pattern} vs {image}");
+        // The plugin answers with the same key in `auth`; the kubelet's keyring then serves
+        // the image with it (the returned DockerConfig of the test).
+        let mut ring = Keyring::new();
+        ring.add(pattern, "user").unwrap();
+        assert_eq!(
+            ring.lookup(image),
+            [&"user"],
+            "auth key {pattern} for {image}"
+        );
     }
 }
 

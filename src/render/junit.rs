@@ -172,6 +172,17 @@ fn cases(report: &Report) -> Vec<Case> {
                         )
                     })
                     .unwrap_or_default(),
+                "node_credential_provider" => img
+                    .paths
+                    .node_credential_provider
+                    .as_ref()
+                    .map(|n| {
+                        (
+                            duration(&n.stages),
+                            notes(n.stages.iter().flat_map(|s| &s.findings).chain(&n.findings)),
+                        )
+                    })
+                    .unwrap_or_default(),
                 _ => (0, notes(p.deciding.into_iter())),
             };
             out.push(Case {

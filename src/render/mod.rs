@@ -17,7 +17,7 @@ pub use markdown::markdown;
 pub use text::text;
 
 use crate::diagnosis::Code;
-use crate::report::{Finding, ImageReport, Report, Severity, Status, Verdict, wire_name};
+use crate::report::{Finding, ImageReport, Report, Require, Severity, Status, Verdict, wire_name};
 
 pub fn json(report: &Report) -> String {
     // Serialising plain data with string keys cannot fail.
@@ -126,6 +126,12 @@ pub(crate) fn paths<'a>(report: &'a Report, img: &'a ImageReport) -> Vec<PathVie
         status: s.status,
         deciding: most_severe(s.stages.iter().flat_map(|s| &s.findings).chain(&s.findings)),
     }));
+    out.extend(p.node_credential_provider.as_ref().map(|n| PathView {
+        label: "node provider",
+        key: "node_credential_provider",
+        status: n.status,
+        deciding: most_severe(n.stages.iter().flat_map(|s| &s.findings).chain(&n.findings)),
+    }));
     out.extend(p.kubelet_canary.as_ref().map(|c| PathView {
         label: "canary",
         key: "kubelet_canary",
@@ -231,7 +237,14 @@ pub(crate) fn headline(report: &Report) -> String {
         .iter()
         .filter(|i| i.verdict != Verdict::Pass)
         .count();
-    let kubelet = if kubelet_checked(report) { "yes" } else { "no" };
+    // When a kubelet path was checked, the verdict is the kubelet's (unless --require says
+    // otherwise): the line says whose answer it leads with.
+    let kubelet = match (kubelet_checked(report), report.require) {
+        (false, _) => "no",
+        (true, Require::Auto | Require::Kubelet) => "yes, the verdict is the kubelet's",
+        (true, Require::All) => "yes, every path must pass",
+        (true, Require::Pod) => "yes, the verdict is the pod identity's",
+    };
     let what = match report.verdict {
         Verdict::Pass => format!("all {n} images can be pulled"),
         Verdict::Error => {

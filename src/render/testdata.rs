@@ -32,6 +32,7 @@ pub fn image(name: &str, stages: Vec<Stage>) -> ImageReport {
         paths: Paths {
             pod_identity,
             pull_secrets: None,
+            node_credential_provider: None,
             kubelet_canary: None,
         },
         findings: vec![],
@@ -69,7 +70,7 @@ pub fn failing(name: &str) -> ImageReport {
 
 pub fn report(images: Vec<ImageReport>) -> Report {
     let identity = vec![Stage::from_findings("sts", 3, None, vec![])];
-    let verdict = run_verdict(&identity, &images);
+    let verdict = run_verdict(&identity, &images, Require::Auto);
     Report {
         schema_version: SCHEMA_VERSION.into(),
         tool: Tool {
@@ -89,6 +90,7 @@ pub fn report(images: Vec<ImageReport>) -> Report {
             stages: identity,
         },
         workload: None,
+        require: Require::Auto,
         images,
     }
 }
@@ -132,7 +134,7 @@ pub fn kubelet_fails() -> Report {
         Code::KUBELET_PATH_FAILS_POD_PATH_PASSES,
         "the pull secrets cannot pull",
     ));
-    img.verdict = img.paths.verdict();
+    img.verdict = img.paths.verdict(Require::Auto);
     let mut r = report(vec![img, passing("other:latest")]);
     r.images[1].paths.pull_secrets = Some(SecretPath {
         status: Status::Pass,

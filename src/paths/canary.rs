@@ -350,6 +350,48 @@ fn rand_suffix() -> u32 {
     h.finish() as u32
 }
 
+/// The canary's answer for the image at `index` of the images it ran.
+pub fn path_report(
+    run: &Result<CanaryRun, CanaryError>,
+    index: usize,
+) -> crate::report::CanaryPath {
+    use crate::diagnosis;
+    use crate::report::{CanaryPath, Status};
+    match run {
+        Err(e) => CanaryPath {
+            status: Status::Skip,
+            pod: String::new(),
+            node: None,
+            findings: vec![diagnosis::canary_inconclusive("", &crate::error_chain(e))],
+        },
+        Ok(run) => {
+            let (status, findings) = match run.pulls.get(index) {
+                Some(Pull::Pulled) => (Status::Pass, vec![]),
+                Some(Pull::Failed { reason, message }) => (
+                    Status::Fail,
+                    vec![diagnosis::canary_pull_failed(
+                        &run.pod,
+                        run.node.as_deref(),
+                        reason,
+                        message,
+                    )],
+                ),
+                Some(Pull::Inconclusive { reason }) => (
+                    Status::Skip,
+                    vec![diagnosis::canary_inconclusive(&run.pod, reason)],
+                ),
+                None => (Status::Skip, vec![]),
+            };
+            CanaryPath {
+                status,
+                pod: run.pod.clone(),
+                node: run.node.clone(),
+                findings,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,7 +454,7 @@ mod tests {
     /// The shipped admission policy must admit exactly what `pod_manifest` makes.
     #[test]
     fn the_admission_policy_names_the_canarys_own_shape() {
-        let policy = include_str!("../manifests/rbac/canary-admission-policy.yaml");
+        let policy = include_str!("../../manifests/rbac/canary-admission-policy.yaml");
         assert!(policy.contains(&format!("['{NO_ENTRYPOINT}']")), "{policy}");
         assert!(policy.contains(&format!("'{}'", LABEL.0)));
         assert!(policy.contains(&format!("== '{}'", LABEL.1)));

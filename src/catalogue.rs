@@ -4,7 +4,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::Severity;
+/// How much a finding matters. Defined with the catalogue, which gives every code its
+/// default, so the catalogue depends on nothing else in the crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
 
 /// A catalogue entry.
 #[derive(Debug)]
@@ -120,7 +128,7 @@ catalogue! {
         cause: "The certificate chain presented by the registry (or a TLS-intercepting proxy) does not lead to a trusted CA.",
         fix: "If a proxy re-signs TLS, add its CA (`--ca-file` or `SSL_CERT_FILE`); otherwise check that the host name reaches the real registry.";
     REGISTRY_UNAUTHORIZED: Error, false, "The registry rejected the credentials",
-        cause: "HTTP 401 with a freshly minted token: the token is for another region or partition than the registry host (ECR tokens are region-bound), or the registry is not the ECR it claims to be.",
+        cause: "HTTP 401: the registry did not accept the credentials the path offered. With a token freshly minted from the pod's identity, it is for another region or partition than the registry host (ECR tokens are region-bound) or the registry is not the ECR it claims to be; with a pull secret, its password is wrong, or its ECR token has expired (12 hours) or was minted in another region; with the node's credential provider, the provider returned a token for another registry or region. The summary names the credentials.",
         fix: "Make sure the token is minted in the registry's own region (the probe does; a pull secret may not) and that the host name is the real ECR registry.";
     REGISTRY_TOKEN_EXPIRED: Error, false, "The registry says the authorization token has expired",
         cause: "`denied: Your authorization token has expired. Reauthenticate and try again.` ECR tokens last 12 hours; the clock may also be off.",
@@ -203,16 +211,43 @@ catalogue! {
     NODE_PROVIDER_HOST_NOT_MATCHED: Warning, false, "Node credential providers may not match this ECR host form",
         cause: "The image uses a dual-stack ECR host (`*.dkr-ecr.*.on.aws`), which the default `matchImages` of the kubelet ECR credential provider on OpenShift/ROSA does not list, so nodes send no ECR credentials for it.",
         fix: "Use the standard host `<account>.dkr.ecr.<region>.amazonaws.com`, or add the dual-stack pattern to the credential provider's `matchImages`, or use a pull secret keyed by this host.";
-    POD_IDENTITY_CAN_PULL: Info, false, "This pod's identity can pull the image, but the kubelet does not use it",
-        cause: "Image pulls are done by the kubelet/CRI-O with the node's credentials (the worker role through the kubelet ECR credential provider) or with `imagePullSecrets`, never with the pod's web identity. An `ImagePullBackOff` with this result points at the node role or the pull secrets.",
-        fix: "Give the node (worker) role ECR read permissions and, for a repository in another account, name that role in the repository policy; or attach an `imagePullSecret` refreshed within 12 hours; or, on Kubernetes 1.34+ with the ECR credential provider in service-account-token mode, annotate the ServiceAccount with `eks.amazonaws.com/ecr-role-arn`.";
+    POD_IDENTITY_CAN_PULL: Info, false, "This pod's identity can pull the image; the kubelet may pull with other credentials",
+        cause: "The kubelet (CRI-O, containerd) pulls with the node's credentials (the worker role through the kubelet's image credential provider) or with `imagePullSecrets`, not with the pod's web identity. Since Kubernetes 1.34 (KEP-4412, beta) a credential provider with `tokenAttributes` may pull with a role assumed from the pod's ServiceAccount token: `ecr-credential-provider` v1.34+ assumes the role of the ServiceAccount annotation `eks.amazonaws.com/ecr-role-arn` (not IRSA's `eks.amazonaws.com/role-arn`). Either way the pod's own role is not what decides the pull; an `ImagePullBackOff` with this result points at the node's path or the pull secrets.",
+        fix: "Check the kubelet's path with this probe: `--credential-provider-config`/`--credential-provider-bin-dir` (the node's provider), `--docker-config` or `--images-from` (pull secrets), `--canary` (the kubelet itself). To let the node pull, give the node (worker) role ECR read permissions and name it in the repository policy for a cross-account repository; or attach an `imagePullSecret` refreshed within 12 hours; or, with the provider in service-account-token mode, annotate the ServiceAccount with `eks.amazonaws.com/ecr-role-arn`.";
+    NODE_PROVIDER_CONFIG_INVALID: Error, false, "The node's credential provider config is one no kubelet would accept",
+        cause: "The `CredentialProviderConfig` (the kubelet's `--image-credential-provider-config`) cannot be read, does not decode, or breaks a rule the kubelet checks at start: no providers, a name with `/` or spaces, duplicate names, an unsupported `apiVersion`, empty or unparsable `matchImages`, a missing or negative `defaultCacheDuration`, or invalid `tokenAttributes`. A kubelet with this config does not start, so the node pulls nothing.",
+        fix: "Fix the rule the evidence names (compare with the node's working config, e.g. `/etc/eks/image-credential-provider/config.json` on EKS AL2023), or point `--credential-provider-config` at the node's actual file.";
+    NODE_PROVIDER_NO_MATCH: Error, false, "No node credential provider matches the image",
+        cause: "None of the providers' `matchImages` covers the image by the kubelet's rules (a `*` matches one DNS label and never spans a dot, ports must match, a path is a prefix), so the kubelet asks no plugin and sends no node credentials: the runtime pulls anonymously and ECR answers `no basic auth credentials` / `authorization failed` (containerd) or `authentication required` (CRI-O).",
+        fix: "Add a pattern for this registry host to the provider's `matchImages` (the EKS default covers `*.dkr.ecr.*.amazonaws.com`, `*.dkr-ecr.*.on.aws` and the other partitions), use the standard ECR host form, or give the pod an `imagePullSecret`.";
+    NODE_PROVIDER_PLUGIN_NOT_FOUND: Error, false, "The credential provider plugin binary is missing",
+        cause: "The provider's `name` is the plugin's file name in the kubelet's `--image-credential-provider-bin-dir`, and there is no such file: the kubelet fails every pull that matches it (`plugin binary directory ... did not exist` at start, or an exec error per pull).",
+        fix: "Install the plugin (e.g. `ecr-credential-provider`) into the bin dir under exactly the provider's name, or point `--credential-provider-bin-dir` at the node's directory.";
+    NODE_PROVIDER_PLUGIN_FAILED: Error, false, "The credential provider plugin failed",
+        cause: "The plugin exited non-zero, was killed at the deadline, or could not be run; the kubelet logs `Failed getting credential from external registry credential provider: error execing credential provider plugin ...` and pulls without the node's credentials. Common plugin messages: `no EC2 IMDS role found` (no instance role, or IMDS unreachable from where it runs: IMDSv2's hop limit from a pod network), `AccessDenied` on AssumeRoleWithWebIdentity (the role's trust policy refuses the ServiceAccount token's subject or audience), `no arn provided, cannot assume role using ServiceAccountToken` (v1.34.x without the `eks.amazonaws.com/ecr-role-arn` annotation). The plugin's stderr, secrets removed, is in the evidence.",
+        fix: "Act on the plugin's message in the evidence: attach an instance profile with ECR read access to the node, run the check from the host network (the DaemonSet in manifests/node/), fix the trust policy of the role it assumes, or set the ServiceAccount annotation the plugin needs.";
+    NODE_PROVIDER_RESPONSE_INVALID: Error, false, "The credential provider's answer is not one the kubelet uses",
+        cause: "The plugin's stdout is not a `CredentialProviderResponse` the kubelet accepts (not JSON, an `apiVersion` other than the provider's, a wrong `kind`, an unknown `cacheKeyType`), or none of its `auth` keys covers the image, so the kubelet has no node credentials for this pull.",
+        fix: "Make the provider's `apiVersion` in the config match what the plugin speaks (`credentialprovider.kubelet.k8s.io/v1` for current plugins), upgrade the plugin, or check that its `auth` keys cover the image's registry.";
+    NODE_PROVIDER_SA_ANNOTATION_MISSING: Error, false, "The ServiceAccount lacks an annotation the credential provider requires",
+        cause: "The provider's `tokenAttributes.requiredServiceAccountAnnotationKeys` (KEP-4412) names an annotation the pod's ServiceAccount does not have: the kubelet does not call the plugin (it logs `required annotation <key> not found` only at verbosity 5) and pulls without that provider's credentials, which ECR refuses.",
+        fix: "Annotate the pod's ServiceAccount with the required key (for `ecr-credential-provider`, `eks.amazonaws.com/ecr-role-arn: <role ARN>`), or drop the key from the provider's required list.";
+    NODE_PROVIDER_ECR_ROLE_ANNOTATION: Warning, false, "The ServiceAccount has no eks.amazonaws.com/ecr-role-arn for the ECR provider",
+        cause: "`ecr-credential-provider` in service-account-token mode (v1.34+) reads the role to assume from the ServiceAccount annotation `eks.amazonaws.com/ecr-role-arn` (or env `AWS_ECR_ROLE_ARN`), not from IRSA's `eks.amazonaws.com/role-arn`. Without it, v1.34.x fails every matching pull with `no arn provided, cannot assume role using ServiceAccountToken`; v1.35+ falls back to the node's credentials.",
+        fix: "Annotate the ServiceAccount with `eks.amazonaws.com/ecr-role-arn: <role ARN>` (a role whose trust policy accepts this ServiceAccount's token for the provider's audience), or rely on the node role with a v1.35+ plugin.";
+    NODE_PROVIDER_SA_TOKEN_MISSING: Error, true, "The credential provider needs a ServiceAccount token the probe was not given",
+        cause: "The provider has `tokenAttributes` (KEP-4412): the kubelet sends it a token of the pod's ServiceAccount for `serviceAccountTokenAudience`. The probe had none for that audience. In a cluster the kubelet may also be refused such a token (`ServiceAccountNodeAudienceRestriction`: the audience must appear in the pod spec's projected volumes, or `system:nodes` must be allowed `request-serviceaccounts-token-audience` for it); then the plugin is never called and the kubelet logs `audience ... not found in pod spec volume`.",
+        fix: "Mount a projected ServiceAccount token with the provider's audience and pass it with `--service-account-token-file`, or use `--images-from` (the probe then requests one for the workload's ServiceAccount; RBAC in manifests/rbac/).";
+    NODE_PROVIDER_TOKEN_EXPIRED: Error, false, "The credential provider returned an expired ECR token",
+        cause: "The password the plugin returned is an ECR token whose `expiration` has passed: a cache on the plugin's side, or a clock far off.",
+        fix: "Check the node's clock and the plugin's own caching; the kubelet caches for the response's `cacheDuration`.";
 }
 
 /// The catalogue as Markdown, the content of `docs/findings.md`.
 pub fn render_markdown() -> String {
     let mut out = String::from(
         "# Finding codes\n\n\
-         Generated from `src/diagnosis/catalogue.rs` by `UPDATE_DOCS=1 cargo test findings_doc`; \
+         Generated from `src/catalogue.rs` by `UPDATE_DOCS=1 cargo test findings_doc`; \
          a test fails when this file and the code differ. Codes are stable: they are never \
          renamed or reused.\n\n\
          | code | severity | exit | title |\n|---|---|---|---|\n",

@@ -1,0 +1,320 @@
+//! The exec edge: running a credential provider plugin the way the kubelet does
+//! (`pkg/credentialprovider/plugin/plugin.go`, `execPlugin`): the binary from the bin dir with
+//! the provider's `args`, the caller's environment plus the provider's `env`, the
+//! `CredentialProviderRequest` as JSON on stdin, the `CredentialProviderResponse` read from
+//! stdout. The process is killed when the run's deadline passes and always reaped; its output
+//! is capped. The request and response shapes and their checks are pure and tested here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::time::{Instant, timeout_at};
+
+use super::config::Provider;
+use crate::secret::Secret;
+
+/// Most stdout read from a plugin (a real response is well under 16 KiB).
+pub const MAX_STDOUT: usize = 256 * 1024;
+/// Most stderr kept from a plugin, for the evidence.
+pub const MAX_STDERR: usize = 16 * 1024;
+
+/// The request on stdin. `serviceAccountToken` and `serviceAccountAnnotations` only for a
+/// provider with `tokenAttributes` (KEP-4412).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request<'a> {
+    // Field order as the kubelet's encoder writes them (`Test_encodeRequest`).
+    pub kind: &'static str,
+    pub api_version: &'a str,
+    pub image: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account_annotations: Option<&'a BTreeMap<String, String>>,
+}
+
+/// Decoded strictly, as the kubelet decodes responses: an unknown field is an error.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RawResponse {
+    api_version: Option<String>,
+    kind: Option<String>,
+    cache_key_type: Option<String>,
+    cache_duration: Option<String>,
+    #[serde(default)]
+    auth: BTreeMap<String, RawAuth>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// One `auth` entry: the key is a `matchImages`-style pattern, the credential a secret.
+pub struct Auth {
+    pub key: String,
+    pub username: String,
+    /// `base64(username:password)`, ready for `Authorization: Basic`.
+    pub basic: Secret<String>,
+    pub password: Secret<String>,
+}
+
+/// A checked response.
+pub struct Response {
+    pub cache_key_type: String,
+    pub cache_duration: Option<String>,
+    pub auth: Vec<Auth>,
+}
+
+/// Why a response is not one the kubelet would use. Messages never carry stdout (it holds
+/// passwords), only what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResponseError {
+    #[error("stdout is not a JSON CredentialProviderResponse ({0})")]
+    NotJson(String),
+    #[error("stdout is over {MAX_STDOUT} bytes")]
+    TooLarge,
+    #[error("apiVersion {got:?} does not match the provider's {want:?}")]
+    ApiVersion { got: String, want: String },
+    #[error("kind {0:?} is not CredentialProviderResponse")]
+    Kind(String),
+    #[error("cacheKeyType {0:?} is not one of Image, Registry, Global")]
+    CacheKeyType(String),
+    #[error("cacheDuration {0:?} is not a duration")]
+    CacheDuration(String),
+    #[error("auth key {0:?} is not a pattern the kubelet can parse")]
+    AuthKey(String),
+}
+
+/// The request as the kubelet writes it to stdin: JSON, then a newline.
+pub fn encode_request(request: &Request<'_>) -> Vec<u8> {
+    // Serialising plain strings cannot fail.
+    let mut body = serde_json::to_vec(request).unwrap_or_default();
+    body.push(b'\n');
+    body
+}
+
+/// Decodes and checks stdout as the kubelet does: the response's `apiVersion` must be the
+/// provider's (checked first), then a strict decode, `kind` `CredentialProviderResponse`,
+/// `cacheKeyType` one of the three.
+pub fn parse_response(stdout: &[u8], provider: &Provider) -> Result<Response, ResponseError> {
+    if stdout.len() > MAX_STDOUT {
+        return Err(ResponseError::TooLarge);
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Version {
+        api_version: Option<String>,
+    }
+    if let Ok(Version { api_version }) = serde_json::from_slice::<Version>(stdout) {
+        let got = api_version.unwrap_or_default();
+        if got != provider.api_version {
+            return Err(ResponseError::ApiVersion {
+                got,
+                want: provider.api_version.clone(),
+            });
+        }
+    }
+    let raw: RawResponse = serde_json::from_slice(stdout).map_err(|e| {
+        // serde_json names the position and the kind of problem, never the input.
+        ResponseError::NotJson(
+            e.classify_name().to_string() + &format!(" at line {} column {}", e.line(), e.column()),
+        )
+    })?;
+    let version = raw.api_version.unwrap_or_default();
+    if version != provider.api_version {
+        return Err(ResponseError::ApiVersion {
+            got: version,
+            want: provider.api_version.clone(),
+        });
+    }
+    let kind = raw.kind.unwrap_or_default();
+    if kind != "CredentialProviderResponse" {
+        return Err(ResponseError::Kind(kind));
+    }
+    let cache_key_type = raw.cache_key_type.unwrap_or_default();
+    if !matches!(cache_key_type.as_str(), "Image" | "Registry" | "Global") {
+        return Err(ResponseError::CacheKeyType(cache_key_type));
+    }
+    if let Some(d) = &raw.cache_duration
+        && super::config::parse_go_duration(d).is_err()
+    {
+        return Err(ResponseError::CacheDuration(d.clone()));
+    }
+    use base64::Engine as _;
+    let mut auth = Vec::with_capacity(raw.auth.len());
+    for (key, a) in raw.auth {
+        if crate::keyring::check_pattern(&key).is_err() {
+            return Err(ResponseError::AuthKey(shorten(&key)));
+        }
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", a.username, a.password));
+        auth.push(Auth {
+            key,
+            username: a.username,
+            basic: Secret::new(basic),
+            password: Secret::new(a.password),
+        });
+    }
+    Ok(Response {
+        cache_key_type,
+        cache_duration: raw.cache_duration,
+        auth,
+    })
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "read error",
+            serde_json::error::Category::Syntax => "syntax error",
+            serde_json::error::Category::Data => "wrong field types",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}
+
+fn shorten(s: &str) -> String {
+    let mut out: String = s.chars().take(64).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// What a finished plugin run left.
+pub struct Output {
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<u8>,
+    /// Capped at [`MAX_STDERR`].
+    pub stderr: Vec<u8>,
+    pub stderr_truncated: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("plugin binary {path} does not exist")]
+    NotFound { path: PathBuf },
+    #[error("plugin binary {path} cannot be run")]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("plugin {path} did not answer before the deadline and was killed")]
+    Deadline { path: PathBuf },
+    #[error("talking to plugin {path} failed")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The plugin's path: `bin_dir/name`, as the kubelet joins them (names never contain `/`;
+/// the config check refuses them).
+pub fn binary(bin_dir: &Path, provider: &Provider) -> PathBuf {
+    bin_dir.join(&provider.name)
+}
+
+/// The kubelet's fixed limit on one plugin run (`context.WithTimeout(ctx, 1*time.Minute)`).
+pub const EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs the plugin once. Killed (and reaped) at `deadline` or after [`EXEC_TIMEOUT`]; stdout beyond [`MAX_STDOUT`] and
+/// stderr beyond [`MAX_STDERR`] are drained and dropped so a chatty plugin cannot block.
+pub async fn exec(
+    bin_dir: &Path,
+    provider: &Provider,
+    request: &[u8],
+    deadline: Instant,
+) -> Result<Output, ExecError> {
+    let deadline = deadline.min(Instant::now() + EXEC_TIMEOUT);
+    let path = binary(bin_dir, provider);
+    if !path.is_file() {
+        return Err(ExecError::NotFound { path });
+    }
+    let mut child = tokio::process::Command::new(&path)
+        .args(&provider.args)
+        .envs(provider.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ExecError::Spawn {
+            path: path.clone(),
+            source,
+        })?;
+    let io_err = |source| ExecError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let work = async {
+        // A plugin that exits without reading stdin closes the pipe: not an error of ours.
+        let write = async {
+            let r = stdin.write_all(request).await;
+            drop(stdin);
+            match r {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+                _ => Ok(()),
+            }
+        };
+        let (w, out, err, status) = tokio::join!(
+            write,
+            read_capped(stdout, MAX_STDOUT + 1),
+            read_capped(stderr, MAX_STDERR),
+            child.wait()
+        );
+        w?;
+        let (stdout, _) = out?;
+        let (stderr, stderr_truncated) = err?;
+        Ok::<_, std::io::Error>(Output {
+            status: status?,
+            stdout,
+            stderr,
+            stderr_truncated,
+        })
+    };
+    match timeout_at(deadline, work).await {
+        Ok(r) => r.map_err(io_err),
+        Err(_) => {
+            // Never leave a process behind: kill, then reap.
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            Err(ExecError::Deadline { path })
+        }
+    }
+}
+
+/// Reads up to `cap` bytes and drains the rest; says whether anything was dropped.
+async fn read_capped(
+    mut r: impl AsyncRead + Unpin,
+    cap: usize,
+) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut dropped = false;
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok((kept, dropped));
+        }
+        let room = cap.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+        dropped |= n > room;
+    }
+}

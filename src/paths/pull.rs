@@ -1,0 +1,282 @@
+//! The one real pull every credential path ends in: `/v2/` and login, the manifest (an index
+//! resolved to the platform), the config and the layers, streamed and verified. A path
+//! differs only in the credentials it brings and in how its findings name them.
+
+use futures_util::StreamExt as _;
+use futures_util::stream;
+use tokio::time::Instant;
+
+use super::{Credentials, Outcome, REGISTRY_STAGES, skip_rest, stage, unix_now};
+use crate::config::{Config, LayerMode};
+use crate::diagnosis::{self, Code, RegistryContext};
+use crate::ecr::{self, TokenKey};
+use crate::reference::ImageRef;
+use crate::registry::manifest::Descriptor;
+use crate::registry::transport::{Transport, host_of};
+use crate::registry::{self, Session};
+use crate::report::{self, BlobKind, BlobReport, Finding, ManifestReport, Stage, Status, Verdict};
+use crate::secret::Secret;
+use crate::sts::StsOutcome;
+
+/// Layers fetched at once per image, like a container runtime's default.
+const LAYER_CONCURRENCY: usize = 3;
+
+/// What one pull produced.
+#[derive(Debug, Default)]
+pub struct PullResult {
+    pub stages: Vec<Stage>,
+    pub blobs: Vec<BlobReport>,
+    pub manifest: Option<ManifestReport>,
+}
+
+impl PullResult {
+    pub fn passed(&self) -> bool {
+        report::image_verdict(&self.stages) == Verdict::Pass
+    }
+}
+
+/// What the pulls of a run share: settings, the HTTP transport, one login per registry and
+/// credentials, the run's deadline, and the pod's AWS session (for the ECR API's second
+/// opinion when a registry's answer names no cause).
+pub struct Puller<'a> {
+    pub config: &'a Config,
+    pub transport: &'a Transport,
+    pub sts: Option<&'a StsOutcome>,
+    pub logins: registry::Logins,
+    pub deadline: Instant,
+    pub timeout_secs: f64,
+}
+
+/// What the manifest stage hands on.
+struct Pulled<'a> {
+    session: Session<'a>,
+    resolved: registry::Resolved,
+}
+
+impl Puller<'_> {
+    /// The registry stages of one path with `basic` (`user:password`, base64) credentials.
+    pub async fn pull(
+        &self,
+        img: &ImageRef,
+        basic: Option<&Secret<String>>,
+        credentials: Credentials<'_>,
+    ) -> PullResult {
+        let mut out = PullResult::default();
+        self.pull_into(img, basic, credentials, &mut out).await;
+        skip_rest(&mut out.stages, &REGISTRY_STAGES);
+        out
+    }
+
+    async fn pull_into(
+        &self,
+        img: &ImageRef,
+        basic: Option<&Secret<String>>,
+        credentials: Credentials<'_>,
+        out: &mut PullResult,
+    ) {
+        let (deadline, secs) = (self.deadline, self.timeout_secs);
+        let stages = &mut out.stages;
+        let base = match registry::endpoint_for(img, &self.config.registry_endpoints) {
+            Ok(b) => b,
+            Err(e) => {
+                let ctx = self.diag_ctx(img, "", None, credentials);
+                stages.push(Stage::from_findings(
+                    "registry_auth",
+                    0,
+                    None,
+                    vec![diagnosis::registry_finding(&e, &ctx)],
+                ));
+                return;
+            }
+        };
+        let registry_host = host_of(&base);
+
+        let Some(session) = stage("registry_auth", deadline, secs, stages, async {
+            match self
+                .logins
+                .login(self.transport, &base, &img.repository, basic)
+                .await
+            {
+                Ok((session, check)) => {
+                    let skew =
+                        diagnosis::clock_skew(&check.served_by, check.server_date, unix_now());
+                    Outcome::ok(session, skew.into_iter().collect(), None)
+                }
+                Err(e) => Outcome::failed(diagnosis::registry_finding(
+                    &e,
+                    &self.diag_ctx(img, &registry_host, None, credentials),
+                )),
+            }
+        })
+        .await
+        else {
+            return;
+        };
+
+        let Some(pulled) = stage("manifest", deadline, secs, stages, async {
+            match session
+                .resolve(img.manifest_reference(), &self.config.platform)
+                .await
+            {
+                Ok(resolved) => {
+                    let bytes = resolved.bytes;
+                    Outcome::ok(Pulled { session, resolved }, vec![], Some(bytes))
+                }
+                Err(e) => {
+                    let exists = if e.codes().contains(&"MANIFEST_UNKNOWN") {
+                        session.repository_exists().await
+                    } else {
+                        None
+                    };
+                    let ctx = self.diag_ctx(img, &registry_host, exists, credentials);
+                    let mut f = diagnosis::registry_finding(&e, &ctx);
+                    // The registry's answer named no cause: ask the ECR API, which may.
+                    if matches!(f.code, Code::REGISTRY_ERROR | Code::REGISTRY_DENIED)
+                        && let Some(api) = self.image_failure(img).await
+                    {
+                        f = api.with("registry_finding", f.summary);
+                    }
+                    Outcome::failed(f)
+                }
+            }
+        })
+        .await
+        else {
+            return;
+        };
+        let r = &pulled.resolved;
+        out.manifest = Some(ManifestReport {
+            digest: r.digest.clone(),
+            media_type: r.media_type.clone(),
+            index_digest: r.index_digest.clone(),
+            index_media_type: r.index_media_type.clone(),
+            platform: r.platform.clone(),
+            available_platforms: r.available_platforms.clone(),
+        });
+        let blobs = &mut out.blobs;
+
+        let config_ok = stage("config", deadline, secs, stages, async {
+            let (report, finding) = self
+                .pull_blob(
+                    &pulled.session,
+                    &r.config,
+                    BlobKind::Config,
+                    img,
+                    &registry_host,
+                    credentials,
+                )
+                .await;
+            let bytes = report.bytes;
+            blobs.push(report);
+            match finding {
+                None => Outcome::ok((), vec![], Some(bytes)),
+                Some(f) => Outcome::failed(f),
+            }
+        })
+        .await;
+        if config_ok.is_none() {
+            return;
+        }
+
+        let layers: Vec<&Descriptor> = match self.config.layers {
+            LayerMode::All => r.layers.iter().collect(),
+            LayerMode::Smallest => r.layers.iter().min_by_key(|l| l.size).into_iter().collect(),
+            LayerMode::None => {
+                stages.push(Stage::skipped("layers"));
+                return;
+            }
+        };
+        stage("layers", deadline, secs, stages, async {
+            let pending: Vec<_> = layers
+                .into_iter()
+                .map(|d| {
+                    self.pull_blob(
+                        &pulled.session,
+                        d,
+                        BlobKind::Layer,
+                        img,
+                        &registry_host,
+                        credentials,
+                    )
+                })
+                .collect();
+            let results: Vec<(BlobReport, Option<Finding>)> = stream::iter(pending)
+                .buffered(LAYER_CONCURRENCY)
+                .collect()
+                .await;
+            let bytes = results.iter().map(|(b, _)| b.bytes).sum();
+            let mut found = Vec::new();
+            for (b, f) in results {
+                blobs.push(b);
+                found.extend(f);
+            }
+            Outcome::ok((), found, Some(bytes))
+        })
+        .await;
+    }
+
+    async fn image_failure(&self, img: &ImageRef) -> Option<Finding> {
+        let (sts, e) = (self.sts?, img.ecr.as_ref()?);
+        let key = TokenKey {
+            partition: e.partition,
+            region: e.region.clone(),
+        };
+        let failure = ecr::image_failure(
+            &sts.sdk,
+            &key,
+            &img.repository,
+            img.tag.as_deref(),
+            img.digest.as_deref(),
+        )
+        .await?;
+        diagnosis::ecr_image_failure(&failure, img)
+    }
+
+    fn diag_ctx<'b>(
+        &self,
+        img: &'b ImageRef,
+        registry_host: &'b str,
+        repository_exists: Option<bool>,
+        credentials: Credentials<'b>,
+    ) -> RegistryContext<'b> {
+        RegistryContext {
+            image: img,
+            registry_host,
+            credentials,
+            repository_exists,
+        }
+    }
+
+    async fn pull_blob(
+        &self,
+        session: &Session<'_>,
+        d: &Descriptor,
+        kind: BlobKind,
+        img: &ImageRef,
+        registry_host: &str,
+        credentials: Credentials<'_>,
+    ) -> (BlobReport, Option<Finding>) {
+        let p = session.pull_blob(d).await;
+        let finding = p.result.as_ref().err().map(|e| {
+            diagnosis::registry_finding(e, &self.diag_ctx(img, registry_host, None, credentials))
+        });
+        (
+            BlobReport {
+                kind,
+                digest: d.digest.clone(),
+                media_type: d.media_type.clone(),
+                size: d.size,
+                status: if finding.is_some() {
+                    Status::Fail
+                } else {
+                    Status::Pass
+                },
+                bytes: p.bytes,
+                served_by: p.served_by,
+                redirected: p.redirected,
+                duration_ms: p.elapsed.as_millis() as u64,
+            },
+            finding,
+        )
+    }
+}
