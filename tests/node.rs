@@ -1,0 +1,454 @@
+//! The node provider path against the local stack: a credential provider plugin that speaks
+//! the kubelet's protocol (`tests/plugins/ecr-credential-provider-local`, which assumes a
+//! distinct node role in moto and gets its password with GetAuthorizationToken), run by the
+//! probe from a CredentialProviderConfig as the kubelet runs it; then the real pull.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::fault::{Fault, FaultRegistry};
+use common::*;
+use serde_json::Value;
+
+const NODE_ROLE: &str = "arn:aws:iam::818140567777:role/eks-node-role";
+const PLUGIN: &str = "ecr-credential-provider";
+
+/// A node: a bin dir with the plugin under `name`, and a config file.
+struct Node {
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// The local plugin as `name`, with `env` as the provider's env; `config` overrides the
+    /// whole config when given.
+    fn new(match_images: &[&str], env: &[(&str, &str)]) -> Node {
+        let node = Node::bare();
+        node.install(PLUGIN, &plugin_source());
+        node.config(&provider_config(PLUGIN, match_images, env, None));
+        node
+    }
+
+    fn bare() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        Node { dir }
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yaml")
+    }
+
+    fn install(&self, name: &str, source: &Path) {
+        std::os::unix::fs::symlink(source, self.bin().join(name)).unwrap();
+    }
+
+    fn install_script(&self, name: &str, script: &str) {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.bin().join(name);
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    fn check(&self, image: &str, extra_env: &[(&str, Option<&str>)]) -> Run {
+        let mut env: Vec<(&str, Option<&str>)> = vec![];
+        env.extend_from_slice(extra_env);
+        probe(
+            &[
+                "check",
+                image,
+                "--credential-provider-config",
+                self.config_path().to_str().unwrap(),
+                "--credential-provider-bin-dir",
+                self.bin().to_str().unwrap(),
+            ],
+            &env,
+        )
+    }
+}
+
+fn plugin_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/ecr-credential-provider-local")
+}
+
+/// The node role's "instance profile": what the plugin assumes the node role with.
+fn node_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("NODE_ROLE_ARN", NODE_ROLE),
+        ("NODE_ACCESS_KEY_ID", "AKIANODEINSTANCEPROFILE"),
+        ("NODE_SECRET_ACCESS_KEY", "node-instance-profile-secret-key"),
+    ]
+}
+
+fn provider_config(
+    name: &str,
+    match_images: &[&str],
+    env: &[(&str, &str)],
+    token_attributes: Option<&str>,
+) -> String {
+    let images: Vec<String> = match_images.iter().map(|m| format!("\"{m}\"")).collect();
+    let env: String = env
+        .iter()
+        .map(|(k, v)| format!("      - name: {k}\n        value: \"{v}\"\n"))
+        .collect();
+    let env = if env.is_empty() {
+        String::new()
+    } else {
+        format!("    env:\n{env}")
+    };
+    format!(
+        "apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: {name}
+    matchImages: [{}]
+    defaultCacheDuration: 12h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+{env}{}",
+        images.join(", "),
+        token_attributes.unwrap_or("")
+    )
+}
+
+fn node_path(r: &Value) -> &Value {
+    &r["images"][0]["paths"]["node_credential_provider"]
+}
+
+fn node_finding<'a>(r: &'a Value, code: &str) -> &'a Value {
+    let p = node_path(r);
+    p["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["findings"].as_array().unwrap())
+        .chain(p["findings"].as_array().unwrap())
+        .find(|f| f["code"] == code)
+        .unwrap_or_else(|| panic!("no {code} on the node path: {p:#}"))
+}
+
+#[test]
+fn the_node_provider_pulls_with_the_nodes_credentials() {
+    let s = Stack::get();
+    let node = Node::new(&["*.dkr.ecr.*.amazonaws.com"], &node_env());
+    let run = node.check(
+        &s.image("naming-server-service:latest"),
+        &[(
+            "ECR_PULL_PROBE_NODE_NAME",
+            Some("ip-10-0-1-23.ec2.internal"),
+        )],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let r = run.report();
+    assert_eq!(r["require"], "auto");
+    let p = node_path(&r);
+    assert_eq!(p["status"], "pass", "{p:#}");
+    assert_eq!(p["provider"], PLUGIN);
+    assert_eq!(p["match_image"], "*.dkr.ecr.*.amazonaws.com");
+    // ecr-credential-provider keys its answer by the image's host.
+    assert_eq!(p["auth_key"], s.var("STACK_ECR_HOST"));
+    assert_eq!(p["username"], "AWS");
+    assert_eq!(p["cache_key_type"], "Registry");
+    assert_eq!(p["node"], "ip-10-0-1-23.ec2.internal");
+    let names: Vec<&str> = p["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "credential_provider",
+            "registry_auth",
+            "manifest",
+            "config",
+            "layers"
+        ]
+    );
+    // The plugin's password never leaves the process.
+    let password = s.var("STACK_REGISTRY_PASSWORD");
+    assert!(!run.stdout.contains(password) && !run.stderr.contains(password));
+}
+
+/// The incident: the node role is refused by the repository policy of another account. The
+/// node path names the node principal and the statement that would let it pull.
+#[test]
+fn a_refused_node_role_is_named_with_the_policy_that_would_let_it_pull() {
+    const NODE_DENIED: &str = "User: arn:aws:sts::111122223333:assumed-role/eks-node-role/i-0node is not authorized to perform: ecr:BatchGetImage on resource: arn:aws:ecr:us-east-1:818140567777:repository/consultingfirm/faulty because no resource-based policy allows the ecr:BatchGetImage action";
+    let s = Stack::get();
+    let fake = FaultRegistry::start(Fault::DenyManifest(NODE_DENIED));
+    let endpoint = format!("{}=http://{}", s.var("STACK_ECR_HOST"), fake.addr);
+    let node = Node::new(&["*.dkr.ecr.*.amazonaws.com"], &node_env());
+    let run = node.check(
+        &s.image("faulty:latest"),
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    assert_eq!(node_path(&r)["status"], "fail");
+    let f = node_finding(&r, "REGISTRY_DENIED_RESOURCE_POLICY");
+    assert_eq!(
+        f["evidence"]["principal"],
+        "arn:aws:sts::111122223333:assumed-role/eks-node-role/i-0node"
+    );
+    let fix = f["remediation"].as_str().unwrap();
+    assert!(
+        fix.contains("arn:aws:iam::111122223333:role/eks-node-role")
+            && fix.contains("ecr:BatchGetImage"),
+        "{fix}"
+    );
+    // The text report leads with the kubelet's answer.
+    let text = node.check(
+        &s.image("faulty:latest"),
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+            ("ECR_PULL_PROBE_OUTPUT", Some("text")),
+        ],
+    );
+    assert!(
+        text.stdout
+            .starts_with("FAIL: 1 of 1 images cannot be pulled, kubelet path checked: yes, the verdict is the kubelet's"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn no_matching_provider_means_no_node_credentials() {
+    let s = Stack::get();
+    let node = Node::new(
+        &["*.dkr.ecr.*.amazonaws.com.cn", "registry.example.com"],
+        &node_env(),
+    );
+    let run = node.check(&s.image("naming-server-service:latest"), &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = node_finding(&r, "NODE_PROVIDER_NO_MATCH");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(
+        f["evidence"]["match_images"][PLUGIN],
+        serde_json::json!(["*.dkr.ecr.*.amazonaws.com.cn", "registry.example.com"])
+    );
+    // The anonymous pull the runtime would make is made, and refused.
+    assert_eq!(node_path(&r)["status"], "fail");
+    let refused = node_finding(&r, "REGISTRY_UNAUTHORIZED");
+    assert!(
+        refused["summary"].as_str().unwrap().contains("none apply"),
+        "{refused:#}"
+    );
+}
+
+#[test]
+fn a_missing_plugin_binary() {
+    let s = Stack::get();
+    let node = Node::bare();
+    node.config(&provider_config(
+        PLUGIN,
+        &["*.dkr.ecr.*.amazonaws.com"],
+        &[],
+        None,
+    ));
+    let run = node.check(&s.image("naming-server-service:latest"), &[]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = node_finding(&r, "NODE_PROVIDER_PLUGIN_NOT_FOUND");
+    assert!(
+        f["summary"].as_str().unwrap().contains("does not exist"),
+        "{f:#}"
+    );
+}
+
+/// A node without an instance role: the plugin's own error, in the evidence, with a fix that
+/// fits it.
+#[test]
+fn a_plugin_that_fails_is_quoted() {
+    let s = Stack::get();
+    let node = Node::new(
+        &["*.dkr.ecr.*.amazonaws.com"],
+        &[("NODE_ROLE_ARN", NODE_ROLE)],
+    );
+    let run = node.check(&s.image("naming-server-service:latest"), &[]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = node_finding(&r, "NODE_PROVIDER_PLUGIN_FAILED");
+    assert_eq!(f["evidence"]["exit_code"], 1);
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("no EC2 IMDS role found"),
+        "{f:#}"
+    );
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("instance profile")
+    );
+}
+
+/// A plugin that never answers is killed at the run's deadline, and no process is left.
+#[test]
+fn a_hung_plugin_is_killed_at_the_deadline() {
+    let s = Stack::get();
+    let node = Node::bare();
+    let marker = format!("hung-plugin-{}", std::process::id());
+    node.install_script(PLUGIN, &format!("#!/bin/sh\nexec sleep 300 # {marker}\n"));
+    node.config(&provider_config(
+        PLUGIN,
+        &["*.dkr.ecr.*.amazonaws.com"],
+        &[],
+        None,
+    ));
+    let started = std::time::Instant::now();
+    let run = probe(
+        &[
+            "check",
+            &s.image("naming-server-service:latest"),
+            "--credential-provider-config",
+            node.config_path().to_str().unwrap(),
+            "--credential-provider-bin-dir",
+            node.bin().to_str().unwrap(),
+            "--timeout",
+            "3s",
+        ],
+        &[],
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = node_finding(&r, "NODE_PROVIDER_PLUGIN_FAILED");
+    assert!(f["summary"].as_str().unwrap().contains("deadline"), "{f:#}");
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
+#[test]
+fn garbage_on_the_plugins_stdout() {
+    let s = Stack::get();
+    for (script, want) in [
+        ("echo 'not json at all'", "not a JSON"),
+        (
+            "echo '{\"kind\":\"CredentialProviderResponse\",\"apiVersion\":\"credentialprovider.kubelet.k8s.io/v1beta1\",\"cacheKeyType\":\"Registry\",\"auth\":{}}'",
+            "does not match",
+        ),
+        (
+            "echo '{\"kind\":\"CredentialProviderResponse\",\"apiVersion\":\"credentialprovider.kubelet.k8s.io/v1\",\"cacheKeyType\":\"Registry\",\"auth\":{\"other.example.com\":{\"username\":\"u\",\"password\":\"leaked-password-123\"}}}'",
+            "no auth entry",
+        ),
+    ] {
+        let node = Node::bare();
+        node.install_script(PLUGIN, &format!("#!/bin/sh\ncat >/dev/null\n{script}\n"));
+        node.config(&provider_config(
+            PLUGIN,
+            &["*.dkr.ecr.*.amazonaws.com"],
+            &[],
+            None,
+        ));
+        let run = node.check(&s.image("naming-server-service:latest"), &[]);
+        assert_eq!(run.code, 1);
+        let r = run.report();
+        let f = node_finding(&r, "NODE_PROVIDER_RESPONSE_INVALID");
+        assert!(
+            f["summary"].as_str().unwrap().contains(want),
+            "{want}: {f:#}"
+        );
+        assert!(!run.stdout.contains("leaked-password-123"));
+    }
+}
+
+#[test]
+fn a_config_no_kubelet_would_accept() {
+    let s = Stack::get();
+    let node = Node::new(&["*.dkr.ecr.*.amazonaws.com"], &node_env());
+    node.config(
+        &provider_config(PLUGIN, &["*.dkr.ecr.*.amazonaws.com"], &[], None)
+            .replace("    defaultCacheDuration: 12h\n", ""),
+    );
+    let run = node.check(&s.image("naming-server-service:latest"), &[]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = node_finding(&r, "NODE_PROVIDER_CONFIG_INVALID");
+    assert!(
+        f["evidence"]["rule"]
+            .as_str()
+            .unwrap()
+            .contains("defaultCacheDuration is required"),
+        "{f:#}"
+    );
+}
+
+/// KEP-4412: a provider with tokenAttributes gets the ServiceAccount token; without the
+/// `eks.amazonaws.com/ecr-role-arn` annotation a v1.34 plugin refuses, and the probe says why.
+#[test]
+fn a_service_account_token_provider_without_the_ecr_role_annotation() {
+    let s = Stack::get();
+    let node = Node::bare();
+    node.install(PLUGIN, &plugin_source());
+    let mut env = node_env();
+    env.push(("PLUGIN_BEHAVIOUR", "v1.34"));
+    node.config(&provider_config(
+        PLUGIN,
+        &["*.dkr.ecr.*.amazonaws.com"],
+        &env,
+        Some(
+            "    tokenAttributes:
+      serviceAccountTokenAudience: sts.amazonaws.com
+      requireServiceAccount: false
+      cacheType: ServiceAccount
+",
+        ),
+    ));
+    let token = s.var("AWS_WEB_IDENTITY_TOKEN_FILE");
+    let run = probe(
+        &[
+            "check",
+            &s.image("naming-server-service:latest"),
+            "--credential-provider-config",
+            node.config_path().to_str().unwrap(),
+            "--credential-provider-bin-dir",
+            node.bin().to_str().unwrap(),
+            "--service-account-token-file",
+            token,
+        ],
+        &[("RUST_LOG", Some("trace"))],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let warn = node_finding(&r, "NODE_PROVIDER_ECR_ROLE_ANNOTATION");
+    assert_eq!(warn["severity"], "warning");
+    let f = node_finding(&r, "NODE_PROVIDER_PLUGIN_FAILED");
+    assert!(
+        f["summary"].as_str().unwrap().contains("no arn provided"),
+        "{f:#}"
+    );
+    assert!(
+        f["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("eks.amazonaws.com/ecr-role-arn")
+    );
+    // The token the plugin was sent stays in the process, at every log level.
+    let jwt = std::fs::read_to_string(token).unwrap();
+    let jwt = jwt.trim();
+    assert!(!run.stdout.contains(jwt) && !run.stderr.contains(jwt));
+}
