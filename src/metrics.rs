@@ -27,6 +27,15 @@ struct StageLabel {
     stage: String,
 }
 
+/// One credential path of an image; `node` only on the paths that ran on a node (the node
+/// provider's, with `--node-name`; the canary's, where the kubelet ran it).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabel {
+    image: String,
+    path: String,
+    node: Option<String>,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageOnly {
     stage: String,
@@ -59,6 +68,7 @@ fn duration_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     success: Family<ImageLabel, Gauge>,
+    path_success: Family<PathLabel, Gauge>,
     stage_success: Family<StageLabel, Gauge>,
     identity_stage_success: Family<StageOnly, Gauge>,
     stage_duration: Family<StageOnly, Histogram, fn() -> Histogram>,
@@ -85,6 +95,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("ecr_pull_probe");
         let m = Metrics {
             success: Family::default(),
+            path_success: Family::default(),
             stage_success: Family::default(),
             identity_stage_success: Family::default(),
             stage_duration: Family::new_with_constructor(duration_histogram),
@@ -102,6 +113,11 @@ impl Metrics {
             "success",
             "Whether the image could be pulled in the last run (1) or not (0)",
             m.success.clone(),
+        );
+        registry.register(
+            "path_success",
+            "Whether the image could be pulled on a credential path (pod_identity, pull_secrets, node_credential_provider, kubelet_canary) in the last run (1) or not (0); inconclusive paths are absent",
+            m.path_success.clone(),
         );
         registry.register(
             "stage_success",
@@ -155,6 +171,7 @@ impl Metrics {
     /// Folds a finished run into the metrics. `finished_at` is Unix seconds.
     pub fn observe(&self, report: &Report, finished_at: f64) {
         self.success.clear();
+        self.path_success.clear();
         self.stage_success.clear();
         self.identity_stage_success.clear();
         self.findings.clear();
@@ -192,6 +209,39 @@ impl Metrics {
             self.success
                 .get_or_create(&label)
                 .set(i64::from(i.verdict == Verdict::Pass));
+            let p = &i.paths;
+            let paths = [
+                ("pod_identity", Some(p.pod_identity), None),
+                (
+                    "pull_secrets",
+                    p.pull_secrets.as_ref().map(|s| s.status),
+                    None,
+                ),
+                (
+                    "node_credential_provider",
+                    p.node_credential_provider.as_ref().map(|n| n.status),
+                    p.node_credential_provider
+                        .as_ref()
+                        .and_then(|n| n.node.clone()),
+                ),
+                (
+                    "kubelet_canary",
+                    p.kubelet_canary.as_ref().map(|c| c.status),
+                    p.kubelet_canary.as_ref().and_then(|c| c.node.clone()),
+                ),
+            ];
+            for (path, status, node) in paths {
+                let Some(status @ (Status::Pass | Status::Warn | Status::Fail)) = status else {
+                    continue;
+                };
+                self.path_success
+                    .get_or_create(&PathLabel {
+                        image: i.image.clone(),
+                        path: path.to_string(),
+                        node,
+                    })
+                    .set(i64::from(status != Status::Fail));
+            }
             let bytes: u64 = i.blobs.iter().map(|b| b.bytes).sum();
             self.pulled_bytes.get_or_create(&label).inc_by(bytes);
             if let Some(t) = &i.ecr_token {
@@ -281,5 +331,39 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("a/two"), "{text}");
+    }
+
+    /// Issue 8: which path broke, not only that the image did.
+    #[test]
+    fn each_path_has_its_own_series_and_the_node_path_names_its_node() {
+        let m = Metrics::new();
+        let mut r = fixtures::passing(&["a/one"], 10);
+        r.images[0].paths.node_credential_provider = Some(crate::report::NodeProviderPath {
+            status: Status::Fail,
+            config: "/etc/eks/image-credential-provider/config.json".into(),
+            node: Some("ip-10-0-1-23".into()),
+            provider: Some("ecr-credential-provider".into()),
+            match_image: None,
+            auth_key: None,
+            username: None,
+            password_expires_at: None,
+            cache_key_type: None,
+            cache_duration: None,
+            stages: vec![],
+            findings: vec![],
+        });
+        m.observe(&r, 1.0);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"path_success{image="a/one",path="pod_identity",node=""} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"path_success{image="a/one",path="node_credential_provider",node="ip-10-0-1-23"} 0"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains(r#"path="pull_secrets""#), "{text}");
     }
 }

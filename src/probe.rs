@@ -220,6 +220,7 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         tokens: &tokens,
         pull_secrets: secrets.as_ref(),
         node: node.as_ref(),
+        canary: config.canary,
     };
     // The canary runs beside the image checks; it mostly waits on the kubelet.
     let canary_until = deadline.min(Instant::now() + config.canary_timeout);
@@ -413,6 +414,8 @@ struct ImageCtx<'a> {
     tokens: &'a BTreeMap<TokenKey, TokenResult>,
     pull_secrets: Option<&'a SecretSet>,
     node: Option<&'a NodeProviderSetup>,
+    /// Whether the canary will add the kubelet's own answer.
+    canary: bool,
 }
 
 impl ImageCtx<'_> {
@@ -437,13 +440,6 @@ impl ImageCtx<'_> {
             None => None,
         };
 
-        if pod_passed && img.ecr.is_some() {
-            findings.push(diagnosis::pod_identity_can_pull(
-                img,
-                self.puller.sts.map(|s| &s.caller),
-            ));
-        }
-        findings.extend(diagnosis::node_provider_host(img));
         let paths = Paths {
             pod_identity: if pod_passed {
                 Status::Pass
@@ -454,6 +450,18 @@ impl ImageCtx<'_> {
             node_credential_provider,
             kubelet_canary: None,
         };
+        // Said only when nothing of the kubelet's side was checked; otherwise the paths speak
+        // for themselves (and disagreeing paths get their own finding).
+        if pod_passed && img.ecr.is_some() && !paths.kubelet_checked() && !self.canary {
+            findings.push(diagnosis::pod_identity_can_pull(
+                img,
+                self.puller.sts.map(|s| &s.caller),
+            ));
+        }
+        // The default matchImages' blind spot matters only when no node config was read.
+        if paths.node_credential_provider.is_none() {
+            findings.extend(diagnosis::node_provider_host(img));
+        }
         ImageReport {
             image: img.original.clone(),
             reference: ReferenceReport {

@@ -246,6 +246,7 @@ pub(crate) fn headline(report: &Report) -> String {
         (true, Require::Pod) => "yes, the verdict is the pod identity's",
     };
     let what = match report.verdict {
+        Verdict::Pass if n == 1 => "the image can be pulled".to_string(),
         Verdict::Pass => format!("all {n} images can be pulled"),
         Verdict::Error => {
             let code = crate::report::all_findings(report)

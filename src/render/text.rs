@@ -117,10 +117,11 @@ fn identity_lines(out: &mut String, report: &Report) {
     out.push('\n');
     let _ = writeln!(
         out,
-        "{} {}, {} images in {} ms",
+        "{} {}, {} image{} in {} ms",
         report.tool.name,
         report.tool.version,
         report.images.len(),
+        if report.images.len() == 1 { "" } else { "s" },
         report.duration_ms
     );
 }
