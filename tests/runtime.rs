@@ -198,6 +198,25 @@ fn a_missing_repository_fails() {
 }
 
 #[test]
+fn an_index_without_the_nodes_platform_fails() {
+    let Some(rt) = stack_runtime("an_index_without_the_nodes_platform_fails") else {
+        return;
+    };
+    // arm64-only: an index whose one entry is linux/arm64/v8; containerd matches the node's.
+    if std::env::consts::ARCH != "x86_64" {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: an_index_without_the_nodes_platform_fails: arm64-only lacks only amd64's platform"
+        );
+        return;
+    }
+    let image = Stack::get().image("arm64-only:latest");
+    let err = pull_fails(&rt, &image, Some(("AWS", password())));
+    check_recorded(&rt, "platform_absent", &err);
+}
+
+#[test]
 fn a_registry_that_refuses_connections_fails() {
     let Some(rt) = stack_runtime("a_registry_that_refuses_connections_fails") else {
         return;
