@@ -128,6 +128,18 @@ def build_multiarch(out):
     lay.tag("latest", OCI_INDEX, d, s)
 
 
+def build_arm64_only(out):
+    """An index with an arm64 entry only: on an amd64 node the runtime finds no match."""
+    lay = Layout(os.path.join(out, "arm64-only"))
+    d, s = image(lay, "arm64", small_layers("arm64-only"), "arm64-only")
+    platform = {"architecture": "arm64", "os": "linux", "variant": "v8"}
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {"mediaType": OCI_MANIFEST, "digest": d, "size": s, "platform": platform}]},
+        sort_keys=True).encode()
+    d, s = lay.put(index)
+    lay.tag("latest", OCI_INDEX, d, s)
+
+
 def build_big(out, mib):
     lay = Layout(os.path.join(out, "big"))
     tmp = os.path.join(out, "big-layer.tmp")
@@ -162,6 +174,7 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     build_small(args.out)
     build_multiarch(args.out)
+    build_arm64_only(args.out)
     if args.big_mib:
         build_big(args.out, args.big_mib)
 
