@@ -284,6 +284,44 @@ fn run_canary(table: BTreeMap<String, Vec<(u16, Value)>>, extra: &[&str]) -> (Fa
 // CRI-O's message for the incident (cri-o/cri-o#2614), as the kubelet reports it.
 const CRIO_401: &str = "initializing source docker://818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/naming-server-service:latest: Error reading manifest latest in 818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/naming-server-service: unauthorized: authentication required";
 
+/// Issue 9: the canary is driven by what containerd really said on the local stack
+/// (`tests/fixtures/runtime/`), and its findings carry the code the message stands for.
+#[test]
+fn the_canary_reads_containerds_recorded_messages() {
+    let recorded: Value = serde_json::from_str(include_str!(
+        "fixtures/runtime/containerd-1.6.20_ds1.json"
+    ))
+    .unwrap();
+    let app = Stack::get().image("naming-server-service:latest");
+    for (scenario, code) in [
+        ("missing_tag", "MANIFEST_NOT_FOUND"),
+        ("no_credentials", "REGISTRY_UNAUTHORIZED"),
+        ("platform_absent", "PLATFORM_NOT_IN_INDEX"),
+    ] {
+        let message = recorded["messages"][scenario]
+            .as_str()
+            .unwrap()
+            .replace("{registry}", Stack::get().var("STACK_REGISTRY"));
+        let answers = vec![pod_status(
+            NS,
+            Some("worker-a"),
+            waiting("ErrImagePull", &message),
+        )];
+        let (_api, run) = run_canary(
+            canary_table(
+                &app,
+                answers,
+                json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": []}),
+            ),
+            &[],
+        );
+        let r = run.report();
+        let f = &r["images"][0]["paths"]["kubelet_canary"]["findings"][0];
+        assert_eq!(f["code"], code, "{scenario}: {f:#}");
+        assert_eq!(f["evidence"]["kubelet_message"], message);
+    }
+}
+
 #[test]
 fn the_canary_shows_the_kubelet_failing_where_the_pod_succeeds() {
     let app = Stack::get().image("naming-server-service:latest");
@@ -306,7 +344,8 @@ fn the_canary_shows_the_kubelet_failing_where_the_pod_succeeds() {
     assert_eq!(c["status"], "fail");
     assert_eq!(c["node"], "worker-a");
     let f = &c["findings"][0];
-    assert_eq!(f["code"], "KUBELET_CANARY_PULL_FAILED");
+    // Issue 9: the kubelet's message read as a code the other paths use.
+    assert_eq!(f["code"], "REGISTRY_UNAUTHORIZED");
     assert_eq!(f["evidence"]["kubelet_message"], CRIO_401);
     assert_eq!(img["paths"]["pod_identity"], "pass");
     assert!(codes(img).contains(&"KUBELET_PATH_FAILS_POD_PATH_PASSES".to_string()));

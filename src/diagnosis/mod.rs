@@ -5,11 +5,13 @@
 
 pub mod denied;
 mod node;
+mod runtime;
 mod registry;
 
 use serde_json::Value;
 
 pub use self::node::*;
+pub use self::runtime::runtime_message_code;
 pub use self::registry::{Credentials, RegistryContext, registry_finding};
 use crate::aws::{AwsFailure, AwsFailureKind};
 pub use crate::catalogue::{CATALOGUE, Code, Spec};
@@ -510,9 +512,14 @@ pub fn pull_secret_expired(entry: &Entry, now: i64) -> Option<Finding> {
     )
 }
 
+/// The kubelet could not pull in the canary pod. The finding's code is what the runtime's
+/// message stands for (`REGISTRY_UNAUTHORIZED`, `MANIFEST_NOT_FOUND`, ...), so the canary's
+/// findings compare with the other paths'; `KUBELET_CANARY_PULL_FAILED` when the message says
+/// too little. The kubelet's text is kept verbatim either way.
 pub fn canary_pull_failed(pod: &str, node: Option<&str>, reason: &str, message: &str) -> Finding {
-    Finding::new(
-        Code::KUBELET_CANARY_PULL_FAILED,
+    let code = runtime_message_code(message);
+    let mut f = Finding::new(
+        code.unwrap_or(Code::KUBELET_CANARY_PULL_FAILED),
         format!(
             "the kubelet on {} could not pull: {reason}: {message}",
             node.unwrap_or("the node")
@@ -522,6 +529,14 @@ pub fn canary_pull_failed(pod: &str, node: Option<&str>, reason: &str, message: 
     .with_opt("node", node.map(str::to_string))
     .with("reason", reason.to_string())
     .with("kubelet_message", message.to_string())
+    .with("path", "kubelet_canary");
+    if code.is_some() {
+        f = f.fix(format!(
+            "{} This is the kubelet's own pull (in a canary pod), so the credentials were the node's or the pull secrets'.",
+            Code::KUBELET_CANARY_PULL_FAILED.spec().remediation
+        ));
+    }
+    f
 }
 
 pub fn canary_inconclusive(pod: &str, reason: &str) -> Finding {
