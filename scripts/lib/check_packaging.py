@@ -6,10 +6,14 @@
 - Jobs and CronJobs carry the policies a gate needs (no retries, deadlines, cleanup);
 - the PodMonitor and the Service select the sidecar pods and name their metrics port;
 - the Dockerfile's final stage runs as a numeric non-root user, copies only the binary from
-  the build stage, and the build uses --locked.
+  the build stage, and the build uses --locked;
+- the per-node DaemonSet (manifests/node/, --node FILE) by rules of its own: it is not
+  `restricted` (host network, hostPath), so the restricted checks are not applied to it;
+  instead only the known credential-provider directories, each read-only, and everything else
+  still denied; its OpenShift SCC grants exactly that and its Role only `use` of it.
 
 Each check is also run on a known-bad sample first, so a check that cannot fail is caught.
-Usage: check_packaging.py RENDERED.yaml [MORE.yaml ...] --dockerfile Dockerfile
+Usage: check_packaging.py RENDERED.yaml [MORE.yaml ...] --dockerfile Dockerfile [--node NODE.yaml ...]
 Prints one line per problem and a closing `N passed, N failed`.
 """
 import argparse
@@ -76,6 +80,128 @@ def pod_security_problems(where, pod):
     return out
 
 
+# The kubelet credential provider directories the node DaemonSet may mount (read-only), and
+# where they come from: EKS AL2023/AL2 (awslabs/amazon-eks-ami nodeadm/internal/kubelet/
+# image-credential-provider.go, templates/al2/runtime/kubelet.service) and OpenShift/ROSA
+# (openshift/machine-config-operator pkg/controller/template/render.go).
+NODE_HOST_PATHS = {"/etc/eks/image-credential-provider",
+                   "/etc/kubernetes/credential-providers",
+                   "/usr/libexec/kubelet-image-credential-provider-plugins"}
+NODE_PROVIDER_ENV = ("ECR_PULL_PROBE_CREDENTIAL_PROVIDER_CONFIG", "ECR_PULL_PROBE_CREDENTIAL_PROVIDER_BIN_DIR")
+
+
+def node_problems(doc):
+    """The per-node DaemonSet: the two inherent exceptions (host network, the provider's host
+    directories read-only) and nothing else of what `restricted` forbids."""
+    where = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+    out = []
+    if doc.get("kind") != "DaemonSet":
+        return [f"{where}: the node probe must be a DaemonSet (one per node)"]
+    pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+    psc = pod.get("securityContext") or {}
+    if pod.get("hostNetwork") is not True:
+        out.append(f"{where}: hostNetwork must be true (the plugin reaches IMDS as the kubelet does)")
+    if pod.get("dnsPolicy") != "ClusterFirstWithHostNet":
+        out.append(f"{where}: dnsPolicy must be ClusterFirstWithHostNet with hostNetwork")
+    for host in ("hostPID", "hostIPC"):
+        if pod.get(host):
+            out.append(f"{where}: {host} is not allowed")
+    if pod.get("automountServiceAccountToken") is not False:
+        out.append(f"{where}: automountServiceAccountToken must be false (serve needs no API access)")
+    if not any(t.get("operator") == "Exists" and not t.get("key") for t in pod.get("tolerations") or []):
+        out.append(f"{where}: a toleration with operator Exists and no key is needed to run on every node")
+    if "runAsUser" in psc and psc["runAsUser"] == 0:
+        out.append(f"{where}: runs as root")
+    host_vols = set()
+    for v in pod.get("volumes") or []:
+        kinds = set(v) - {"name"}
+        if "hostPath" in kinds:
+            host_vols.add(v.get("name"))
+            hp = v["hostPath"]
+            if hp.get("path") not in NODE_HOST_PATHS:
+                out.append(f"{where}: hostPath {hp.get('path')!r} is not a known credential provider directory {sorted(NODE_HOST_PATHS)}")
+            if hp.get("type") != "Directory":
+                out.append(f"{where}: hostPath {hp.get('path')!r} must have type Directory (never create on the host, never a single file)")
+        elif not kinds <= ALLOWED_VOLUMES:
+            out.append(f"{where}: volume {v.get('name')} of type {sorted(kinds)} is not allowed")
+    if not host_vols:
+        out.append(f"{where}: no hostPath volume: the node's provider config and plugins are not mounted")
+    pod_seccomp = (psc.get("seccompProfile") or {}).get("type")
+    containers = (pod.get("containers") or []) + (pod.get("initContainers") or [])
+    for c in containers:
+        cw = f"{where} container {c.get('name')}"
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            out.append(f"{cw}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{cw}: allowPrivilegeEscalation must be false")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            out.append(f"{cw}: capabilities.drop must include ALL")
+        if caps.get("add"):
+            out.append(f"{cw}: adds capabilities {caps.get('add')} (reading 0644 files and running a 0755 plugin needs none)")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            out.append(f"{cw}: readOnlyRootFilesystem must be true")
+        if not (sc.get("runAsNonRoot") is True or (psc.get("runAsNonRoot") is True and sc.get("runAsNonRoot") is not False)):
+            out.append(f"{cw}: runAsNonRoot must be true")
+        if sc.get("runAsUser") == 0:
+            out.append(f"{cw}: runs as root")
+        if ((sc.get("seccompProfile") or {}).get("type") or pod_seccomp) not in ("RuntimeDefault", "Localhost"):
+            out.append(f"{cw}: seccompProfile must be RuntimeDefault")
+        res = c.get("resources") or {}
+        if not (res.get("requests", {}).get("memory") and res.get("limits", {}).get("memory")):
+            out.append(f"{cw}: memory request and limit must be set")
+        mounts = {m.get("name"): m for m in c.get("volumeMounts") or []}
+        for name, m in mounts.items():
+            if name in host_vols and m.get("readOnly") is not True:
+                out.append(f"{cw}: hostPath mount {m.get('mountPath')} must be readOnly")
+            if name in host_vols and m.get("mountPropagation") not in (None, "None"):
+                out.append(f"{cw}: hostPath mount {m.get('mountPath')} must not propagate mounts")
+    probe = [c for c in pod.get("containers") or [] if c.get("name") == "probe"]
+    if not probe:
+        return out + [f"{where}: no container named probe"]
+    env = {e.get("name"): e for e in probe[0].get("env") or []}
+    node = (((env.get("ECR_PULL_PROBE_NODE_NAME") or {}).get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+    if node != "spec.nodeName":
+        out.append(f"{where}: ECR_PULL_PROBE_NODE_NAME must come from the downward API (fieldRef spec.nodeName)")
+    ro_mounts = [m.get("mountPath", "").rstrip("/") for n, m in {m.get("name"): m for m in probe[0].get("volumeMounts") or []}.items()
+                 if n in host_vols and m.get("readOnly") is True]
+    for k in NODE_PROVIDER_ENV:
+        val = (env.get(k) or {}).get("value") or ""
+        if not any(val == p or val.startswith(p + "/") for p in ro_mounts):
+            out.append(f"{where}: {k}={val!r} is not under a read-only hostPath mount of the probe")
+    if "args" in probe[0] and probe[0]["args"][:1] != ["serve"]:
+        out.append(f"{where}: the probe must run `serve`")
+    return out
+
+
+def scc_problems(doc):
+    """The node SCC: restricted-v2 plus the host network and hostPath, nothing else."""
+    where = f"SecurityContextConstraints/{doc.get('metadata', {}).get('name')}"
+    out = []
+    for k in ("allowPrivilegedContainer", "allowPrivilegeEscalation", "allowHostPID", "allowHostIPC"):
+        if doc.get(k) is not False:
+            out.append(f"{where}: {k} must be false")
+    if doc.get("allowedCapabilities") or doc.get("defaultAddCapabilities"):
+        out.append(f"{where}: grants capabilities")
+    if "ALL" not in (doc.get("requiredDropCapabilities") or []):
+        out.append(f"{where}: requiredDropCapabilities must be [ALL]")
+    if (doc.get("runAsUser") or {}).get("type") not in ("MustRunAsRange", "MustRunAsNonRoot"):
+        out.append(f"{where}: runAsUser must be MustRunAsRange or MustRunAsNonRoot")
+    if (doc.get("seLinuxContext") or {}).get("type") != "MustRunAs":
+        out.append(f"{where}: seLinuxContext must be MustRunAs")
+    if doc.get("seccompProfiles") != ["runtime/default"]:
+        out.append(f"{where}: seccompProfiles must be [runtime/default]")
+    if doc.get("readOnlyRootFilesystem") is not True:
+        out.append(f"{where}: readOnlyRootFilesystem must be true")
+    extra = set(doc.get("volumes") or []) - ALLOWED_VOLUMES - {"hostPath"}
+    if extra or "*" in (doc.get("volumes") or []):
+        out.append(f"{where}: volumes beyond restricted-v2's and hostPath: {sorted(extra)}")
+    if doc.get("users") or doc.get("groups"):
+        out.append(f"{where}: granted to users/groups directly; grant `use` through a Role")
+    return out
+
+
 def job_problems(doc):
     out = []
     kind, name = doc.get("kind"), doc.get("metadata", {}).get("name")
@@ -108,7 +234,7 @@ def job_problems(doc):
 
 def monitoring_problems(docs):
     out = []
-    pods = [(d, t) for d in docs for _, t in [(None, d.get("spec", {}).get("template", {}))] if d.get("kind") == "Deployment"]
+    pods = [(d, t) for d in docs for _, t in [(None, d.get("spec", {}).get("template", {}))] if d.get("kind") in ("Deployment", "DaemonSet")]
     for d in docs:
         if d.get("kind") not in ("PodMonitor", "Service"):
             continue
@@ -143,6 +269,22 @@ def rbac_problems(docs):
             writes = verbs - {"get", "list", "watch"}
             if writes and res != ["pods"]:
                 out.append(f"{where}: write verbs {sorted(writes)} on {res}")
+    return out
+
+
+def node_rbac_problems(docs):
+    """The node overlay's RBAC: a namespaced Role, `use` of named SCCs and nothing else."""
+    out = []
+    for d in docs:
+        if d.get("kind") not in ("Role", "ClusterRole"):
+            continue
+        where = f"{d['kind']}/{d['metadata']['name']}"
+        if d["kind"] == "ClusterRole":
+            out.append(f"{where}: a namespaced Role is enough")
+        for rule in d.get("rules") or []:
+            if (rule.get("apiGroups") != ["security.openshift.io"] or rule.get("resources") != ["securitycontextconstraints"]
+                    or rule.get("verbs") != ["use"] or not rule.get("resourceNames")):
+                out.append(f"{where}: only `use` of a named SCC is needed, not {rule}")
     return out
 
 
@@ -185,6 +327,17 @@ BAD_POD = {"kind": "Job", "metadata": {"name": "bad"}, "spec": {"backoffLimit": 
     "securityContext": {"runAsUser": 1000}, "hostNetwork": True, "restartPolicy": "OnFailure",
     "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
     "containers": [{"name": "c", "securityContext": {"privileged": True, "capabilities": {"add": ["SYS_ADMIN"]}}}]}}}}
+BAD_NODE = {"kind": "DaemonSet", "metadata": {"name": "bad"}, "spec": {"template": {"spec": {
+    "hostPID": True, "securityContext": {"runAsUser": 0},
+    "volumes": [{"name": "root", "hostPath": {"path": "/", "type": "DirectoryOrCreate"}}],
+    "containers": [{"name": "probe", "args": ["check"],
+                    "env": [{"name": "ECR_PULL_PROBE_NODE_NAME", "value": "n1"},
+                            {"name": "ECR_PULL_PROBE_CREDENTIAL_PROVIDER_CONFIG", "value": "/etc/config.json"}],
+                    "volumeMounts": [{"name": "root", "mountPath": "/host", "mountPropagation": "Bidirectional"}],
+                    "securityContext": {"privileged": True, "capabilities": {"add": ["DAC_OVERRIDE"]}}}]}}}}
+BAD_SCC = {"kind": "SecurityContextConstraints", "metadata": {"name": "bad"}, "allowPrivilegedContainer": True,
+           "allowHostPID": True, "allowedCapabilities": ["*"], "runAsUser": {"type": "RunAsAny"},
+           "volumes": ["*"], "users": ["system:serviceaccount:x:y"]}
 BAD_DOCKERFILE = "FROM rust AS b\nRUN cargo build --release\nFROM debian\nRUN apt-get update\nCOPY . /app\nUSER root\n"
 
 
@@ -192,6 +345,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("files", nargs="+")
     ap.add_argument("--dockerfile", required=True)
+    ap.add_argument("--node", action="append", default=[], help="rendered manifests/node/ output (own rules)")
     args = ap.parse_args()
     passed, failed = 0, 0
 
@@ -227,6 +381,35 @@ def main():
         check("RBAC manifests present", ["no Role found"])
     check("RBAC is least privilege", rbac_problems(docs))
     check("Dockerfile", dockerfile_problems(open(args.dockerfile).read()))
+
+    # The per-node DaemonSet: its own rules, never the restricted ones above.
+    if args.node:
+        bad = node_problems(BAD_NODE)
+        check("node check rejects a bad DaemonSet", [] if len(bad) >= 22 else [f"only {len(bad)} problems found in the bad sample: {bad}"])
+        check("SCC check rejects a broad SCC", [] if len(scc_problems(BAD_SCC)) >= 12 else [f"the broad SCC passed: {scc_problems(BAD_SCC)}"])
+        bad_scc_role = [{"kind": "Role", "metadata": {"name": "bad"}, "rules": [
+            {"apiGroups": ["security.openshift.io"], "resources": ["securitycontextconstraints"], "verbs": ["use"]}]}]
+        check("node RBAC check rejects an SCC grant without resourceNames", [] if node_rbac_problems(bad_scc_role) else ["the unnamed SCC grant passed"])
+        all_node = []
+        for path in args.node:
+            f = path.rsplit("/", 1)[-1]
+            ndocs = [d for d in yaml.safe_load_all(open(path)) if d]
+            all_node += ndocs
+            for d in ndocs:
+                if d.get("kind") == "DaemonSet":
+                    check(f"{f}: {d['kind']}/{d['metadata']['name']}: node rules", node_problems(d))
+                if d.get("kind") == "SecurityContextConstraints":
+                    check(f"{f}: SecurityContextConstraints/{d['metadata']['name']}: restricted-v2 + hostNetwork + hostPath only", scc_problems(d))
+                if d.get("kind") == "Namespace":
+                    lvl = (d.get("metadata", {}).get("labels") or {}).get("pod-security.kubernetes.io/enforce")
+                    check(f"{f}: Namespace/{d['metadata']['name']}: Pod Security level stated",
+                          [] if lvl == "privileged" else [f"enforce label is {lvl!r}; hostNetwork and hostPath need privileged (baseline forbids both)"])
+            if any(d.get("kind") in ("Role", "ClusterRole") for d in ndocs):
+                check(f"{f}: node RBAC grants only the SCC's use", node_rbac_problems(ndocs))
+        kinds = {d.get("kind") for d in all_node}
+        missing = {"DaemonSet", "Namespace", "SecurityContextConstraints", "PodMonitor"} - kinds
+        check("node manifests: DaemonSet, Namespace, SCC and PodMonitor present", [f"missing {sorted(missing)}"] if missing else [])
+        check("node PodMonitor selects the DaemonSet's metrics port", monitoring_problems(all_node))
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
