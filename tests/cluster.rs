@@ -288,10 +288,8 @@ const CRIO_401: &str = "initializing source docker://818140567777.dkr.ecr.us-eas
 /// (`tests/fixtures/runtime/`), and its findings carry the code the message stands for.
 #[test]
 fn the_canary_reads_containerds_recorded_messages() {
-    let recorded: Value = serde_json::from_str(include_str!(
-        "fixtures/runtime/containerd-1.6.20_ds1.json"
-    ))
-    .unwrap();
+    let recorded: Value =
+        serde_json::from_str(include_str!("fixtures/runtime/containerd-1.6.20_ds1.json")).unwrap();
     let app = Stack::get().image("naming-server-service:latest");
     for (scenario, code) in [
         ("missing_tag", "MANIFEST_NOT_FOUND"),

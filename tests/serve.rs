@@ -264,3 +264,73 @@ fn half_sent_requests_are_bounded_and_never_block_sigterm() {
         "SIGTERM with half-sent requests: {status:?}"
     );
 }
+
+/// Issue 8: serve as the node DaemonSet runs it (the node's provider config, the node name
+/// from the downward API, `--require kubelet`): one series per path, the node's labelled.
+#[test]
+fn serve_on_a_node_reports_each_path_with_the_node() {
+    let s = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/plugins/ecr-credential-provider-local"),
+        bin.join("ecr-credential-provider"),
+    )
+    .unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"apiVersion":"kubelet.config.k8s.io/v1","kind":"CredentialProviderConfig","providers":[{"name":"ecr-credential-provider","apiVersion":"credentialprovider.kubelet.k8s.io/v1","matchImages":["*.dkr.ecr.*.amazonaws.com"],"defaultCacheDuration":"12h","env":[{"name":"NODE_ROLE_ARN","value":"arn:aws:iam::818140567777:role/eks-node-role"},{"name":"NODE_ACCESS_KEY_ID","value":"AKIANODE"},{"name":"NODE_SECRET_ACCESS_KEY","value":"node-secret-key"}]}]}"#,
+    )
+    .unwrap();
+    let image = s.image("naming-server-service:latest");
+    let server = ServeProcess::start(
+        &["--interval", "1h", &image],
+        &[
+            (
+                "ECR_PULL_PROBE_CREDENTIAL_PROVIDER_CONFIG",
+                config.to_str().unwrap(),
+            ),
+            (
+                "ECR_PULL_PROBE_CREDENTIAL_PROVIDER_BIN_DIR",
+                bin.to_str().unwrap(),
+            ),
+            ("ECR_PULL_PROBE_NODE_NAME", "ip-10-0-1-23.ec2.internal"),
+            ("ECR_PULL_PROBE_REQUIRE", "kubelet"),
+        ],
+    );
+    let start = Instant::now();
+    while get(&format!("{}/readyz", server.base)).0 != 200 {
+        assert!(start.elapsed() < Duration::from_secs(30), "never ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, text) = get(&format!("{}/metrics", server.base));
+    let samples = parse_metrics(&text);
+    let path = |p: &str, node: &str| {
+        sample(
+            &samples,
+            "ecr_pull_probe_path_success",
+            &[("image", &image), ("path", p), ("node", node)],
+        )
+        .copied()
+    };
+    assert_eq!(
+        path("node_credential_provider", "ip-10-0-1-23.ec2.internal"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(path("pod_identity", ""), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&samples, "ecr_pull_probe_success", &[("image", &image)]).copied(),
+        Some(1.0)
+    );
+    let (_, report) = get(&format!("{}/report", server.base));
+    let r: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["require"], "kubelet");
+    assert_eq!(
+        r["images"][0]["paths"]["node_credential_provider"]["node"],
+        "ip-10-0-1-23.ec2.internal"
+    );
+}

@@ -5,14 +5,14 @@
 
 pub mod denied;
 mod node;
-mod runtime;
 mod registry;
+mod runtime;
 
 use serde_json::Value;
 
 pub use self::node::*;
-pub use self::runtime::runtime_message_code;
 pub use self::registry::{Credentials, RegistryContext, registry_finding};
+pub use self::runtime::runtime_message_code;
 use crate::aws::{AwsFailure, AwsFailureKind};
 pub use crate::catalogue::{CATALOGUE, Code, Spec};
 use crate::ecr::{EcrError, EcrTokenInfo, ImageFailure};

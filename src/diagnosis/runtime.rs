@@ -41,7 +41,11 @@ pub fn runtime_message_code(message: &str) -> Option<Code> {
         Some(Code::REGISTRY_UNAUTHORIZED)
     } else if has(&["/blobs/sha256:"]) && has(&["403 forbidden"]) {
         Some(Code::LAYER_DENIED)
-    } else if has(&["403 forbidden", "denied:", "requested access to the resource is denied"]) {
+    } else if has(&[
+        "403 forbidden",
+        "denied:",
+        "requested access to the resource is denied",
+    ]) {
         Some(Code::REGISTRY_DENIED)
     } else if has(&["name unknown", "repository name not known", "name_unknown"]) {
         Some(Code::REPOSITORY_NOT_FOUND)
