@@ -53,12 +53,12 @@ fn a_corrupt_blob_is_caught_by_its_digest() {
 
 #[test]
 fn a_truncated_blob_is_named_with_the_bytes_received() {
-    let (_, run) = run_against(Fault::TruncatedLayer, &[]);
+    let (fake, run) = run_against(Fault::TruncatedLayer, &[]);
     assert_eq!(run.code, 1);
     let r = run.report();
     let f = finding(&r["images"][0], "BLOB_TRUNCATED");
-    assert_eq!(f["evidence"]["expected"], 256 * 1024);
-    assert_eq!(f["evidence"]["received"], 128 * 1024);
+    assert_eq!(f["evidence"]["expected"], fake.layer_size);
+    assert_eq!(f["evidence"]["received"], fake.layer_size / 2);
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn a_redirect_to_storage_drops_the_authorization_header() {
         .clone();
     assert_eq!(layer["redirected"], true);
     assert_ne!(layer["served_by"], fake.addr.to_string());
-    assert_eq!(layer["bytes"], 256 * 1024);
+    assert_eq!(layer["bytes"], fake.layer_size);
     let storage: Vec<_> = fake
         .seen()
         .into_iter()

@@ -229,3 +229,232 @@ fn a_registry_that_refuses_connections_fails() {
     let err = pull_fails(&rt, &image, Some(("AWS", password())));
     check_recorded(&rt, "registry_refused", &err);
 }
+
+// ---------------------------------------------------------------------------------------
+// Agreement: for each scenario, the probe's verdict on a kubelet path and containerd's pull
+// with exactly the same credentials. A disagreement is a bug in the probe, or a documented
+// difference (below) where the runtime cannot know what the probe does.
+// ---------------------------------------------------------------------------------------
+
+/// What the runtime's message cannot tell apart, by design: containerd asks with HEAD and
+/// gets no body. `(probe's code, runtime's code)`.
+const DOCUMENTED_DIFFERENCES: [(&str, &str); 2] = [
+    // containerd says `not found` for a missing repository and a missing tag alike; the
+    // registry's GET body (NAME_UNKNOWN) tells the probe which.
+    ("REPOSITORY_NOT_FOUND", "MANIFEST_NOT_FOUND"),
+    // An ECR denial's reason (an expired token here) is in the body of the 403, which a HEAD
+    // does not have: the runtime can only say 403 Forbidden.
+    ("REGISTRY_TOKEN_EXPIRED", "REGISTRY_DENIED"),
+];
+
+/// Credentials a path used.
+#[derive(Clone, Copy)]
+enum Creds<'a> {
+    /// A pull secret with this user and password (the pull-secret path).
+    Secret(&'a str, &'a str),
+    /// No credentials: a node whose credential provider does not match the host (the node
+    /// path, which then pulls anonymously as the kubelet does).
+    None,
+}
+
+/// The probe's path for `image` with `creds`: (status, the code of its deciding error).
+fn probe_path(
+    image: &str,
+    creds: Creds<'_>,
+    extra_env: &[(&str, Option<&str>)],
+) -> (String, Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "check".to_string(),
+        image.to_string(),
+        "--require".into(),
+        "kubelet".into(),
+    ];
+    let key = match creds {
+        Creds::Secret(user, password) => {
+            use base64::Engine as _;
+            let host = image.split('/').next().unwrap();
+            let auth =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let config = dir.path().join("config.json");
+            std::fs::write(
+                &config,
+                json!({"auths": {host: {"auth": auth}}}).to_string(),
+            )
+            .unwrap();
+            args.extend(["--docker-config".into(), config.display().to_string()]);
+            "pull_secrets"
+        }
+        Creds::None => {
+            let config = dir.path().join("provider.yaml");
+            std::fs::write(
+                &config,
+                "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: ecr-credential-provider\n    matchImages: [\"registry.example.com\"]\n    defaultCacheDuration: 12h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n",
+            )
+            .unwrap();
+            args.extend([
+                "--credential-provider-config".into(),
+                config.display().to_string(),
+                "--credential-provider-bin-dir".into(),
+                dir.path().display().to_string(),
+            ]);
+            "node_credential_provider"
+        }
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = probe(&args, extra_env);
+    let r = run.report();
+    let path = &r["images"][0]["paths"][key];
+    let errors = path["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["findings"].as_array().unwrap())
+        .chain(path["findings"].as_array().into_iter().flatten())
+        .filter(|f| f["severity"] == "error")
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        // The no-match finding only says why the pull was anonymous; the pull's own answer decides.
+        .find(|c| c != "NODE_PROVIDER_NO_MATCH");
+    (path["status"].as_str().unwrap().to_string(), errors)
+}
+
+/// The runtime's pull of `image` with the same credentials: Ok, or the code its message
+/// stands for (and the message).
+fn runtime_pull(
+    rt: &Runtime,
+    image: &str,
+    creds: Creds<'_>,
+) -> Result<(), (Option<String>, String)> {
+    rt.remove(image).expect("RemoveImage answers");
+    let auth = match creds {
+        Creds::Secret(u, p) => Some((u, p)),
+        Creds::None => None,
+    };
+    let result = rt.pull(image, auth);
+    let _ = rt.remove(image);
+    result.map(|_| ()).map_err(|e| {
+        let code = ecr_pull_probe::diagnosis::runtime_message_code(e.message())
+            .map(|c| c.name().to_string());
+        (code, e.message().to_string())
+    })
+}
+
+fn assert_agree(
+    rt: &Runtime,
+    scenario: &str,
+    image: &str,
+    creds: Creds<'_>,
+    probe_env: &[(&str, Option<&str>)],
+) {
+    let (status, probe_code) = probe_path(image, creds, probe_env);
+    let runtime = runtime_pull(rt, image, creds);
+    eprintln!("{scenario}: probe {status} {probe_code:?}; runtime {runtime:?}");
+    match &runtime {
+        Ok(()) => assert_eq!(
+            status, "pass",
+            "{scenario}: containerd pulled, the probe said {status} ({probe_code:?})"
+        ),
+        Err((code, message)) => {
+            assert_eq!(
+                status, "fail",
+                "{scenario}: containerd failed ({message}), the probe said {status}"
+            );
+            let (p, r) = (
+                probe_code.as_deref().unwrap_or("?"),
+                code.as_deref().unwrap_or("?"),
+            );
+            assert!(
+                p == r || DOCUMENTED_DIFFERENCES.contains(&(p, r)),
+                "{scenario}: the probe says {p}, containerd's message reads as {r}: {message}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_probe_and_containerd_agree_on_the_stacks_registry() {
+    let Some(rt) = stack_runtime("the_probe_and_containerd_agree_on_the_stacks_registry") else {
+        return;
+    };
+    describe(&rt);
+    let s = Stack::get();
+    let good = s.image("naming-server-service:latest");
+    let cases: Vec<(&str, String, Creds<'_>)> = vec![
+        (
+            "good credentials",
+            good.clone(),
+            Creds::Secret("AWS", password()),
+        ),
+        (
+            "wrong password",
+            good.clone(),
+            Creds::Secret("AWS", "not-the-ecr-password"),
+        ),
+        ("no credentials", good.clone(), Creds::None),
+        (
+            "missing tag",
+            s.image("naming-server-service:no-such-tag"),
+            Creds::Secret("AWS", password()),
+        ),
+        (
+            "missing repository",
+            s.image("no-such-repository:latest"),
+            Creds::Secret("AWS", password()),
+        ),
+        (
+            "registry down",
+            format!(
+                "127.0.0.1:{}/consultingfirm/naming-server-service:latest",
+                refused_port()
+            ),
+            Creds::Secret("AWS", password()),
+        ),
+    ];
+    for (scenario, image, creds) in &cases {
+        assert_agree(&rt, scenario, image, *creds, &[]);
+    }
+    if std::env::consts::ARCH == "x86_64" {
+        // arm64-only has no entry for this machine's platform; both resolve for linux/amd64.
+        assert_agree(
+            &rt,
+            "platform absent",
+            &s.image("arm64-only:latest"),
+            Creds::Secret("AWS", password()),
+            &[],
+        );
+    }
+}
+
+/// Faults no real registry produces on demand, from the fake registry over plain HTTP on
+/// loopback (which containerd uses for a loopback host by default, and the probe with
+/// `--allow-plain-http`).
+#[test]
+fn the_probe_and_containerd_agree_on_faults() {
+    use common::fault::{Fault, FaultRegistry};
+    let Some(rt) = stack_runtime("the_probe_and_containerd_agree_on_faults") else {
+        return;
+    };
+    describe(&rt);
+    const EXPIRED: &str = "Your authorization token has expired. Reauthenticate and try again.";
+    for (scenario, fault) in [
+        ("a good image", Fault::None),
+        ("a corrupt blob", Fault::CorruptLayer),
+        ("blobs behind a redirect", Fault::RedirectLayer),
+        ("an expired ECR token", Fault::DenyManifest(EXPIRED)),
+    ] {
+        let fake = FaultRegistry::start(fault);
+        let host = fake.addr.to_string();
+        let image = format!("{host}/consultingfirm/faulty:latest");
+        let endpoint = format!("{host}=http://{host}");
+        assert_agree(
+            &rt,
+            scenario,
+            &image,
+            Creds::Secret("AWS", "a-password"),
+            &[
+                ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+                ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+            ],
+        );
+    }
+}

@@ -530,6 +530,18 @@ pub fn canary_pull_failed(pod: &str, node: Option<&str>, reason: &str, message: 
     .with("reason", reason.to_string())
     .with("kubelet_message", message.to_string())
     .with("path", "kubelet_canary");
+    // Where the runtime is the odd one out (tests/runtime.rs holds both against containerd):
+    // its HEAD request gets no body, so it cannot say what the registry's GET says.
+    let limit = match code {
+        Some(Code::MANIFEST_NOT_FOUND) => Some(
+            "the runtime says `not found` for a missing tag and a missing repository alike; the other paths' GET tells which",
+        ),
+        Some(Code::REGISTRY_DENIED) => Some(
+            "the runtime's HEAD gets no body, so it cannot say why the registry refused (an expired token, a policy); the other paths' GET names the reason",
+        ),
+        _ => None,
+    };
+    f = f.with_opt("runtime_limit", limit);
     if code.is_some() {
         f = f.fix(format!(
             "{} This is the kubelet's own pull (in a canary pod), so the credentials were the node's or the pull secrets'.",

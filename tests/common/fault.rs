@@ -82,6 +82,8 @@ pub struct FaultRegistry {
     /// Where the bait listens (127.0.0.2: loopback, but not the endpoint's host).
     pub bait: SocketAddr,
     pub layer_digest: String,
+    /// The layer's size in bytes (a tar holding 256 KiB).
+    pub layer_size: usize,
     pub seen: Arc<Mutex<Vec<Seen>>>,
 }
 
@@ -95,14 +97,41 @@ fn digest(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
+/// One regular file in an uncompressed ustar archive: the layer has to be a real one, since a
+/// container runtime unpacks what it pulls (tests/runtime.rs pulls from this fake too).
+fn tar_with_one_file(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    let field = |h: &mut [u8; 512], at: usize, v: &[u8]| h[at..at + v.len()].copy_from_slice(v);
+    field(&mut h, 0, name.as_bytes());
+    field(&mut h, 100, b"0000644\0");
+    field(&mut h, 108, b"0000000\0");
+    field(&mut h, 116, b"0000000\0");
+    field(&mut h, 124, format!("{:011o}\0", data.len()).as_bytes());
+    field(&mut h, 136, b"00000000000\0");
+    field(&mut h, 148, b"        ");
+    h[156] = b'0';
+    field(&mut h, 257, b"ustar\0");
+    field(&mut h, 263, b"00");
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    field(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
+    let mut out = h.to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
+}
+
 fn content() -> Content {
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
-            .to_vec();
-    let layer: Vec<u8> = (0..256 * 1024u32)
+    let data: Vec<u8> = (0..256 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    let (cd, ld) = (digest(&config), digest(&layer));
+    let layer = tar_with_one_file("data", &data);
+    let ld = digest(&layer);
+    // Uncompressed, so the layer's digest is also its diff ID.
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{ld}"]}}}}"#
+    )
+    .into_bytes();
+    let cd = digest(&config);
     let manifest = serde_json::json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -172,6 +201,7 @@ impl FaultRegistry {
         let c = Arc::new(content());
         let seen = Arc::new(Mutex::new(Vec::new()));
         let layer_digest = c.layer.0.clone();
+        let layer_size = c.layer.1.len();
         let (seen2, c2) = (seen.clone(), c.clone());
         super::spawn_server(move || async move {
             let registry = TcpListener::from_std(std_listener).unwrap();
@@ -251,6 +281,7 @@ impl FaultRegistry {
             addr,
             bait,
             layer_digest,
+            layer_size,
             seen,
         }
     }
