@@ -677,3 +677,113 @@ fn the_canary_holds_only_the_workloads_images_and_runs_none_of_them() {
         .unwrap();
     assert!(other_report["paths"]["kubelet_canary"].is_null());
 }
+
+/// KEP-4412 with `--images-from`: the node's provider has `tokenAttributes`, so the probe asks
+/// the API for a token of the workload's ServiceAccount (a TokenRequest for the provider's
+/// audience, as the kubelet does) and sends it with the ServiceAccount's annotations; the
+/// plugin assumes the `eks.amazonaws.com/ecr-role-arn` role with it. Without that annotation
+/// the kubelet would not call the plugin at all.
+#[test]
+fn a_service_account_token_provider_gets_the_workloads_token_and_annotations() {
+    let s = Stack::get();
+    let app = s.image("naming-server-service:latest");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/plugins/ecr-credential-provider-local"),
+        bin.join("ecr-credential-provider"),
+    )
+    .unwrap();
+    let config = dir.path().join("provider.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: ecr-credential-provider
+    matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]
+    defaultCacheDuration: 12h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+    env:
+      - name: PLUGIN_BEHAVIOUR
+        value: v1.34
+    tokenAttributes:
+      serviceAccountTokenAudience: sts.amazonaws.com
+      requireServiceAccount: true
+      requiredServiceAccountAnnotationKeys: [\"eks.amazonaws.com/ecr-role-arn\"]
+      cacheType: ServiceAccount
+",
+    )
+    .unwrap();
+    let minted = write_token(
+        dir.path(),
+        "minted",
+        &json!({"sub": "system:serviceaccount:consultingfirm:naming-server", "aud": ["sts.amazonaws.com"], "iss": "https://oidc.example.com", "exp": 4102444800u64}),
+    );
+    let minted = std::fs::read_to_string(minted).unwrap();
+    for with_annotation in [true, false] {
+        let mut sa = service_account(NS, "naming-server", &[]);
+        if with_annotation {
+            sa["metadata"]["annotations"]["eks.amazonaws.com/ecr-role-arn"] =
+                json!("arn:aws:iam::818140567777:role/naming-server-ecr-images");
+        }
+        let table: BTreeMap<String, Vec<(u16, Value)>> = [
+            (
+                format!("GET {}", deploy_path("naming-server")),
+                vec![(200, deployment(NS, "naming-server", "naming-server", &[], &app, &app))],
+            ),
+            (format!("GET {}", sa_path("naming-server")), vec![(200, sa)]),
+            (
+                format!("POST {}/token*", sa_path("naming-server")),
+                vec![(
+                    201,
+                    json!({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                           "metadata": {"name": "naming-server", "namespace": NS},
+                           "spec": {"audiences": ["sts.amazonaws.com"], "expirationSeconds": 600},
+                           "status": {"token": minted, "expirationTimestamp": "2026-11-28T12:00:00Z"}}),
+                )],
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let api = FakeApi::start_table(table);
+        let run = run_with(
+            &api,
+            &[
+                "--images-from",
+                "deployment/naming-server",
+                "--credential-provider-config",
+                config.to_str().unwrap(),
+                "--credential-provider-bin-dir",
+                bin.to_str().unwrap(),
+            ],
+        );
+        let r = run.report();
+        let node = &r["images"][0]["paths"]["node_credential_provider"];
+        let requests = api.requests.lock().unwrap().clone();
+        let (_, token_request) = requests
+            .iter()
+            .find(|(k, _)| k.starts_with("POST ") && k.contains("/token"))
+            .expect("a TokenRequest for the workload's ServiceAccount");
+        let token_request: Value = serde_json::from_str(token_request).unwrap();
+        assert_eq!(
+            token_request["spec"]["audiences"],
+            json!(["sts.amazonaws.com"])
+        );
+        if with_annotation {
+            assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+            assert_eq!(node["status"], "pass", "{node:#}");
+        } else {
+            assert_eq!(run.code, 1);
+            let f = &node["stages"][0]["findings"][0];
+            assert_eq!(f["code"], "NODE_PROVIDER_SA_ANNOTATION_MISSING", "{node:#}");
+            assert_eq!(
+                f["evidence"]["missing"],
+                json!(["eks.amazonaws.com/ecr-role-arn"])
+            );
+        }
+        assert!(!run.stdout.contains(minted.trim()) && !run.stderr.contains(minted.trim()));
+    }
+}

@@ -267,7 +267,12 @@ def rbac_problems(docs):
             if "secrets" in res and not rule.get("resourceNames"):
                 out.append(f"{where}: secrets must be limited by resourceNames")
             writes = verbs - {"get", "list", "watch"}
-            if writes and res != ["pods"]:
+            # A TokenRequest is a `create` on the token subresource: allowed for named
+            # ServiceAccounts only (KEP-4412 providers need the workload's token).
+            token_request = res == ["serviceaccounts/token"] and writes == {"create"}
+            if token_request and not rule.get("resourceNames"):
+                out.append(f"{where}: serviceaccounts/token must be limited by resourceNames")
+            elif writes and res != ["pods"] and not token_request:
                 out.append(f"{where}: write verbs {sorted(writes)} on {res}")
     return out
 
@@ -375,8 +380,9 @@ def main():
             check(f"{d['kind']}/{d['metadata']['name']}: job policies", job_problems(d))
     check("PodMonitor and Service select the sidecar's metrics port", monitoring_problems(docs))
     bad_rbac = [{"kind": "ClusterRole", "metadata": {"name": "bad"}, "rules": [
-        {"apiGroups": ["*"], "resources": ["secrets"], "verbs": ["get", "delete"]}]}]
-    check("RBAC check rejects a broad role", [] if len(rbac_problems(bad_rbac)) >= 4 else ["the broad role passed"])
+        {"apiGroups": ["*"], "resources": ["secrets"], "verbs": ["get", "delete"]},
+        {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}]}]
+    check("RBAC check rejects a broad role", [] if len(rbac_problems(bad_rbac)) >= 5 else ["the broad role passed"])
     if not any(d.get("kind") == "Role" for d in docs):
         check("RBAC manifests present", ["no Role found"])
     check("RBAC is least privilege", rbac_problems(docs))
