@@ -123,7 +123,18 @@ fn a_wrong_password_fails_the_real_pull() {
     let r = run.report();
     let st = stage(&secret_path(&r)["stages"], "registry_auth");
     assert_eq!(st["status"], "fail");
-    assert_eq!(st["findings"][0]["code"], "REGISTRY_UNAUTHORIZED");
+    let f = &st["findings"][0];
+    assert_eq!(f["code"], "REGISTRY_UNAUTHORIZED");
+    // Issue 8 point 6: the finding names the secret's entry, not the pod's fresh ECR token,
+    // and its fix is about the secret.
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("pull secret") && summary.contains(s.var("STACK_ECR_HOST")),
+        "{summary}"
+    );
+    assert!(!summary.contains("fresh ECR token"), "{summary}");
+    let fix = f["remediation"].as_str().unwrap();
+    assert!(fix.contains("username and password of entry"), "{fix}");
 }
 
 #[test]
