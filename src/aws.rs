@@ -188,12 +188,21 @@ pub struct AwsTimeouts {
 ///
 /// When no region is configured anywhere, `fallback_region` (the first image's region) is used:
 /// STS needs one, and pods on OpenShift cannot learn it from IMDS.
+/// The AWS SDK's retry policy, set explicitly rather than left to the SDK's defaults and the
+/// environment, and reported: standard mode (exponential backoff with jitter, throttling and
+/// 5xx and connection errors retried, a client-side token bucket), this many tries in all.
+pub const AWS_RETRY_MODE: &str = "standard";
+pub const AWS_RETRY_ATTEMPTS: u32 = 3;
+
 pub async fn load_sdk_config(fallback_region: Option<String>, t: AwsTimeouts) -> SdkConfig {
     let region = RegionProviderChain::default_provider().or_else(Region::new(
         fallback_region.unwrap_or_else(|| "us-east-1".into()),
     ));
     aws_config::defaults(BehaviorVersion::latest())
         .region(region)
+        .retry_config(
+            aws_config::retry::RetryConfig::standard().with_max_attempts(AWS_RETRY_ATTEMPTS),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(t.connect)

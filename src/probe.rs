@@ -24,10 +24,11 @@ use crate::paths::{Outcome, Puller, canary, ms, pull_secrets, stage};
 use crate::pullsecret::{self, SecretSet};
 use crate::reference::ImageRef;
 use crate::registry;
+use crate::registry::retry::RetryPolicy;
 use crate::registry::transport::{Transport, TransportConfig, TransportConfigError};
 use crate::report::{
-    self, EcrRef, IdentityReport, ImageReport, Paths, ReferenceReport, Report, Stage, Status, Tool,
-    Verdict,
+    self, EcrRef, IdentityReport, ImageReport, Paths, ReferenceReport, Report, RetryPolicyReport,
+    Stage, Status, Tool, Verdict,
 };
 use crate::secret::Secret;
 use crate::sts;
@@ -211,6 +212,7 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     let ctx = ImageCtx {
         puller: Puller {
             config,
+            retry: RetryPolicy::default(),
             transport: &transport,
             sts: sts_outcome.as_ref(),
             logins: registry::Logins::default(),
@@ -293,6 +295,12 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         },
         workload,
         require: config.require,
+        retry_policy: RetryPolicyReport {
+            registry_attempts: ctx.puller.retry.attempts,
+            registry_max_wait_ms: ctx.puller.retry.max_wait.as_millis() as u64,
+            aws_mode: aws::AWS_RETRY_MODE.into(),
+            aws_attempts: aws::AWS_RETRY_ATTEMPTS,
+        },
         images: image_reports,
     })
 }

@@ -181,6 +181,15 @@ pub struct NodeProviderPath {
     pub findings: Vec<Finding>,
 }
 
+/// The retry policies in force: the registry's (the probe's own) and the AWS SDK's.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RetryPolicyReport {
+    pub registry_attempts: u32,
+    pub registry_max_wait_ms: u64,
+    pub aws_mode: String,
+    pub aws_attempts: u32,
+}
+
 /// Which paths decide an image's verdict (`--require`, since schema 1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -324,6 +333,9 @@ pub struct Report {
     /// The `--require` policy the verdict was decided with (since 1.3).
     #[serde(default)]
     pub require: Require,
+    /// How transient failures were retried (since 1.3).
+    #[serde(default)]
+    pub retry_policy: RetryPolicyReport,
     pub images: Vec<ImageReport>,
 }
 
@@ -392,6 +404,11 @@ pub fn all_findings(report: &Report) -> impl Iterator<Item = &Finding> {
         .iter()
         .flat_map(|s| &s.findings)
         .chain(report.images.iter().flat_map(ImageReport::all_findings))
+}
+
+/// Whether findings fail what they were found on (an error among them).
+pub fn any_error(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
 }
 
 /// An image passes when none of its stages failed and its manifest was actually read: stages
@@ -612,6 +629,7 @@ pub(crate) mod fixtures {
             },
             workload: None,
             require: Require::Auto,
+            retry_policy: Default::default(),
             images: images
                 .iter()
                 .map(|name| ImageReport {

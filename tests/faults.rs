@@ -294,3 +294,60 @@ fn images_of_one_registry_share_one_login() {
         .count();
     assert_eq!(manifests, 4, "each image still gets its own manifest");
 }
+
+/// Issue 11: a 503 on the first manifest request (with `Retry-After`) and a layer body that
+/// breaks off once are retried, as the kubelet would retry the pull; the image passes and the
+/// retries are in the report as warnings, so flakiness stays visible.
+#[test]
+fn transient_failures_are_retried_and_reported() {
+    for (fault, stage_name, cause) in [
+        (Fault::FlakyManifest, "manifest", "answered HTTP 503"),
+        (Fault::FlakyLayer, "layers", "broke off after"),
+    ] {
+        let (_fake, run) = run_against(fault, &[]);
+        assert_eq!(run.code, 0, "{fault:?}: {}", run.stdout);
+        let r = run.report();
+        let img = &r["images"][0];
+        assert_eq!(img["verdict"], "pass");
+        let st = stage(&img["stages"], stage_name);
+        assert_eq!(st["status"], "warn", "{fault:?}: {st:#}");
+        let f = finding(img, "REGISTRY_RETRIED");
+        assert_eq!(f["evidence"]["retries"], 1);
+        assert!(
+            f["evidence"]["causes"][0].as_str().unwrap().contains(cause),
+            "{fault:?}: {f:#}"
+        );
+    }
+}
+
+/// A failure that persists still fails, after the bounded retries, with every cause listed;
+/// and what can never pass on another try (a 404, a corrupt blob) is not retried at all.
+#[test]
+fn persistent_failures_still_fail_and_permanent_ones_are_not_retried() {
+    let (fake, run) = run_against(Fault::ThrottledLayer, &[]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    assert_eq!(r["retry_policy"]["registry_attempts"], 3);
+    assert_eq!(r["retry_policy"]["aws_mode"], "standard");
+    let layer_requests = fake
+        .seen()
+        .iter()
+        .filter(|s| s.path.ends_with(&fake.layer_digest))
+        .count();
+    assert_eq!(layer_requests, 3, "three tries in all");
+    let retried = finding(&r["images"][0], "REGISTRY_RETRIED");
+    assert_eq!(retried["evidence"]["retries"], 2);
+    assert!(
+        retried["summary"].as_str().unwrap().contains("HTTP 429"),
+        "{retried:#}"
+    );
+    let (fake, run) = run_against(Fault::CorruptLayer, &[]);
+    assert_eq!(run.code, 1);
+    let layer_requests = fake
+        .seen()
+        .iter()
+        .filter(|s| s.path.ends_with(&fake.layer_digest))
+        .count();
+    assert_eq!(layer_requests, 1, "a digest mismatch is not retried");
+    assert!(!codes(&run.report()["images"][0]).contains(&"REGISTRY_RETRIED".to_string()));
+}

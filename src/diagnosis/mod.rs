@@ -420,6 +420,23 @@ pub fn clock_skew(host: &str, server_date: Option<i64>, now: i64) -> Option<Find
     })
 }
 
+/// The retries a stage made, when it made any (a warning: the last try decides the stage).
+pub fn registry_retried(causes: &[String]) -> Option<Finding> {
+    (!causes.is_empty()).then(|| {
+        Finding::new(
+            Code::REGISTRY_RETRIED,
+            format!(
+                "retried {} time{} after transient failures: {}",
+                causes.len(),
+                if causes.len() == 1 { "" } else { "s" },
+                causes.join("; ")
+            ),
+        )
+        .with("retries", causes.len())
+        .with("causes", causes.to_vec())
+    })
+}
+
 pub fn deadline_exceeded(stage: &str, timeout_secs: f64) -> Finding {
     Finding::new(
         Code::DEADLINE_EXCEEDED,

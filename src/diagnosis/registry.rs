@@ -260,6 +260,7 @@ fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
         errors,
         challenge,
         body,
+        ..
     } = err
     else {
         unreachable!("status_finding is called for Status only")

@@ -205,6 +205,7 @@ fn status(request: Request, status: u16, code: &str, message: &str, host: &str) 
         } else {
             String::new()
         },
+        retry_after: None,
     }
 }
 

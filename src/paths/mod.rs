@@ -63,6 +63,12 @@ impl<T> Outcome<T> {
             bytes: None,
         }
     }
+
+    /// With one more finding, if there is one.
+    pub fn and(mut self, finding: Option<Finding>) -> Self {
+        self.findings.extend(finding);
+        self
+    }
 }
 
 /// Runs one stage under the deadline and records it. The value is handed on only when the

@@ -12,6 +12,7 @@ use crate::diagnosis::{self, Code, RegistryContext};
 use crate::ecr::{self, TokenKey};
 use crate::reference::ImageRef;
 use crate::registry::manifest::Descriptor;
+use crate::registry::retry::{self, RetryPolicy, with_retries};
 use crate::registry::transport::{Transport, host_of};
 use crate::registry::{self, Session};
 use crate::report::{self, BlobKind, BlobReport, Finding, ManifestReport, Stage, Status, Verdict};
@@ -40,6 +41,8 @@ impl PullResult {
 /// opinion when a registry's answer names no cause).
 pub struct Puller<'a> {
     pub config: &'a Config,
+    /// How transient registry failures are retried.
+    pub retry: RetryPolicy,
     pub transport: &'a Transport,
     pub sts: Option<&'a StsOutcome>,
     pub logins: registry::Logins,
@@ -92,20 +95,23 @@ impl Puller<'_> {
         let registry_host = host_of(&base);
 
         let Some(session) = stage("registry_auth", deadline, secs, stages, async {
-            match self
-                .logins
-                .login(self.transport, &base, &img.repository, basic)
-                .await
-            {
+            let (result, causes) = with_retries(&self.retry, deadline, || {
+                self.logins
+                    .login(self.transport, &base, &img.repository, basic)
+            })
+            .await;
+            let retried = diagnosis::registry_retried(&causes);
+            match result {
                 Ok((session, check)) => {
                     let skew =
                         diagnosis::clock_skew(&check.served_by, check.server_date, unix_now());
-                    Outcome::ok(session, skew.into_iter().collect(), None)
+                    Outcome::ok(session, skew.into_iter().chain(retried).collect(), None)
                 }
                 Err(e) => Outcome::failed(diagnosis::registry_finding(
                     &e,
                     &self.diag_ctx(img, &registry_host, None, credentials),
-                )),
+                ))
+                .and(retried),
             }
         })
         .await
@@ -114,13 +120,19 @@ impl Puller<'_> {
         };
 
         let Some(pulled) = stage("manifest", deadline, secs, stages, async {
-            match session
-                .resolve(img.manifest_reference(), &self.config.platform)
-                .await
-            {
+            let (result, causes) = with_retries(&self.retry, deadline, || {
+                session.resolve(img.manifest_reference(), &self.config.platform)
+            })
+            .await;
+            let retried = diagnosis::registry_retried(&causes);
+            match result {
                 Ok(resolved) => {
                     let bytes = resolved.bytes;
-                    Outcome::ok(Pulled { session, resolved }, vec![], Some(bytes))
+                    Outcome::ok(
+                        Pulled { session, resolved },
+                        retried.into_iter().collect(),
+                        Some(bytes),
+                    )
                 }
                 Err(e) => {
                     let exists = if e.codes().contains(&"MANIFEST_UNKNOWN") {
@@ -136,7 +148,7 @@ impl Puller<'_> {
                     {
                         f = api.with("registry_finding", f.summary);
                     }
-                    Outcome::failed(f)
+                    Outcome::failed(f).and(retried)
                 }
             }
         })
@@ -156,7 +168,7 @@ impl Puller<'_> {
         let blobs = &mut out.blobs;
 
         let config_ok = stage("config", deadline, secs, stages, async {
-            let (report, finding) = self
+            let (report, found) = self
                 .pull_blob(
                     &pulled.session,
                     &r.config,
@@ -168,9 +180,14 @@ impl Puller<'_> {
                 .await;
             let bytes = report.bytes;
             blobs.push(report);
-            match finding {
-                None => Outcome::ok((), vec![], Some(bytes)),
-                Some(f) => Outcome::failed(f),
+            if report::any_error(&found) {
+                Outcome {
+                    value: None,
+                    findings: found,
+                    bytes: Some(bytes),
+                }
+            } else {
+                Outcome::ok((), found, Some(bytes))
             }
         })
         .await;
@@ -200,7 +217,7 @@ impl Puller<'_> {
                     )
                 })
                 .collect();
-            let results: Vec<(BlobReport, Option<Finding>)> = stream::iter(pending)
+            let results: Vec<(BlobReport, Vec<Finding>)> = stream::iter(pending)
                 .buffered(LAYER_CONCURRENCY)
                 .collect()
                 .await;
@@ -213,6 +230,33 @@ impl Puller<'_> {
             Outcome::ok((), found, Some(bytes))
         })
         .await;
+    }
+
+    /// A blob pull, retried as [`with_retries`] retries (each try streams and verifies the
+    /// whole blob again: nothing was kept of the broken one).
+    async fn pull_blob_retrying(
+        &self,
+        session: &Session<'_>,
+        d: &Descriptor,
+    ) -> (registry::BlobPull, Vec<String>) {
+        let mut causes = Vec::new();
+        let mut attempt = 1;
+        loop {
+            let p = session.pull_blob(d).await;
+            let cause = p.result.as_ref().err().and_then(retry::transient);
+            match cause {
+                Some(cause) if attempt < self.retry.attempts => {
+                    let wait = retry::backoff(&self.retry, attempt, None);
+                    if tokio::time::Instant::now() + wait >= self.deadline {
+                        return (p, causes);
+                    }
+                    causes.push(cause);
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => return (p, causes),
+            }
+        }
     }
 
     async fn image_failure(&self, img: &ImageRef) -> Option<Finding> {
@@ -255,18 +299,28 @@ impl Puller<'_> {
         img: &ImageRef,
         registry_host: &str,
         credentials: Credentials<'_>,
-    ) -> (BlobReport, Option<Finding>) {
-        let p = session.pull_blob(d).await;
-        let finding = p.result.as_ref().err().map(|e| {
-            diagnosis::registry_finding(e, &self.diag_ctx(img, registry_host, None, credentials))
-        });
+    ) -> (BlobReport, Vec<Finding>) {
+        let (p, causes) = self.pull_blob_retrying(session, d).await;
+        let finding: Vec<Finding> = p
+            .result
+            .as_ref()
+            .err()
+            .map(|e| {
+                diagnosis::registry_finding(
+                    e,
+                    &self.diag_ctx(img, registry_host, None, credentials),
+                )
+            })
+            .into_iter()
+            .chain(diagnosis::registry_retried(&causes))
+            .collect();
         (
             BlobReport {
                 kind,
                 digest: d.digest.clone(),
                 media_type: d.media_type.clone(),
                 size: d.size,
-                status: if finding.is_some() {
+                status: if p.result.is_err() {
                     Status::Fail
                 } else {
                     Status::Pass

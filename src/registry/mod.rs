@@ -6,6 +6,7 @@
 
 pub mod blob;
 pub mod manifest;
+pub mod retry;
 pub mod transport;
 
 use std::time::{Duration, Instant};
@@ -63,6 +64,8 @@ pub enum RegistryError {
         challenge: Option<String>,
         /// The start of a body that is not an error envelope (ECR's `Not Authorized`).
         body: String,
+        /// `Retry-After` of a 429 or 503.
+        retry_after: Option<std::time::Duration>,
     },
     #[error("reading the answer of {host} failed")]
     Body {
@@ -182,6 +185,12 @@ async fn status_error(request: Request, fetched: Fetched) -> RegistryError {
         .get(reqwest::header::WWW_AUTHENTICATE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let retry_after = fetched
+        .response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
     let body = read_capped(fetched.response, 16 << 10)
         .await
         .unwrap_or_default();
@@ -204,6 +213,7 @@ async fn status_error(request: Request, fetched: Fetched) -> RegistryError {
         errors,
         challenge,
         body: text.trim().to_string(),
+        retry_after,
     }
 }
 

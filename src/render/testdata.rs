@@ -91,6 +91,7 @@ pub fn report(images: Vec<ImageReport>) -> Report {
         },
         workload: None,
         require: Require::Auto,
+        retry_policy: Default::default(),
         images,
     }
 }

@@ -52,6 +52,12 @@ pub enum Fault {
     /// credentials (`puller:hunter2`) for a token, and every other request must carry that
     /// token; Basic credentials sent to `/v2/` are refused.
     BearerTokenExchange,
+    /// The first request for each manifest is a 503 with `Retry-After: 1`, then all is well.
+    FlakyManifest,
+    /// The first request for the layer breaks off halfway, then all is well.
+    FlakyLayer,
+    /// Every request for the layer is a 429 with `Retry-After: 1`.
+    ThrottledLayer,
 }
 
 /// The token [`Fault::BearerTokenExchange`] hands out.
@@ -120,10 +126,14 @@ fn tar_with_one_file(name: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
-fn content() -> Content {
-    let data: Vec<u8> = (0..256 * 1024u32)
+/// The image a fake serves; `seed` makes each fake's blobs its own. A runtime keeps a failed
+/// download (containerd resumes the ingest of the same digest), so two fakes serving the same
+/// layer would see one's corruption in the other's pull.
+fn content(seed: u16) -> Content {
+    let mut data: Vec<u8> = (0..256 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
+    data[..2].copy_from_slice(&seed.to_be_bytes());
     let layer = tar_with_one_file("data", &data);
     let ld = digest(&layer);
     // Uncompressed, so the layer's digest is also its diff ID.
@@ -198,7 +208,7 @@ impl FaultRegistry {
         storage_listener.set_nonblocking(true).unwrap();
         let addr = std_listener.local_addr().unwrap();
         let storage_port = storage_listener.local_addr().unwrap().port();
-        let c = Arc::new(content());
+        let c = Arc::new(content(addr.port()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let layer_digest = c.layer.0.clone();
         let layer_size = c.layer.1.len();
@@ -262,16 +272,23 @@ impl FaultRegistry {
                     let Some(r) = read_request(&mut s).await else {
                         return;
                     };
-                    seen.lock().unwrap().push(Seen {
-                        server: "registry",
-                        path: r.path.clone(),
-                        authorization: r.authorization,
-                    });
+                    let nth = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(Seen {
+                            server: "registry",
+                            path: r.path.clone(),
+                            authorization: r.authorization,
+                        });
+                        seen.iter()
+                            .filter(|x| x.server == "registry" && x.path == r.path)
+                            .count()
+                    };
                     let ports = Ports {
                         own: addr,
                         storage: storage_port,
                         refused: refused_port,
                         bait: bait.port(),
+                        nth,
                     };
                     serve(&mut s, &r, fault, &c, ports).await;
                 });
@@ -299,6 +316,8 @@ struct Ports {
     storage: u16,
     refused: u16,
     bait: u16,
+    /// Which request for this path this is (1 for the first).
+    nth: usize,
 }
 
 async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports: Ports) {
@@ -356,6 +375,15 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
     }
     if r.path.contains("/manifests/") {
         return match fault {
+            Fault::FlakyManifest if ports.nth == 1 => {
+                respond(
+                    s,
+                    "503 Service Unavailable",
+                    &[json, ("Retry-After", "1".into())],
+                    br#"{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}"#,
+                )
+                .await
+            }
             Fault::DenyManifest(m) => respond(s, "403 Forbidden", &[json], &denied(m)).await,
             Fault::ManifestServerError => {
                 respond(s, "500 Internal Server Error", &[], b"internal error").await
@@ -436,7 +464,8 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
         | Fault::HostileIndexEntry
         | Fault::IndexChildMismatch
         | Fault::BearerRealmToInternal
-        | Fault::BearerTokenExchange => respond(s, "200 OK", &[], layer).await,
+        | Fault::BearerTokenExchange
+        | Fault::FlakyManifest => respond(s, "200 OK", &[], layer).await,
         Fault::RedirectToInternal => {
             let location = format!(
                 "http://127.0.0.2:{}/latest/meta-data/iam/security-credentials/node-role",
@@ -450,7 +479,18 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
             bad[1000] ^= 0xff;
             respond(s, "200 OK", &[], &bad).await
         }
-        Fault::TruncatedLayer => {
+        Fault::FlakyLayer if ports.nth > 1 => respond(s, "200 OK", &[], layer).await,
+        Fault::ThrottledLayer => {
+            let body = br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"Rate exceeded"}]}"#;
+            respond(
+                s,
+                "429 Too Many Requests",
+                &[json, ("Retry-After", "1".into())],
+                body,
+            )
+            .await
+        }
+        Fault::TruncatedLayer | Fault::FlakyLayer => {
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 layer.len()
