@@ -296,6 +296,9 @@ pub fn claims_evidence(claims: &TokenClaims) -> BTreeMap<String, serde_json::Val
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

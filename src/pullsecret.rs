@@ -178,6 +178,9 @@ pub fn other_region<'a>(entries: &'a [Entry], image: &ImageRef) -> Option<(&'a E
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
