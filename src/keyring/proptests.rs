@@ -149,9 +149,11 @@ proptest! {
     }
 
     /// Lookup order: of two covering keys, the longer path comes first, as the kubelet's
-    /// reverse-sorted index has it.
+    /// reverse-sorted index has it. (A key path starting `v1/` or `v2/` loses that prefix, as
+    /// the kubelet has it from docker's `ResolveAuthConfig`; that is not this property.)
     #[test]
     fn more_specific_keys_come_first(h in host(), path in repo_path()) {
+        prop_assume!(!path.starts_with("v1/") && !path.starts_with("v2/"));
         let mut ring = Keyring::new();
         ring.add(&h, "host").unwrap();
         ring.add(&format!("{h}/{path}"), "repo").unwrap();
