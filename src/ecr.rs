@@ -206,6 +206,9 @@ pub async fn fetch(sdk: &SdkConfig, key: &TokenKey, fips: bool) -> Result<EcrTok
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

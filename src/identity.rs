@@ -259,8 +259,25 @@ pub fn inspect(env: &IdentityEnv, now: i64) -> IdentityInspection {
     }
 }
 
+/// Largest token file read. STS takes a web identity token of at most 20,000 characters; a
+/// projected ServiceAccount token is about 1 KiB. More is not a token, and is not read whole.
+pub const MAX_TOKEN_BYTES: usize = 64 << 10;
+
 fn read_token(path: &Path) -> io::Result<Secret<String>> {
-    let bytes = std::fs::read(path)?;
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_TOKEN_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() > MAX_TOKEN_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "over {} KiB, the most a token file is read; no web identity token is this long",
+                MAX_TOKEN_BYTES >> 10
+            ),
+        ));
+    }
     String::from_utf8(bytes)
         .map(Secret::new)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
@@ -294,6 +311,9 @@ pub fn claims_evidence(claims: &TokenClaims) -> BTreeMap<String, serde_json::Val
     ev.insert("aud".into(), claims.audiences.clone().into());
     ev
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {
@@ -409,6 +429,30 @@ mod tests {
         assert_eq!(env.mode(), CredentialMode::WebIdentity);
         env.access_key_set = true;
         assert_eq!(env.mode(), CredentialMode::Environment);
+    }
+
+    #[test]
+    fn a_token_file_over_the_cap_is_unreadable_and_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "a".repeat(MAX_TOKEN_BYTES + 1)).unwrap();
+        let env = IdentityEnv {
+            role_arn: Some("arn:aws:iam::1:role/r".into()),
+            token_file: Some(path.clone()),
+            ..Default::default()
+        };
+        match &inspect(&env, 0).problems[..] {
+            [TokenProblem::Unreadable { reason, .. }] => {
+                assert!(reason.contains("over 64 KiB"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // At the cap it is read, and judged as a token.
+        std::fs::write(&path, "a".repeat(MAX_TOKEN_BYTES)).unwrap();
+        assert!(matches!(
+            &inspect(&env, 0).problems[..],
+            [TokenProblem::Malformed { .. }]
+        ));
     }
 
     #[test]

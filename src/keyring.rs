@@ -215,4 +215,6 @@ fn check_caps(pattern: &str) -> Result<(), PatternError> {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -33,8 +33,14 @@ pub struct Entry {
     pub ecr_password_expiration: Option<i64>,
 }
 
+/// Largest docker config parsed: a Kubernetes Secret holds at most 1 MiB, and a real config a
+/// few KiB.
+pub const MAX_DOCKER_CONFIG_BYTES: usize = 1 << 20;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
+    #[error("the docker config is {len} bytes, over the limit of {max}")]
+    TooLarge { len: usize, max: usize },
     #[error("not JSON")]
     NotJson,
     #[error("entry {0:?} has neither `auth` nor `username`/`password`")]
@@ -68,6 +74,12 @@ struct DockerConfigJson {
 /// Parses `.dockerconfigjson` (`{"auths": {...}}`) or `.dockercfg` (the map itself). Errors
 /// name the key, never a credential.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, Malformed> {
+    if bytes.len() > MAX_DOCKER_CONFIG_BYTES {
+        return Err(Malformed::TooLarge {
+            len: bytes.len(),
+            max: MAX_DOCKER_CONFIG_BYTES,
+        });
+    }
     let map = match serde_json::from_slice::<DockerConfigJson>(bytes) {
         Ok(c) => c.auths,
         Err(_) => serde_json::from_slice::<BTreeMap<String, RawEntry>>(bytes)
@@ -178,6 +190,9 @@ pub fn other_region<'a>(entries: &'a [Entry], image: &ImageRef) -> Option<(&'a E
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -286,6 +301,24 @@ mod tests {
         let e = parse(legacy).unwrap();
         assert_eq!(e[0].basic.expose(), &b64("u:p"));
         assert_eq!(e[0].ecr_password_expiration, None);
+    }
+
+    #[test]
+    fn configs_over_the_cap_are_refused_unparsed() {
+        let cfg = br#"{"auths":{"h":{"auth":"dTpw"}}}"#;
+        let mut padded = cfg.to_vec();
+        padded.resize(MAX_DOCKER_CONFIG_BYTES, b' ');
+        assert_eq!(parse(&padded).unwrap().len(), 1);
+        padded.push(b' ');
+        let e = parse(&padded).unwrap_err();
+        assert_eq!(
+            e,
+            Malformed::TooLarge {
+                len: MAX_DOCKER_CONFIG_BYTES + 1,
+                max: MAX_DOCKER_CONFIG_BYTES
+            }
+        );
+        assert!(e.to_string().contains("over the limit of 1048576"), "{e}");
     }
 
     #[test]

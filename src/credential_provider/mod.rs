@@ -6,6 +6,8 @@
 pub mod config;
 pub mod plugin;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 /// The annotation `ecr-credential-provider` v1.34+ reads the role to assume from

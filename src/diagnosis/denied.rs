@@ -144,4 +144,93 @@ mod tests {
         assert_eq!(role_arn_of("arn:aws:iam::123456789012:user/alice"), None);
         assert_eq!(role_arn_of("nonsense"), None);
     }
+
+    /// Property tests (docs/property-tests.md): AWS error messages are outside input, so any
+    /// text gives an answer, never a panic; sentences written from their parts in AWS's forms
+    /// parse back to the same parts.
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn kinds() -> Vec<&'static str> {
+            vec![
+                "service control policy",
+                "resource control policy",
+                "VPC endpoint policy",
+                "permissions boundary",
+                "session policy",
+                "resource-based policy",
+                "identity-based policy",
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn never_panics(s in any::<String>()) {
+                if let Some(p) = parse(&s).and_then(|d| d.principal) {
+                    let _ = role_arn_of(&p);
+                }
+                let _ = role_arn_of(&s);
+            }
+
+            /// The sentence's own words, shuffled and repeated, with text between.
+            #[test]
+            fn never_panics_on_its_own_vocabulary(
+                words in prop::collection::vec(prop::sample::select(vec![
+                    "User: ", " is not authorized", "not authorized to perform", "to perform: ",
+                    " on resource", "on resource: ", " because", " with an", "with an explicit deny in ",
+                    "a ", "an ", ".", ",", "arn:aws:sts::1:assumed-role/", "/", ":", "é", "",
+                ]), 0..16),
+            ) {
+                let s = words.concat();
+                let _ = parse(&s);
+                let _ = role_arn_of(&s);
+            }
+
+            /// Round trip over AWS's sentence forms.
+            #[test]
+            fn sentences_parse_back_to_their_parts(
+                partition in prop::sample::select(vec!["aws", "aws-cn", "aws-us-gov"]),
+                account in "[0-9]{12}",
+                role in "[A-Za-z0-9+=,@_-][A-Za-z0-9+=,.@_-]{0,30}",
+                session in "[A-Za-z0-9+=,.@_-]{2,30}",
+                action in "(ecr|sts):[A-Za-z]{1,30}",
+                resource in prop_oneof![
+                    Just("*".to_string()),
+                    "arn:aws:ecr:[a-z]{2}-[a-z]{4,9}-[1-9]:[0-9]{12}:repository/[a-z0-9][a-z0-9/_-]{0,30}",
+                ],
+                form in 0..4usize,
+                kind in prop::sample::select(kinds()),
+                period in any::<bool>(),
+            ) {
+                let principal = format!("arn:{partition}:sts::{account}:assumed-role/{role}/{session}");
+                let head = format!("User: {principal} is not authorized to perform: {action} on resource: {resource}");
+                let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+                let (message, reason) = match form {
+                    0 => (format!("{head} because no identity-based policy allows the {action} action"), DenialReason::NoIdentityPolicy),
+                    1 => (format!("{head} because no resource-based policy allows the {action} action"), DenialReason::NoResourcePolicy),
+                    2 => (format!("{head} with an explicit deny in {article} {kind}"), DenialReason::ExplicitDeny(kind.to_string())),
+                    _ => (head, DenialReason::Unspecified),
+                };
+                let message = if period { message + "." } else { message };
+                let d = parse(&message).ok_or_else(|| TestCaseError::fail("not recognised"))?;
+                prop_assert_eq!(d.principal.as_deref(), Some(principal.as_str()));
+                prop_assert_eq!(d.action.as_deref(), Some(action.as_str()));
+                prop_assert_eq!(d.resource.as_deref(), Some(resource.as_str()));
+                prop_assert_eq!(d.reason, reason);
+                prop_assert_eq!(
+                    role_arn_of(&principal),
+                    Some(format!("arn:{partition}:iam::{account}:role/{role}"))
+                );
+            }
+
+            /// Text without the phrase is never taken for a denial.
+            #[test]
+            fn only_denials_are_denials(s in "[^z]{0,80}") {
+                prop_assume!(!s.contains("not authorized to perform"));
+                prop_assert_eq!(parse(&s), None);
+            }
+        }
+    }
 }

@@ -13,6 +13,8 @@
 mod ecr;
 mod grammar;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod upstream;
 
 use std::str::FromStr;

@@ -164,17 +164,31 @@ pub fn parse_challenge(header: &str) -> (String, Vec<(String, String)>) {
         };
         let v = v.trim_start();
         let (value, tail) = if let Some(q) = v.strip_prefix('"') {
-            match q.find('"') {
-                Some(end) => (&q[..end], &q[end + 1..]),
-                None => (q, ""),
-            }
+            quoted_string(q)
         } else {
-            v.split_once(',').unwrap_or((v, ""))
+            // A token ends at the comma; the white space before it is the list's, not the value's.
+            let (value, tail) = v.split_once(',').unwrap_or((v, ""));
+            (value.trim_end_matches([' ', '\t']).to_string(), tail)
         };
-        params.push((k.trim().to_ascii_lowercase(), value.to_string()));
+        params.push((k.trim().to_ascii_lowercase(), value));
         rest = tail.trim_start_matches([',', ' ']);
     }
     (scheme.to_ascii_lowercase(), params)
+}
+
+/// RFC 7230's `quoted-string` after its opening quote: the value with each quoted-pair
+/// (`\"`, `\\`) unescaped, and what follows the closing quote (nothing if it never closes).
+fn quoted_string(q: &str) -> (String, &str) {
+    let mut value = String::new();
+    let mut chars = q.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return (value, &q[i + 1..]),
+            '\\' => value.extend(chars.next().map(|(_, c)| c)),
+            c => value.push(c),
+        }
+    }
+    (value, "")
 }
 
 async fn status_error(request: Request, fetched: Fetched) -> RegistryError {
@@ -640,6 +654,9 @@ impl Session<'_> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -671,6 +688,29 @@ mod tests {
         let (_, p) = parse_challenge("Bearer realm=unquoted, scope=x");
         assert_eq!(p[0].1, "unquoted");
         assert_eq!(p[1].1, "x");
+    }
+
+    /// Found by `challenge_round_trips`: a quoted-pair (`\"`, `\\`) ended or kept its backslash,
+    /// and a token value kept the white space before the next comma.
+    #[test]
+    fn proptest_regression_challenge_quoted_pairs_and_list_white_space() {
+        let (_, p) = parse_challenge(r#"A _="\\""#);
+        assert_eq!(p, vec![("_".to_string(), "\\".to_string())]);
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token?x=\"y\"",service=registry , scope="repository:a:pull""#,
+        );
+        assert_eq!(s, "bearer");
+        assert_eq!(
+            p,
+            vec![
+                (
+                    "realm".to_string(),
+                    r#"https://auth.example/token?x="y""#.to_string()
+                ),
+                ("service".to_string(), "registry".to_string()),
+                ("scope".to_string(), "repository:a:pull".to_string()),
+            ]
+        );
     }
 
     #[test]
