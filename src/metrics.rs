@@ -75,6 +75,8 @@ pub struct Metrics {
     pulled_bytes: Family<ImageLabel, Counter>,
     ecr_token_expiry: Family<RegionLabel, FloatGauge>,
     web_identity_token_expiry: FloatGauge,
+    pull_secret_token_expiry: Family<ImageLabel, FloatGauge>,
+    interval: FloatGauge,
     last_run: FloatGauge,
     last_run_duration: FloatGauge,
     findings: Family<FindingLabel, Gauge>,
@@ -102,6 +104,8 @@ impl Metrics {
             pulled_bytes: Family::default(),
             ecr_token_expiry: Family::default(),
             web_identity_token_expiry: FloatGauge::default(),
+            pull_secret_token_expiry: Family::default(),
+            interval: FloatGauge::default(),
             last_run: FloatGauge::default(),
             last_run_duration: FloatGauge::default(),
             findings: Family::default(),
@@ -150,6 +154,16 @@ impl Metrics {
             m.web_identity_token_expiry.clone(),
         );
         registry.register(
+            "pull_secret_token_expiry_timestamp_seconds",
+            "Expiry of the ECR token in the pull secret entry the kubelet would use for the image, from the last run",
+            m.pull_secret_token_expiry.clone(),
+        );
+        registry.register(
+            "interval_seconds",
+            "The configured time between runs (for staleness alerts)",
+            m.interval.clone(),
+        );
+        registry.register(
             "last_run_timestamp_seconds",
             "When the last run finished",
             m.last_run.clone(),
@@ -168,6 +182,11 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// The configured interval between runs, for the staleness alert.
+    pub fn set_interval(&self, interval: std::time::Duration) {
+        self.interval.set(interval.as_secs_f64());
+    }
+
     /// Folds a finished run into the metrics. `finished_at` is Unix seconds.
     pub fn observe(&self, report: &Report, finished_at: f64) {
         self.success.clear();
@@ -175,6 +194,7 @@ impl Metrics {
         self.stage_success.clear();
         self.identity_stage_success.clear();
         self.findings.clear();
+        self.pull_secret_token_expiry.clear();
         let stages = report.identity.stages.iter().map(|s| (None, s)).chain(
             report
                 .images
@@ -242,6 +262,11 @@ impl Metrics {
                     })
                     .set(i64::from(status != Status::Fail));
             }
+            if let Some(exp) = p.pull_secrets.as_ref().and_then(|s| s.password_expires_at) {
+                self.pull_secret_token_expiry
+                    .get_or_create(&label)
+                    .set(exp as f64);
+            }
             let bytes: u64 = i.blobs.iter().map(|b| b.bytes).sum();
             self.pulled_bytes.get_or_create(&label).inc_by(bytes);
             if let Some(t) = &i.ecr_token {
@@ -308,6 +333,49 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// The same samples in the Prometheus text format 0.0.4, for a client that asks for
+    /// `text/plain` and not OpenMetrics (`promtool check metrics`, older scrapers).
+    pub fn encode_text(&self) -> String {
+        openmetrics_to_text(&self.encode())
+    }
+}
+
+/// The classic text format of what prometheus-client writes: a counter family is named by
+/// its `_total` sample, and there is no `# UNIT` or `# EOF`. Gauges and histograms are
+/// written alike in both formats.
+fn openmetrics_to_text(om: &str) -> String {
+    let counters: BTreeSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let tail = if tail == "unknown" { "untyped" } else { tail };
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -365,5 +433,62 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains(r#"path="pull_secrets""#), "{text}");
+    }
+
+    /// For the alert on a pull secret's ECR token running out: the entry's expiry per image,
+    /// gone when the image is no longer checked with a pull secret.
+    #[test]
+    fn a_pull_secrets_ecr_token_expiry_is_a_gauge_per_image() {
+        let m = Metrics::new();
+        m.set_interval(std::time::Duration::from_secs(300));
+        let mut r = fixtures::passing(&["a/one"], 10);
+        r.images[0].paths.pull_secrets = Some(crate::report::SecretPath {
+            status: Status::Pass,
+            source: "secret/shop/ecr-pull".into(),
+            entry: None,
+            username: None,
+            password_expires_at: Some(1_700_000_000),
+            stages: vec![],
+            findings: vec![],
+        });
+        m.observe(&r, 1.0);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"pull_secret_token_expiry_timestamp_seconds{image="a/one"} 1700000000"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("ecr_pull_probe_interval_seconds 300"),
+            "{text}"
+        );
+        m.observe(&fixtures::passing(&["a/one"], 10), 2.0);
+        assert!(
+            !m.encode()
+                .contains("pull_secret_token_expiry_timestamp_seconds{")
+        );
+    }
+
+    #[test]
+    fn the_text_format_names_counters_by_their_total_and_has_no_eof() {
+        let m = Metrics::new();
+        m.observe(&fixtures::passing(&["a/one"], 10), 1.0);
+        let text = m.encode_text();
+        assert!(
+            text.contains("# TYPE ecr_pull_probe_pulled_bytes_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP ecr_pull_probe_runs_total "), "{text}");
+        assert!(
+            text.contains("# TYPE ecr_pull_probe_success gauge\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        let samples = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples(&text), samples(&m.encode()));
     }
 }

@@ -39,8 +39,28 @@ struct Shared {
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, OPENMETRICS)], s.metrics.encode())
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics, unless the client asks for the classic text format and not for OpenMetrics
+/// (Prometheus asks for both and gets OpenMetrics; `curl` with no preference gets it too).
+async fn metrics(
+    State(s): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    if accept.contains("text/plain") && !accept.contains("application/openmetrics-text") {
+        (
+            [(header::CONTENT_TYPE, TEXT_FORMAT)],
+            s.metrics.encode_text(),
+        )
+    } else {
+        ([(header::CONTENT_TYPE, OPENMETRICS)], s.metrics.encode())
+    }
 }
 
 async fn report(State(s): State<Arc<Shared>>) -> impl IntoResponse {
@@ -125,6 +145,7 @@ pub async fn serve(
         metrics: Metrics::new(),
         last: RwLock::new(None),
     });
+    shared.metrics.set_interval(interval);
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/report", get(report))
