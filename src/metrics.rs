@@ -57,6 +57,37 @@ struct VerdictLabel {
     verdict: String,
 }
 
+/// A workload's container image (serve --watch): one series per (workload, container).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadImageLabel {
+    namespace: String,
+    kind: String,
+    name: String,
+    container: String,
+    image: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadFindingLabel {
+    namespace: String,
+    kind: String,
+    name: String,
+    container: String,
+    image: String,
+    code: String,
+}
+
+/// One container's verdict in serve --watch; `available` is `None` while unknown.
+pub struct WorkloadVerdict<'a> {
+    pub namespace: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub container: &'a str,
+    pub image: &'a str,
+    pub available: Option<bool>,
+    pub codes: Vec<String>,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn duration_histogram() -> Histogram {
@@ -81,6 +112,8 @@ pub struct Metrics {
     last_run_duration: FloatGauge,
     findings: Family<FindingLabel, Gauge>,
     runs: Family<VerdictLabel, Counter>,
+    workload_available: Family<WorkloadImageLabel, Gauge>,
+    workload_finding: Family<WorkloadFindingLabel, Gauge>,
     /// The images and regions the per-image and per-region series were last written for, so
     /// a series whose image or region left the checked set is removed, not kept forever.
     live: std::sync::Mutex<(BTreeSet<String>, BTreeSet<String>)>,
@@ -110,6 +143,8 @@ impl Metrics {
             last_run_duration: FloatGauge::default(),
             findings: Family::default(),
             runs: Family::default(),
+            workload_available: Family::default(),
+            workload_finding: Family::default(),
             live: Default::default(),
             registry: Registry::default(),
         };
@@ -179,7 +214,94 @@ impl Metrics {
             m.findings.clone(),
         );
         registry.register("runs", "Completed runs, by verdict", m.runs.clone());
+        registry.register(
+            "workload_image_available",
+            "serve --watch: whether the workload's container image can be pulled with the credentials the kubelet would use for it (1) or not (0); absent until checked",
+            m.workload_available.clone(),
+        );
+        registry.register(
+            "workload_image_finding",
+            "serve --watch: the finding codes of the last check of the workload's container image (1 per code)",
+            m.workload_finding.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// serve --watch: every watched container's verdict, replacing the last set (series of
+    /// deleted workloads and changed images go), and the pull secrets' ECR token expiry per
+    /// image (the earliest, when workloads use several secrets for one image).
+    pub fn observe_workloads<'a>(
+        &self,
+        rows: impl Iterator<Item = WorkloadVerdict<'a>>,
+        pull_secret_expiry: &std::collections::BTreeMap<String, i64>,
+    ) {
+        self.workload_available.clear();
+        self.workload_finding.clear();
+        self.pull_secret_token_expiry.clear();
+        for r in rows {
+            let label = WorkloadImageLabel {
+                namespace: r.namespace.to_string(),
+                kind: r.kind.to_string(),
+                name: r.name.to_string(),
+                container: r.container.to_string(),
+                image: r.image.to_string(),
+            };
+            let Some(available) = r.available else {
+                continue;
+            };
+            self.workload_available
+                .get_or_create(&label)
+                .set(i64::from(available));
+            for code in r.codes {
+                self.workload_finding
+                    .get_or_create(&WorkloadFindingLabel {
+                        namespace: label.namespace.clone(),
+                        kind: label.kind.clone(),
+                        name: label.name.clone(),
+                        container: label.container.clone(),
+                        image: label.image.clone(),
+                        code,
+                    })
+                    .set(1);
+            }
+        }
+        for (image, exp) in pull_secret_expiry {
+            self.pull_secret_token_expiry
+                .get_or_create(&ImageLabel {
+                    image: image.clone(),
+                })
+                .set(*exp as f64);
+        }
+    }
+
+    /// serve --watch: a run of due checks finished; the run-wide series only (the per-image
+    /// ones of `observe` would flap as batches differ).
+    pub fn observe_watch_run(&self, report: &Report, finished_at: f64) {
+        self.identity_stage_success.clear();
+        for s in &report.identity.stages {
+            if s.status == Status::Skip {
+                continue;
+            }
+            self.identity_stage_success
+                .get_or_create(&StageOnly {
+                    stage: s.name.clone(),
+                })
+                .set(i64::from(matches!(s.status, Status::Pass | Status::Warn)));
+        }
+        if let Some(exp) = report.identity.token.as_ref().and_then(|t| t.expires_at) {
+            self.web_identity_token_expiry.set(exp as f64);
+        }
+        let verdict = wire_name(&report.verdict);
+        self.runs.get_or_create(&VerdictLabel { verdict }).inc();
+        self.last_run.set(finished_at);
+        self.last_run_duration
+            .set(report.duration_ms as f64 / 1000.0);
+    }
+
+    /// Marks the watch state current without a run (nothing was due): staleness is about
+    /// the scheduler stopping, not about there being nothing to check.
+    pub fn touch(&self, at: f64) {
+        self.last_run.set(at);
     }
 
     /// The configured interval between runs, for the staleness alert.

@@ -128,6 +128,7 @@ pub async fn serve(
     config: Config,
     interval: Duration,
     listen: SocketAddr,
+    watch: Option<crate::config::WatchConfig>,
 ) -> Result<(), ServeError> {
     // Refuse a bad CA file at start, not at the first run.
     Transport::new(&TransportConfig {
@@ -158,7 +159,16 @@ pub async fn serve(
     tracing::info!(listen = %bound, "serving /metrics, /report, /healthz, /readyz");
     // The checks run in a task of their own, on the runtime's worker threads: whatever a run
     // does (parsing hostile input, hashing layers) never holds up /healthz or SIGTERM.
-    let checks = tokio::spawn(check_loop(config, interval, shared));
+    let checks = match watch {
+        None => tokio::spawn(check_loop(config, interval, shared)),
+        Some(w) => tokio::spawn(async move {
+            crate::watch::run(config, interval, w, move |state, report, json| {
+                crate::watch::publish(state, report, &shared.metrics);
+                *shared.last.write().unwrap_or_else(|e| e.into_inner()) = Some(json);
+            })
+            .await
+        }),
+    };
     serve_http(listener, app).await;
     // Stopping cancels a run in progress; a canary pod it created is deleted by its guard,
     // and the pod's grace period is spent waiting for that, not for the run.
