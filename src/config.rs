@@ -45,6 +45,26 @@ pub struct ServeArgs {
     #[arg(long, env = "ECR_PULL_PROBE_LISTEN", default_value = "0.0.0.0:9090")]
     pub listen: String,
 
+    /// Watch the cluster's workloads (Deployments, StatefulSets, DaemonSets, CronJobs, Jobs,
+    /// bare Pods) and check every container image with the credentials the kubelet would use
+    /// for it, instead of a fixed image list. Namespaces from --namespace (repeatable), or
+    /// --all-namespaces; default: the probe's own.
+    #[arg(long, env = "ECR_PULL_PROBE_WATCH")]
+    pub watch: bool,
+
+    /// With --watch: every namespace (needs the ClusterRole of manifests/watch/).
+    #[arg(long, short = 'A', env = "ECR_PULL_PROBE_ALL_NAMESPACES")]
+    pub all_namespaces: bool,
+
+    /// With --watch: only workloads whose labels match this selector (e.g. `team=shop,tier!=test`).
+    #[arg(
+        long,
+        short = 'l',
+        env = "ECR_PULL_PROBE_SELECTOR",
+        value_name = "LABELS"
+    )]
+    pub selector: Option<String>,
+
     #[command(flatten)]
     pub check: CheckArgs,
 }
@@ -149,11 +169,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     /// Images to check, e.g. 818140567777.dkr.ecr.us-east-1.amazonaws.com/team/app:v1
-    #[arg(
-        env = "ECR_PULL_PROBE_IMAGES",
-        value_delimiter = ',',
-        required_unless_present = "images_from"
-    )]
+    #[arg(env = "ECR_PULL_PROBE_IMAGES", value_delimiter = ',')]
     pub images: Vec<String>,
 
     /// Also check every (init) container image of this workload, and pull with its pull
@@ -163,8 +179,14 @@ pub struct CheckArgs {
     pub images_from: Option<String>,
 
     /// Namespace of --images-from; default: the pod's own, or the kubeconfig context's.
-    #[arg(long, short = 'n', env = "ECR_PULL_PROBE_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// With `serve --watch`, the namespaces to watch (repeatable, comma-separated in the env).
+    #[arg(
+        long,
+        short = 'n',
+        env = "ECR_PULL_PROBE_NAMESPACE",
+        value_delimiter = ','
+    )]
+    pub namespace: Vec<String>,
 
     /// With --images-from, also use OpenShift's global pull secret (openshift-config/pull-secret,
     /// or kube-system/additional-pull-secret on hosted control planes) where readable.
@@ -201,9 +223,9 @@ pub struct CheckArgs {
     #[arg(long, env = "ECR_PULL_PROBE_PLATFORM")]
     pub platform: Option<String>,
 
-    /// Which layers to download and verify.
-    #[arg(long, env = "ECR_PULL_PROBE_LAYERS", value_enum, default_value = "all")]
-    pub layers: LayerMode,
+    /// Which layers to download and verify [default: all; smallest with serve --watch].
+    #[arg(long, env = "ECR_PULL_PROBE_LAYERS", value_enum)]
+    pub layers: Option<LayerMode>,
 
     #[command(flatten)]
     pub outputs: OutputArgs,
@@ -351,6 +373,18 @@ pub enum ConfigError {
         "--json, --text, --markdown and --junit write the report of one check; serve mode serves the last report at /report"
     )]
     ServeOutputFiles,
+    #[error("more than one --namespace is only for serve --watch")]
+    Namespaces,
+    #[error("{0}")]
+    Watch(&'static str),
+}
+
+/// What `serve --watch` watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// The namespaces to watch; `None`: all of them.
+    pub namespaces: Option<Vec<String>>,
+    pub selector: Option<String>,
 }
 
 /// Validated serve-mode settings.
@@ -359,15 +393,54 @@ pub struct ServeConfig {
     pub check: Config,
     pub interval: Duration,
     pub listen: std::net::SocketAddr,
+    /// `--watch`: the workloads of the cluster instead of a fixed image list.
+    pub watch: Option<WatchConfig>,
 }
 
 impl ServeConfig {
     pub fn from_args(a: ServeArgs) -> Result<ServeConfig, ConfigError> {
-        let check = Config::from_args(a.check)?;
+        let watch = if a.watch {
+            if !a.check.images.iter().all(|i| i.trim().is_empty()) || a.check.images_from.is_some()
+            {
+                return Err(ConfigError::Watch(
+                    "serve --watch finds the images in the cluster: give no IMAGE and no --images-from",
+                ));
+            }
+            if a.check.canary || a.check.docker_config.is_some() {
+                return Err(ConfigError::Watch(
+                    "serve --watch uses each workload's own pull secrets; --canary and --docker-config are for one workload",
+                ));
+            }
+            let named: Vec<String> = a
+                .check
+                .namespace
+                .iter()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect();
+            if a.all_namespaces && !named.is_empty() {
+                return Err(ConfigError::Watch(
+                    "--all-namespaces and --namespace exclude each other",
+                ));
+            }
+            Some(WatchConfig {
+                namespaces: (!a.all_namespaces).then_some(named),
+                selector: a.selector.filter(|s| !s.trim().is_empty()),
+            })
+        } else {
+            if a.all_namespaces || a.selector.is_some() {
+                return Err(ConfigError::Watch(
+                    "--all-namespaces and --selector are for serve --watch",
+                ));
+            }
+            None
+        };
+        let check = Config::build(a.check, watch.is_some())?;
         if !check.outputs.files.is_empty() {
             return Err(ConfigError::ServeOutputFiles);
         }
         Ok(ServeConfig {
+            watch,
             interval: parse_duration("--interval", &a.interval)?,
             listen: a.listen.parse().map_err(|_| ConfigError::Listen {
                 input: a.listen.clone(),
@@ -449,6 +522,12 @@ fn parse_endpoint(input: &str, allow_plain_http: bool) -> Result<(String, Url), 
 
 impl Config {
     pub fn from_args(a: CheckArgs) -> Result<Config, ConfigError> {
+        Self::build(a, false)
+    }
+
+    /// `watch`: serve --watch, which finds its images in the cluster, checks the smallest
+    /// layer by default and may watch several namespaces.
+    fn build(a: CheckArgs, watch: bool) -> Result<Config, ConfigError> {
         let images = a
             .images
             .iter()
@@ -456,10 +535,10 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(str::parse)
             .collect::<Result<Vec<ImageRef>, _>>()?;
-        if images.is_empty() && a.images_from.is_none() {
+        if images.is_empty() && a.images_from.is_none() && !watch {
             return Err(ReferenceError {
                 input: String::new(),
-                reason: "no image given".into(),
+                reason: "no image given: name IMAGES, or use --images-from".into(),
             }
             .into());
         }
@@ -470,7 +549,11 @@ impl Config {
             return Err(ConfigError::Concurrency);
         }
         let require = Require::parse(a.require.trim()).map_err(ConfigError::Require)?;
-        let kubelet_path = a.docker_config.is_some()
+        if a.namespace.len() > 1 && !watch {
+            return Err(ConfigError::Namespaces);
+        }
+        let kubelet_path = watch
+            || a.docker_config.is_some()
             || a.images_from.is_some()
             || a.credential_provider_config.is_some();
         if require == Require::Kubelet && !kubelet_path {
@@ -490,7 +573,11 @@ impl Config {
                 Some(p) => p.parse()?,
                 None => Platform::host(),
             },
-            layers: a.layers,
+            layers: a.layers.unwrap_or(if watch {
+                LayerMode::Smallest
+            } else {
+                LayerMode::All
+            }),
             outputs: a.outputs.into(),
             log_format: a.log_format,
             registry_endpoints: a
@@ -504,7 +591,7 @@ impl Config {
             concurrency: a.concurrency,
             docker_config: a.docker_config,
             images_from: a.images_from.as_deref().map(str::parse).transpose()?,
-            namespace: a.namespace.filter(|n| !n.is_empty()),
+            namespace: a.namespace.into_iter().next().filter(|n| !n.is_empty()),
             global_pull_secret: a.global_pull_secret,
             canary: a.canary,
             canary_node: a.canary_node.filter(|n| !n.is_empty()),

@@ -28,6 +28,7 @@ pub mod report;
 pub mod secret;
 pub mod serve;
 pub mod sts;
+pub mod watch;
 
 /// An error and its causes as one line, `a: b: c`, for evidence and for stderr.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

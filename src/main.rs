@@ -134,7 +134,12 @@ fn render_saved(args: RenderArgs) -> Result<ExitCode, BoxError> {
 fn serve(args: ServeArgs) -> Result<ExitCode, BoxError> {
     let config = ServeConfig::from_args(args)?;
     logging::init(config.check.log_format);
-    block_on(serve::serve(config.check, config.interval, config.listen))?;
+    block_on(serve::serve(
+        config.check,
+        config.interval,
+        config.listen,
+        config.watch,
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

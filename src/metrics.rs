@@ -57,6 +57,37 @@ struct VerdictLabel {
     verdict: String,
 }
 
+/// A workload's container image (serve --watch): one series per (workload, container).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadImageLabel {
+    namespace: String,
+    kind: String,
+    name: String,
+    container: String,
+    image: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkloadFindingLabel {
+    namespace: String,
+    kind: String,
+    name: String,
+    container: String,
+    image: String,
+    code: String,
+}
+
+/// One container's verdict in serve --watch; `available` is `None` while unknown.
+pub struct WorkloadVerdict<'a> {
+    pub namespace: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub container: &'a str,
+    pub image: &'a str,
+    pub available: Option<bool>,
+    pub codes: Vec<String>,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn duration_histogram() -> Histogram {
@@ -75,10 +106,14 @@ pub struct Metrics {
     pulled_bytes: Family<ImageLabel, Counter>,
     ecr_token_expiry: Family<RegionLabel, FloatGauge>,
     web_identity_token_expiry: FloatGauge,
+    pull_secret_token_expiry: Family<ImageLabel, FloatGauge>,
+    interval: FloatGauge,
     last_run: FloatGauge,
     last_run_duration: FloatGauge,
     findings: Family<FindingLabel, Gauge>,
     runs: Family<VerdictLabel, Counter>,
+    workload_available: Family<WorkloadImageLabel, Gauge>,
+    workload_finding: Family<WorkloadFindingLabel, Gauge>,
     /// The images and regions the per-image and per-region series were last written for, so
     /// a series whose image or region left the checked set is removed, not kept forever.
     live: std::sync::Mutex<(BTreeSet<String>, BTreeSet<String>)>,
@@ -102,10 +137,14 @@ impl Metrics {
             pulled_bytes: Family::default(),
             ecr_token_expiry: Family::default(),
             web_identity_token_expiry: FloatGauge::default(),
+            pull_secret_token_expiry: Family::default(),
+            interval: FloatGauge::default(),
             last_run: FloatGauge::default(),
             last_run_duration: FloatGauge::default(),
             findings: Family::default(),
             runs: Family::default(),
+            workload_available: Family::default(),
+            workload_finding: Family::default(),
             live: Default::default(),
             registry: Registry::default(),
         };
@@ -150,6 +189,16 @@ impl Metrics {
             m.web_identity_token_expiry.clone(),
         );
         registry.register(
+            "pull_secret_token_expiry_timestamp_seconds",
+            "Expiry of the ECR token in the pull secret entry the kubelet would use for the image, from the last run",
+            m.pull_secret_token_expiry.clone(),
+        );
+        registry.register(
+            "interval_seconds",
+            "The configured time between runs (for staleness alerts)",
+            m.interval.clone(),
+        );
+        registry.register(
             "last_run_timestamp_seconds",
             "When the last run finished",
             m.last_run.clone(),
@@ -165,7 +214,99 @@ impl Metrics {
             m.findings.clone(),
         );
         registry.register("runs", "Completed runs, by verdict", m.runs.clone());
+        registry.register(
+            "workload_image_available",
+            "serve --watch: whether the workload's container image can be pulled with the credentials the kubelet would use for it (1) or not (0); absent until checked",
+            m.workload_available.clone(),
+        );
+        registry.register(
+            "workload_image_finding",
+            "serve --watch: the finding codes of the last check of the workload's container image (1 per code)",
+            m.workload_finding.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// serve --watch: every watched container's verdict, replacing the last set (series of
+    /// deleted workloads and changed images go), and the pull secrets' ECR token expiry per
+    /// image (the earliest, when workloads use several secrets for one image).
+    pub fn observe_workloads<'a>(
+        &self,
+        rows: impl Iterator<Item = WorkloadVerdict<'a>>,
+        pull_secret_expiry: &std::collections::BTreeMap<String, i64>,
+    ) {
+        self.workload_available.clear();
+        self.workload_finding.clear();
+        self.pull_secret_token_expiry.clear();
+        for r in rows {
+            let label = WorkloadImageLabel {
+                namespace: r.namespace.to_string(),
+                kind: r.kind.to_string(),
+                name: r.name.to_string(),
+                container: r.container.to_string(),
+                image: r.image.to_string(),
+            };
+            let Some(available) = r.available else {
+                continue;
+            };
+            self.workload_available
+                .get_or_create(&label)
+                .set(i64::from(available));
+            for code in r.codes {
+                self.workload_finding
+                    .get_or_create(&WorkloadFindingLabel {
+                        namespace: label.namespace.clone(),
+                        kind: label.kind.clone(),
+                        name: label.name.clone(),
+                        container: label.container.clone(),
+                        image: label.image.clone(),
+                        code,
+                    })
+                    .set(1);
+            }
+        }
+        for (image, exp) in pull_secret_expiry {
+            self.pull_secret_token_expiry
+                .get_or_create(&ImageLabel {
+                    image: image.clone(),
+                })
+                .set(*exp as f64);
+        }
+    }
+
+    /// serve --watch: a run of due checks finished; the run-wide series only (the per-image
+    /// ones of `observe` would flap as batches differ).
+    pub fn observe_watch_run(&self, report: &Report, finished_at: f64) {
+        self.identity_stage_success.clear();
+        for s in &report.identity.stages {
+            if s.status == Status::Skip {
+                continue;
+            }
+            self.identity_stage_success
+                .get_or_create(&StageOnly {
+                    stage: s.name.clone(),
+                })
+                .set(i64::from(matches!(s.status, Status::Pass | Status::Warn)));
+        }
+        if let Some(exp) = report.identity.token.as_ref().and_then(|t| t.expires_at) {
+            self.web_identity_token_expiry.set(exp as f64);
+        }
+        let verdict = wire_name(&report.verdict);
+        self.runs.get_or_create(&VerdictLabel { verdict }).inc();
+        self.last_run.set(finished_at);
+        self.last_run_duration
+            .set(report.duration_ms as f64 / 1000.0);
+    }
+
+    /// Marks the watch state current without a run (nothing was due): staleness is about
+    /// the scheduler stopping, not about there being nothing to check.
+    pub fn touch(&self, at: f64) {
+        self.last_run.set(at);
+    }
+
+    /// The configured interval between runs, for the staleness alert.
+    pub fn set_interval(&self, interval: std::time::Duration) {
+        self.interval.set(interval.as_secs_f64());
     }
 
     /// Folds a finished run into the metrics. `finished_at` is Unix seconds.
@@ -175,6 +316,7 @@ impl Metrics {
         self.stage_success.clear();
         self.identity_stage_success.clear();
         self.findings.clear();
+        self.pull_secret_token_expiry.clear();
         let stages = report.identity.stages.iter().map(|s| (None, s)).chain(
             report
                 .images
@@ -242,6 +384,11 @@ impl Metrics {
                     })
                     .set(i64::from(status != Status::Fail));
             }
+            if let Some(exp) = p.pull_secrets.as_ref().and_then(|s| s.password_expires_at) {
+                self.pull_secret_token_expiry
+                    .get_or_create(&label)
+                    .set(exp as f64);
+            }
             let bytes: u64 = i.blobs.iter().map(|b| b.bytes).sum();
             self.pulled_bytes.get_or_create(&label).inc_by(bytes);
             if let Some(t) = &i.ecr_token {
@@ -308,6 +455,49 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// The same samples in the Prometheus text format 0.0.4, for a client that asks for
+    /// `text/plain` and not OpenMetrics (`promtool check metrics`, older scrapers).
+    pub fn encode_text(&self) -> String {
+        openmetrics_to_text(&self.encode())
+    }
+}
+
+/// The classic text format of what prometheus-client writes: a counter family is named by
+/// its `_total` sample, and there is no `# UNIT` or `# EOF`. Gauges and histograms are
+/// written alike in both formats.
+fn openmetrics_to_text(om: &str) -> String {
+    let counters: BTreeSet<&str> = om
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let tail = if tail == "unknown" { "untyped" } else { tail };
+                let suffix = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
+                out.push_str(&format!("{prefix}{name}{suffix} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -365,5 +555,62 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains(r#"path="pull_secrets""#), "{text}");
+    }
+
+    /// For the alert on a pull secret's ECR token running out: the entry's expiry per image,
+    /// gone when the image is no longer checked with a pull secret.
+    #[test]
+    fn a_pull_secrets_ecr_token_expiry_is_a_gauge_per_image() {
+        let m = Metrics::new();
+        m.set_interval(std::time::Duration::from_secs(300));
+        let mut r = fixtures::passing(&["a/one"], 10);
+        r.images[0].paths.pull_secrets = Some(crate::report::SecretPath {
+            status: Status::Pass,
+            source: "secret/shop/ecr-pull".into(),
+            entry: None,
+            username: None,
+            password_expires_at: Some(1_700_000_000),
+            stages: vec![],
+            findings: vec![],
+        });
+        m.observe(&r, 1.0);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"pull_secret_token_expiry_timestamp_seconds{image="a/one"} 1700000000"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("ecr_pull_probe_interval_seconds 300"),
+            "{text}"
+        );
+        m.observe(&fixtures::passing(&["a/one"], 10), 2.0);
+        assert!(
+            !m.encode()
+                .contains("pull_secret_token_expiry_timestamp_seconds{")
+        );
+    }
+
+    #[test]
+    fn the_text_format_names_counters_by_their_total_and_has_no_eof() {
+        let m = Metrics::new();
+        m.observe(&fixtures::passing(&["a/one"], 10), 1.0);
+        let text = m.encode_text();
+        assert!(
+            text.contains("# TYPE ecr_pull_probe_pulled_bytes_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP ecr_pull_probe_runs_total "), "{text}");
+        assert!(
+            text.contains("# TYPE ecr_pull_probe_success gauge\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        let samples = |t: &str| t.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples(&text), samples(&m.encode()));
     }
 }

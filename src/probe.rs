@@ -71,7 +71,6 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     let started_at = time::OffsetDateTime::now_utc();
     let t0 = StdInstant::now();
     let deadline = Instant::now() + config.timeout;
-    let timeout_secs = config.timeout.as_secs_f64();
     let transport = Transport::new(&TransportConfig {
         connect_timeout: config.connect_timeout,
         read_timeout: config.read_timeout,
@@ -122,6 +121,70 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
             .add(&path.display().to_string(), pullsecret::parse(&bytes));
     }
 
+    let items: Vec<(&ImageRef, Option<&SecretSet>)> =
+        images.iter().map(|i| (i, secrets.as_ref())).collect();
+    let run = RunSetup {
+        started_at,
+        t0,
+        deadline,
+        workload,
+        cluster,
+    };
+    checked(config, &transport, run, &items).await
+}
+
+/// `serve --watch`: one run over images each with its own pull secrets (those of the
+/// workloads that use it), with one identity resolution, one ECR token per region and one
+/// node provider setup for them all. `images` of the report are in the order of `items`.
+pub async fn run_checks(
+    config: &Config,
+    items: &[(ImageRef, Option<SecretSet>)],
+) -> Result<Report, SetupError> {
+    let started_at = time::OffsetDateTime::now_utc();
+    let t0 = StdInstant::now();
+    let deadline = Instant::now() + config.timeout;
+    let transport = Transport::new(&TransportConfig {
+        connect_timeout: config.connect_timeout,
+        read_timeout: config.read_timeout,
+        ca_file: config.ca_file.as_deref(),
+    })?;
+    let items: Vec<(&ImageRef, Option<&SecretSet>)> =
+        items.iter().map(|(i, s)| (i, s.as_ref())).collect();
+    let run = RunSetup {
+        started_at,
+        t0,
+        deadline,
+        workload: None,
+        cluster: None,
+    };
+    checked(config, &transport, run, &items).await
+}
+
+/// What a run has set up before its identity and its images.
+struct RunSetup {
+    started_at: time::OffsetDateTime,
+    t0: StdInstant,
+    deadline: Instant,
+    workload: Option<crate::report::Workload>,
+    cluster: Option<Cluster>,
+}
+
+/// The identity, then every image on every path, into the report.
+async fn checked(
+    config: &Config,
+    transport: &Transport,
+    run: RunSetup,
+    items: &[(&ImageRef, Option<&SecretSet>)],
+) -> Result<Report, SetupError> {
+    let RunSetup {
+        started_at,
+        t0,
+        deadline,
+        workload,
+        cluster,
+    } = run;
+    let timeout_secs = config.timeout.as_secs_f64();
+    let images: Vec<ImageRef> = items.iter().map(|(i, _)| (*i).clone()).collect();
     // Stage 1: identity.
     let env = IdentityEnv::from_env();
     let mut id_stages = Vec::new();
@@ -213,14 +276,13 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         puller: Puller {
             config,
             retry: RetryPolicy::default(),
-            transport: &transport,
+            transport,
             sts: sts_outcome.as_ref(),
             logins: registry::Logins::default(),
             deadline,
             timeout_secs,
         },
         tokens: &tokens,
-        pull_secrets: secrets.as_ref(),
         node: node.as_ref(),
         canary: config.canary,
     };
@@ -254,7 +316,10 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     // The futures are made up front, not by a closure inside the stream: a closure there
     // makes the whole run's future not provably `Send` (rust-lang/rust#102211), and serve
     // spawns it.
-    let pending: Vec<_> = images.iter().map(|img| ctx.check(img)).collect();
+    let pending: Vec<_> = items
+        .iter()
+        .map(|(img, secrets)| ctx.check(img, *secrets))
+        .collect();
     let checks = stream::iter(pending)
         .buffered(config.concurrency)
         .collect::<Vec<ImageReport>>();
@@ -420,14 +485,13 @@ fn finish_image(r: &mut ImageReport, require: report::Require) {
 struct ImageCtx<'a> {
     puller: Puller<'a>,
     tokens: &'a BTreeMap<TokenKey, TokenResult>,
-    pull_secrets: Option<&'a SecretSet>,
     node: Option<&'a NodeProviderSetup>,
     /// Whether the canary will add the kubelet's own answer.
     canary: bool,
 }
 
 impl ImageCtx<'_> {
-    async fn check(&self, img: &ImageRef) -> ImageReport {
+    async fn check(&self, img: &ImageRef, secrets: Option<&SecretSet>) -> ImageReport {
         let mut findings = Vec::new();
         let endpoint = registry::endpoint_for(img, &self.puller.config.registry_endpoints)
             .map(|u| u.to_string())
@@ -439,7 +503,7 @@ impl ImageCtx<'_> {
 
         let pod = pod_identity::check(&self.puller, img, token, &mut findings).await;
         let pod_passed = pod.passed();
-        let pull_secrets = match self.pull_secrets {
+        let pull_secrets = match secrets {
             Some(set) => Some(pull_secrets::check(&self.puller, img, set).await),
             None => None,
         };

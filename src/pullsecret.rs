@@ -120,7 +120,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, Malformed> {
 
 /// All the pull secrets a path may use, merged in the kubelet's order, with the problems met
 /// while gathering them (a missing Secret, a malformed one).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SecretSet {
     pub sources: Vec<String>,
     pub entries: Vec<Entry>,

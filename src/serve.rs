@@ -39,8 +39,28 @@ struct Shared {
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-async fn metrics(State(s): State<Arc<Shared>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, OPENMETRICS)], s.metrics.encode())
+const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics, unless the client asks for the classic text format and not for OpenMetrics
+/// (Prometheus asks for both and gets OpenMetrics; `curl` with no preference gets it too).
+async fn metrics(
+    State(s): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> impl IntoResponse {
+    let accept = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    if accept.contains("text/plain") && !accept.contains("application/openmetrics-text") {
+        (
+            [(header::CONTENT_TYPE, TEXT_FORMAT)],
+            s.metrics.encode_text(),
+        )
+    } else {
+        ([(header::CONTENT_TYPE, OPENMETRICS)], s.metrics.encode())
+    }
 }
 
 async fn report(State(s): State<Arc<Shared>>) -> impl IntoResponse {
@@ -108,6 +128,7 @@ pub async fn serve(
     config: Config,
     interval: Duration,
     listen: SocketAddr,
+    watch: Option<crate::config::WatchConfig>,
 ) -> Result<(), ServeError> {
     // Refuse a bad CA file at start, not at the first run.
     Transport::new(&TransportConfig {
@@ -125,6 +146,7 @@ pub async fn serve(
         metrics: Metrics::new(),
         last: RwLock::new(None),
     });
+    shared.metrics.set_interval(interval);
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/report", get(report))
@@ -137,7 +159,16 @@ pub async fn serve(
     tracing::info!(listen = %bound, "serving /metrics, /report, /healthz, /readyz");
     // The checks run in a task of their own, on the runtime's worker threads: whatever a run
     // does (parsing hostile input, hashing layers) never holds up /healthz or SIGTERM.
-    let checks = tokio::spawn(check_loop(config, interval, shared));
+    let checks = match watch {
+        None => tokio::spawn(check_loop(config, interval, shared)),
+        Some(w) => tokio::spawn(async move {
+            crate::watch::run(config, interval, w, move |state, report, json| {
+                crate::watch::publish(state, report, &shared.metrics);
+                *shared.last.write().unwrap_or_else(|e| e.into_inner()) = Some(json);
+            })
+            .await
+        }),
+    };
     serve_http(listener, app).await;
     // Stopping cancels a run in progress; a canary pod it created is deleted by its guard,
     // and the pod's grace period is spent waiting for that, not for the run.

@@ -8,6 +8,7 @@
 pub mod aws_proxy;
 pub mod cri;
 pub mod fake_api;
+pub mod fake_watch;
 pub mod fault;
 
 use std::collections::BTreeMap;

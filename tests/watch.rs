@@ -1,0 +1,338 @@
+//! serve --watch against the FAKE Kubernetes API with list and watch (common::fake_watch) and
+//! the real local registry: workloads added, changed and deleted while watched, a watch that
+//! drops and must resume, one check per distinct (image, credentials), and honest results for
+//! broken pull secrets, a missing ServiceAccount and a non-ECR image.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::fake_api::{deployment, docker_secret, service_account};
+use common::fake_watch::WatchApi;
+use common::*;
+use serde_json::{Value, json};
+
+const NS: &str = "shop";
+const DEPLOYMENTS: &str = "apis/apps/v1/deployments";
+
+fn auths(host: &str, password: &str) -> Value {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    json!({"auths": {host: {"auth": auth}}})
+}
+
+fn get(url: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "5", "-w", "\n%{http_code}", url])
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap_or(0), body.to_string())
+}
+
+/// Samples as (name, labels, value), parsed by prometheus_client's OpenMetrics parser.
+fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
+    let script = "import sys, json\n\
+from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+out = [[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]\n\
+print(json.dumps(out))";
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "not valid OpenMetrics: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn available(
+    samples: &[(String, Value, f64)],
+    kind: &str,
+    name: &str,
+    container: &str,
+) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == "ecr_pull_probe_workload_image_available"
+                && l["namespace"] == NS
+                && l["kind"] == kind
+                && l["name"] == name
+                && l["container"] == container
+        })
+        .map(|(_, _, v)| *v)
+}
+
+fn finding(samples: &[(String, Value, f64)], name: &str, code: &str) -> bool {
+    samples.iter().any(|(n, l, _)| {
+        n == "ecr_pull_probe_workload_image_finding" && l["name"] == name && l["code"] == code
+    })
+}
+
+/// The /report row of a workload's container.
+fn row<'a>(r: &'a Value, kind: &str, name: &str, container: &str) -> Option<&'a Value> {
+    r["workloads"]
+        .as_array()?
+        .iter()
+        .find(|w| w["kind"] == kind && w["name"] == name)?["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["container"] == container)
+}
+
+/// Polls /report until `done` holds for it.
+fn wait_report(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let (code, text) = get(&format!("{base}/report"));
+        if code == 200 {
+            let r: Value = serde_json::from_str(&text).unwrap();
+            if done(&r) {
+                return r;
+            }
+            assert!(start.elapsed() < Duration::from_secs(40), "{what}: {r:#}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "{what}: no report"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn bare_pod(name: &str, image: &str, owned: bool) -> Value {
+    let mut p = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}")},
+        "spec": {"containers": [{"name": "main", "image": image}], "serviceAccountName": "web"}
+    });
+    if owned {
+        p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9c", "uid": "rs", "controller": true}]);
+    }
+    p
+}
+
+fn cronjob(name: &str, sa: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "batch/v1", "kind": "CronJob",
+        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}")},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": {
+            "serviceAccountName": sa, "restartPolicy": "OnFailure",
+            "containers": [{"name": "report", "image": image}]}}}}}
+    })
+}
+
+#[test]
+fn serve_watch_keeps_every_workloads_verdict_current() {
+    let s = Stack::get();
+    let host = s.var("STACK_ECR_HOST");
+    let (ok, other) = (
+        s.image("naming-server-service:latest"),
+        s.image("naming-server-service:v1.4.2"),
+    );
+    let api = WatchApi::start();
+    api.single(
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts/web"),
+        200,
+        service_account(NS, "web", &[]),
+    );
+    api.single(
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts/default"),
+        200,
+        service_account(NS, "default", &[]),
+    );
+    api.single(
+        &format!("/api/v1/namespaces/{NS}/secrets/ecr-pull"),
+        200,
+        docker_secret(
+            NS,
+            "ecr-pull",
+            &auths(host, s.var("STACK_REGISTRY_PASSWORD")),
+        ),
+    );
+    api.single(
+        &format!("/api/v1/namespaces/{NS}/secrets/stale"),
+        200,
+        docker_secret(NS, "stale", &auths(host, "not-the-registry-password")),
+    );
+    // Two Deployments sharing one image and one pull secret: one check for both.
+    api.put(
+        DEPLOYMENTS,
+        deployment(NS, "web", "web", &["ecr-pull"], &ok, &ok),
+    );
+    api.put(
+        DEPLOYMENTS,
+        deployment(NS, "api", "web", &["ecr-pull"], &ok, &ok),
+    );
+    // A broken pull secret, a missing ServiceAccount, a non-ECR image.
+    api.put(
+        DEPLOYMENTS,
+        deployment(NS, "legacy", "web", &["stale"], &ok, &ok),
+    );
+    api.put("apis/batch/v1/cronjobs", cronjob("nightly", "ghost", &ok));
+    api.put(
+        "api/v1/pods",
+        bare_pod("debug", "registry.invalid/tools/debug:1", false),
+    );
+    // A pod a ReplicaSet owns is its Deployment's business, not a workload of its own.
+    api.put("api/v1/pods", bare_pod("web-5d9c-x2x1", &ok, true));
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path(), NS);
+    let server = ServeProcess::start(
+        &["--watch", "--namespace", NS, "--interval", "1h"],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let base = server.base.clone();
+    let r = wait_report(&base, "first verdicts", |r| {
+        r["summary"]["workloads"] == 5 && r["summary"]["unknown"] == 0
+    });
+    assert_eq!(r["schema_version"], "watch/1.0");
+    assert!(row(&r, "Pod", "web-5d9c-x2x1", "main").is_none(), "{r:#}");
+    for name in ["web", "api"] {
+        assert_eq!(
+            row(&r, "Deployment", name, "app").unwrap()["status"],
+            "available",
+            "{r:#}"
+        );
+    }
+    // web and api (init and app, one image, one secret) are one check.
+    let web = row(&r, "Deployment", "web", "app").unwrap()["check"].clone();
+    assert_eq!(
+        row(&r, "Deployment", "api", "migrate").unwrap()["check"],
+        web
+    );
+    // legacy's secret holds a wrong password: the kubelet's path fails, honestly.
+    let legacy = row(&r, "Deployment", "legacy", "app").unwrap();
+    assert_eq!(legacy["status"], "unavailable", "{r:#}");
+    assert_ne!(legacy["check"], web);
+    // nightly's ServiceAccount does not exist: said, not passed over.
+    let nightly = row(&r, "CronJob", "nightly", "report").unwrap();
+    assert_eq!(nightly["status"], "unavailable", "{r:#}");
+    assert!(
+        nightly["codes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("CLUSTER_READ_FAILED")),
+        "{nightly:#}"
+    );
+    // The bare pod's image is not ECR and its registry does not exist.
+    let debug = row(&r, "Pod", "debug", "main").unwrap();
+    assert_eq!(debug["status"], "unavailable", "{r:#}");
+    assert!(
+        debug["codes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("REGISTRY_NOT_ECR")),
+        "{debug:#}"
+    );
+    // The probe's own identity is the context.
+    assert!(r["identity"]["caller"]["arn"].is_string(), "{r:#}");
+    let checks = r["summary"]["checks"].as_u64().unwrap();
+    assert_eq!(checks, 4, "web+api, legacy, nightly, debug: {r:#}");
+
+    let (_, text) = get(&format!("{base}/metrics"));
+    let samples = parse_metrics(&text);
+    assert_eq!(
+        available(&samples, "Deployment", "web", "app"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        available(&samples, "Deployment", "legacy", "app"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        available(&samples, "CronJob", "nightly", "report"),
+        Some(0.0),
+        "{text}"
+    );
+    assert!(
+        finding(&samples, "nightly", "CLUSTER_READ_FAILED"),
+        "{text}"
+    );
+    assert!(finding(&samples, "debug", "REGISTRY_NOT_ECR"), "{text}");
+    assert!(!text.contains(s.var("STACK_REGISTRY_PASSWORD")));
+
+    // Added, changed, deleted while watched: verdicts within seconds.
+    let lists_before = api.lists.load(std::sync::atomic::Ordering::Relaxed);
+    api.put(
+        DEPLOYMENTS,
+        deployment(NS, "late", "web", &["ecr-pull"], &other, &other),
+    );
+    api.put(
+        DEPLOYMENTS,
+        deployment(
+            NS,
+            "api",
+            "web",
+            &["ecr-pull"],
+            &ok,
+            &s.image("no-such-repo:latest"),
+        ),
+    );
+    api.delete(DEPLOYMENTS, NS, "web");
+    let r = wait_report(&base, "changes seen", |r| {
+        row(r, "Deployment", "late", "app").is_some_and(|c| c["status"] == "available")
+            && row(r, "Deployment", "api", "app").is_some_and(|c| c["status"] == "unavailable")
+            && row(r, "Deployment", "web", "app").is_none()
+    });
+    assert!(
+        row(&r, "Deployment", "api", "app").unwrap()["codes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("REPOSITORY_NOT_FOUND")),
+        "{r:#}"
+    );
+    let (_, text) = get(&format!("{base}/metrics"));
+    let samples = parse_metrics(&text);
+    assert_eq!(
+        available(&samples, "Deployment", "web", "app"),
+        None,
+        "deleted: {text}"
+    );
+    assert_eq!(
+        available(&samples, "Deployment", "late", "app"),
+        Some(1.0),
+        "{text}"
+    );
+
+    // Every watch dropped: the watcher resumes and sees what happened since.
+    api.drop_watches();
+    std::thread::sleep(Duration::from_millis(300));
+    api.put(
+        DEPLOYMENTS,
+        deployment(NS, "after-drop", "web", &["ecr-pull"], &ok, &ok),
+    );
+    api.delete(DEPLOYMENTS, NS, "legacy");
+    wait_report(&base, "resumed after the drop", |r| {
+        row(r, "Deployment", "after-drop", "app").is_some_and(|c| c["status"] == "available")
+            && row(r, "Deployment", "legacy", "app").is_none()
+    });
+    assert!(
+        api.watches.load(std::sync::atomic::Ordering::Relaxed) > 6,
+        "watches resumed"
+    );
+    let lists_after = api.lists.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        lists_after, lists_before,
+        "a dropped watch resumes from its version, no re-list"
+    );
+}
