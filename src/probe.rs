@@ -112,10 +112,21 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     // A pull secret mounted as a file: unreadable is a configuration error; unparsable is a
     // finding, since it is what the kubelet would be given.
     if let Some(path) = &config.docker_config {
-        let bytes = std::fs::read(path).map_err(|source| SetupError::DockerConfig {
-            path: path.display().to_string(),
-            source,
-        })?;
+        // Read no more than the parser accepts (plus one byte, so an oversized file is named
+        // as such): a mounted file is outside input too.
+        let mut bytes = Vec::new();
+        {
+            use std::io::Read as _;
+            std::fs::File::open(path)
+                .and_then(|f| {
+                    f.take(pullsecret::MAX_DOCKER_CONFIG_BYTES as u64 + 1)
+                        .read_to_end(&mut bytes)
+                })
+                .map_err(|source| SetupError::DockerConfig {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+        }
         secrets
             .get_or_insert_with(SecretSet::default)
             .add(&path.display().to_string(), pullsecret::parse(&bytes));

@@ -39,7 +39,7 @@ pub const MAX_DOCKER_CONFIG_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
-    #[error("the docker config is {len} bytes, over the limit of {max}")]
+    #[error("the docker config is over the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
     #[error("not JSON")]
     NotJson,

@@ -270,3 +270,29 @@ fn hostile_pull_secret_keys_neither_hang_nor_crash_the_probe() {
         "the key is shortened in the report"
     );
 }
+
+/// Issue 11 point 2: a mounted docker config is read only up to the parser's cap; a larger
+/// one is named as such and never read whole.
+#[test]
+fn an_oversized_docker_config_is_refused_at_its_cap() {
+    let s = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.json");
+    let mut big = auths(&[(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD"))]).to_string();
+    big.push_str(&" ".repeat(3 << 20));
+    std::fs::write(&path, big).unwrap();
+    let run = probe(
+        &["check", &s.image("naming-server-service:latest")],
+        &[("ECR_PULL_PROBE_DOCKER_CONFIG", Some(path.to_str().unwrap()))],
+    );
+    let r = run.report();
+    let f = &secret_path(&r)["findings"][0];
+    assert_eq!(f["code"], "PULL_SECRET_MALFORMED", "{f:#}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 1048576 bytes"),
+        "{f:#}"
+    );
+}
