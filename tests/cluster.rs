@@ -688,14 +688,7 @@ fn a_service_account_token_provider_gets_the_workloads_token_and_annotations() {
     let s = Stack::get();
     let app = s.image("naming-server-service:latest");
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    std::os::unix::fs::symlink(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/plugins/ecr-credential-provider-local"),
-        bin.join("ecr-credential-provider"),
-    )
-    .unwrap();
+    let bin = local_provider_bin(dir.path());
     let config = dir.path().join("provider.yaml");
     std::fs::write(
         &config,

@@ -4,62 +4,11 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::scrape::*;
 use common::*;
 use serde_json::Value;
-
-fn get(url: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "5", "-w", "\n%{http_code}", url])
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap_or(0), body.to_string())
-}
-
-/// Samples as (name, labels, value), parsed by prometheus_client's OpenMetrics parser.
-fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
-    let script = "import sys, json\n\
-from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
-out = [[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]\n\
-print(json.dumps(out))";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "not valid OpenMetrics: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Vec<(String, Value, f64)> = serde_json::from_slice(&out.stdout).unwrap();
-    v
-}
-
-fn sample<'a>(
-    samples: &'a [(String, Value, f64)],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<&'a f64> {
-    samples
-        .iter()
-        .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
-        .map(|(_, _, v)| v)
-}
 
 #[test]
 fn serve_mode_scrapes_reports_and_stops_on_sigterm() {
@@ -271,14 +220,7 @@ fn half_sent_requests_are_bounded_and_never_block_sigterm() {
 fn serve_on_a_node_reports_each_path_with_the_node() {
     let s = Stack::get();
     let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    std::os::unix::fs::symlink(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/plugins/ecr-credential-provider-local"),
-        bin.join("ecr-credential-provider"),
-    )
-    .unwrap();
+    let bin = local_provider_bin(dir.path());
     let config = dir.path().join("config.json");
     std::fs::write(
         &config,

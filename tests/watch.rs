@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::fake_api::{deployment, docker_secret, service_account};
 use common::fake_watch::WatchApi;
+use common::scrape::*;
 use common::*;
 use serde_json::{Value, json};
 
@@ -20,45 +20,6 @@ const DEPLOYMENTS: &str = "apis/apps/v1/deployments";
 fn auths(host: &str, password: &str) -> Value {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
     json!({"auths": {host: {"auth": auth}}})
-}
-
-fn get(url: &str) -> (u16, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "5", "-w", "\n%{http_code}", url])
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, code) = text.rsplit_once('\n').unwrap();
-    (code.parse().unwrap_or(0), body.to_string())
-}
-
-/// Samples as (name, labels, value), parsed by prometheus_client's OpenMetrics parser.
-fn parse_metrics(text: &str) -> Vec<(String, Value, f64)> {
-    let script = "import sys, json\n\
-from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
-out = [[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]\n\
-print(json.dumps(out))";
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "not valid OpenMetrics: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn available(

@@ -10,6 +10,7 @@ pub mod cri;
 pub mod fake_api;
 pub mod fake_watch;
 pub mod fault;
+pub mod scrape;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -374,4 +375,18 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A node's plugin directory under `dir`: `bin/ecr-credential-provider` is the local stack's
+/// credential provider plugin (`tests/plugins/ecr-credential-provider-local`). Returns the
+/// bin dir, for `--credential-provider-bin-dir`.
+pub fn local_provider_bin(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/plugins/ecr-credential-provider-local"),
+        bin.join("ecr-credential-provider"),
+    )
+    .unwrap();
+    bin
 }
