@@ -82,6 +82,20 @@ impl FromStr for WorkloadRef {
     }
 }
 
+/// A pull Secret's docker config (`.dockerconfigjson`, else the legacy `.dockercfg`), parsed as
+/// the kubelet reads it; a Secret with neither is an empty config, hence malformed.
+pub fn parse_pull_secret(
+    secret: K8sSecret,
+) -> Result<Vec<pullsecret::Entry>, pullsecret::Malformed> {
+    let data = secret.data.unwrap_or_default();
+    let raw = data
+        .get(".dockerconfigjson")
+        .or_else(|| data.get(".dockercfg"))
+        .map(|b| b.0.as_slice())
+        .unwrap_or_default();
+    pullsecret::parse(raw)
+}
+
 /// The workload's view of a pod spec.
 pub fn workload_from_spec(
     kind: WorkloadKind,
@@ -327,13 +341,7 @@ impl Cluster {
                 .await
             {
                 Ok(secret) => {
-                    let data = secret.data.unwrap_or_default();
-                    let raw = data
-                        .get(".dockerconfigjson")
-                        .or_else(|| data.get(".dockercfg"))
-                        .map(|b| b.0.as_slice())
-                        .unwrap_or_default();
-                    set.add(&source, pullsecret::parse(raw));
+                    set.add(&source, parse_pull_secret(secret));
                 }
                 Err(e) if not_found(&e) && optional => {}
                 Err(e) if not_found(&e) => {

@@ -67,15 +67,20 @@ pub enum SetupError {
 /// Longest ServiceAccount token file read (a JWT is a few KiB).
 const MAX_TOKEN_FILE: u64 = 64 * 1024;
 
+/// The registry transport a run's settings ask for.
+fn transport_for(config: &Config) -> Result<Transport, TransportConfigError> {
+    Transport::new(&TransportConfig {
+        connect_timeout: config.connect_timeout,
+        read_timeout: config.read_timeout,
+        ca_file: config.ca_file.as_deref(),
+    })
+}
+
 pub async fn run(config: &Config) -> Result<Report, SetupError> {
     let started_at = time::OffsetDateTime::now_utc();
     let t0 = StdInstant::now();
     let deadline = Instant::now() + config.timeout;
-    let transport = Transport::new(&TransportConfig {
-        connect_timeout: config.connect_timeout,
-        read_timeout: config.read_timeout,
-        ca_file: config.ca_file.as_deref(),
-    })?;
+    let transport = transport_for(config)?;
 
     // The workload a rollout will run, and the pull secrets its pods will carry.
     let mut images = config.images.clone();
@@ -154,11 +159,7 @@ pub async fn run_checks(
     let started_at = time::OffsetDateTime::now_utc();
     let t0 = StdInstant::now();
     let deadline = Instant::now() + config.timeout;
-    let transport = Transport::new(&TransportConfig {
-        connect_timeout: config.connect_timeout,
-        read_timeout: config.read_timeout,
-        ca_file: config.ca_file.as_deref(),
-    })?;
+    let transport = transport_for(config)?;
     let items: Vec<(&ImageRef, Option<&SecretSet>)> =
         items.iter().map(|(i, s)| (i, s.as_ref())).collect();
     let run = RunSetup {

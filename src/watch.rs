@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::cluster::{WorkloadKind, effective_pull_secrets, workload_from_spec};
+use crate::cluster::{WorkloadKind, effective_pull_secrets, parse_pull_secret, workload_from_spec};
 use crate::config::{Config, WatchConfig};
 use crate::diagnosis;
 use crate::pullsecret::{self, SecretSet};
@@ -373,15 +373,7 @@ impl<'c> Credentials<'c> {
                     .get(&name)
                     .await
                 {
-                    Ok(secret) => {
-                        let data = secret.data.unwrap_or_default();
-                        let raw = data
-                            .get(".dockerconfigjson")
-                            .or_else(|| data.get(".dockercfg"))
-                            .map(|b| b.0.as_slice())
-                            .unwrap_or_default();
-                        SecretRead::Found(pullsecret::parse(raw))
-                    }
+                    Ok(secret) => SecretRead::Found(parse_pull_secret(secret)),
                     Err(kube::Error::Api(s)) if s.code == 404 => SecretRead::Missing,
                     Err(e) => SecretRead::Failed(crate::error_chain(&e)),
                 };
