@@ -25,6 +25,20 @@ fn run_against(fault: Fault, extra: &[&str]) -> (FaultRegistry, Run) {
     (fake, run)
 }
 
+/// The fake as a registry that is not ECR (`mirror.example`), checked without credentials.
+fn run_as_mirror(fault: Fault) -> (FaultRegistry, Run) {
+    let fake = FaultRegistry::start(fault);
+    let endpoint = format!("mirror.example=http://{}", fake.addr);
+    let run = probe(
+        &["check", "mirror.example/consultingfirm/faulty:latest"],
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+        ],
+    );
+    (fake, run)
+}
+
 #[test]
 fn the_fake_registry_itself_passes_when_well_behaved() {
     let (_, run) = run_against(Fault::None, &[]);
@@ -199,15 +213,7 @@ fn a_redirect_to_an_internal_address_is_refused_and_not_echoed() {
 
 #[test]
 fn a_token_realm_on_an_internal_address_is_refused() {
-    let fake = FaultRegistry::start(Fault::BearerRealmToInternal);
-    let endpoint = format!("mirror.example={}", format_args!("http://{}", fake.addr));
-    let run = probe(
-        &["check", "mirror.example/consultingfirm/faulty:latest"],
-        &[
-            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
-            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
-        ],
-    );
+    let (fake, run) = run_as_mirror(Fault::BearerRealmToInternal);
     assert_eq!(run.code, 1, "{}", run.stdout);
     let r = run.report();
     let f = finding(&r["images"][0], "REGISTRY_REDIRECT_REFUSED");
@@ -287,11 +293,7 @@ fn images_of_one_registry_share_one_login() {
         logins, 2,
         "one anonymous challenge and one credential check"
     );
-    let manifests = fake
-        .seen()
-        .iter()
-        .filter(|s| s.path.contains("/manifests/"))
-        .count();
+    let manifests = fake.requests_for("/manifests/");
     assert_eq!(manifests, 4, "each image still gets its own manifest");
 }
 
@@ -329,11 +331,7 @@ fn persistent_failures_still_fail_and_permanent_ones_are_not_retried() {
     let r = run.report();
     assert_eq!(r["retry_policy"]["registry_attempts"], 3);
     assert_eq!(r["retry_policy"]["aws_mode"], "standard");
-    let layer_requests = fake
-        .seen()
-        .iter()
-        .filter(|s| s.path.ends_with(&fake.layer_digest))
-        .count();
+    let layer_requests = fake.requests_for(&fake.layer_digest);
     assert_eq!(layer_requests, 3, "three tries in all");
     let retried = finding(&r["images"][0], "REGISTRY_RETRIED");
     assert_eq!(retried["evidence"]["retries"], 2);
@@ -343,11 +341,126 @@ fn persistent_failures_still_fail_and_permanent_ones_are_not_retried() {
     );
     let (fake, run) = run_against(Fault::CorruptLayer, &[]);
     assert_eq!(run.code, 1);
-    let layer_requests = fake
-        .seen()
-        .iter()
-        .filter(|s| s.path.ends_with(&fake.layer_digest))
-        .count();
+    let layer_requests = fake.requests_for(&fake.layer_digest);
     assert_eq!(layer_requests, 1, "a digest mismatch is not retried");
     assert!(!codes(&run.report()["images"][0]).contains(&"REGISTRY_RETRIED".to_string()));
+}
+
+/// Issue 11 point 3: a layer that broke off is resumed where it stopped with a `Range`
+/// request when the server honours it, and fetched whole again when it does not; either way
+/// the digest is checked over every byte, and the cause says which happened.
+#[test]
+fn a_broken_off_layer_is_resumed_with_a_range_request() {
+    for (fault, resumed) in [(Fault::FlakyLayer, true), (Fault::FlakyLayerNoRange, false)] {
+        let (fake, run) = run_against(fault, &[]);
+        assert_eq!(run.code, 0, "{fault:?}: {}", run.stdout);
+        let r = run.report();
+        let img = &r["images"][0];
+        let tries: Vec<Option<u64>> = fake
+            .seen()
+            .iter()
+            .filter(|s| s.path.ends_with(&fake.layer_digest))
+            .map(|s| s.range)
+            .collect();
+        let half = (fake.layer_size / 2) as u64;
+        assert_eq!(
+            tries,
+            [None, Some(half)],
+            "{fault:?}: the second try asks for the rest"
+        );
+        let layer = img["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["kind"] == "layer")
+            .unwrap();
+        assert_eq!(
+            layer["bytes"], fake.layer_size,
+            "{fault:?}: every byte verified"
+        );
+        let cause = finding(img, "REGISTRY_RETRIED")["evidence"]["causes"][0]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let said = if resumed {
+            format!("resumed at byte {half}")
+        } else {
+            "the whole blob was fetched again".to_string()
+        };
+        assert!(cause.contains(&said), "{fault:?}: {cause}");
+    }
+}
+
+/// Issue 11 point 2: every body and header block has a cap. A hostile registry sending far
+/// more (8 MiB manifests and error bodies, 1,025 layers or index entries, a 1 MiB header) gets
+/// a finding that names the cap; 100,000 nested arrays where the config belongs are refused at
+/// the first bracket (typed decoding, no recursion). The probe reads no further, retries none
+/// of it (the same server sends the same answer) and echoes none of it.
+#[test]
+fn a_hostile_registry_meets_a_cap_on_every_answer() {
+    for (fault, code, said) in [
+        (
+            Fault::HugeManifest,
+            "MANIFEST_INVALID",
+            "larger than 4194304 bytes",
+        ),
+        (
+            Fault::ManyLayers,
+            "MANIFEST_INVALID",
+            "1025 layers, more than the 1024",
+        ),
+        (
+            Fault::HugeIndex,
+            "MANIFEST_INVALID",
+            "1025 manifests, more than the 1024",
+        ),
+        (
+            Fault::DeepManifest,
+            "MANIFEST_INVALID",
+            "invalid type: sequence",
+        ),
+        (
+            Fault::HugeHeaders,
+            "REGISTRY_ERROR",
+            "a header block over 400 KiB",
+        ),
+        (Fault::HugeErrorBody, "MANIFEST_NOT_FOUND", ""),
+    ] {
+        let (fake, run) = run_against(fault, &[]);
+        assert_eq!(run.code, 1, "{fault:?}: {}", run.stdout);
+        let r = run.report();
+        let f = finding(&r["images"][0], code);
+        assert!(
+            f["summary"].as_str().unwrap().contains(said),
+            "{fault:?}: {f:#}"
+        );
+        assert!(
+            !codes(&r["images"][0]).contains(&"REGISTRY_RETRIED".to_string()),
+            "{fault:?} is not retried"
+        );
+        assert!(
+            run.stdout.len() < 64 << 10,
+            "{fault:?}: the report echoes {} bytes",
+            run.stdout.len()
+        );
+        let manifests = fake.requests_for("/manifests/");
+        assert_eq!(manifests, 1, "{fault:?}: asked once");
+    }
+}
+
+/// The Bearer token answer is capped too (64 KiB; real tokens are a few KiB).
+#[test]
+fn a_token_answer_past_its_cap_is_named() {
+    let (_fake, run) = run_as_mirror(Fault::HugeTokenResponse);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = finding(&r["images"][0], "REGISTRY_ERROR");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the 64 KiB accepted"),
+        "{f:#}"
+    );
+    assert!(run.stdout.len() < 64 << 10);
 }

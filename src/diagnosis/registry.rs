@@ -203,7 +203,7 @@ pub fn registry_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Findi
         .with("served_by", host.clone())
         .with("received", *received)
         .with("expected", *expected),
-        RegistryError::TokenFormat { host } => {
+        RegistryError::TokenFormat { host, .. } => {
             Finding::new(Code::REGISTRY_ERROR, err.to_string()).with("host", host.clone())
         }
     }
@@ -218,6 +218,7 @@ fn transport_finding(t: &TransportError, ctx: &RegistryContext<'_>) -> Finding {
         (TransportError::TooManyRedirects { .. } | TransportError::BadRedirect { .. }, _) => {
             Finding::new(Code::REGISTRY_ERROR, t.to_string())
         }
+        (TransportError::Malformed { .. }, _) => Finding::new(Code::REGISTRY_ERROR, t.to_string()),
         (TransportError::RefusedHop { from, .. }, _) => {
             Finding::new(Code::REGISTRY_REDIRECT_REFUSED, t.to_string()).with("from", from.clone())
         }

@@ -232,17 +232,29 @@ impl Puller<'_> {
         .await;
     }
 
-    /// A blob pull, retried as [`with_retries`] retries (each try streams and verifies the
-    /// whole blob again: nothing was kept of the broken one).
+    /// A blob pull, retried as [`with_retries`] retries. A try that broke off hands its
+    /// verifier to the next, which asks for the rest with `Range` (see
+    /// [`registry::Session::pull_blob`]); each cause says whether the rest was resumed or the
+    /// whole blob fetched again.
     async fn pull_blob_retrying(
         &self,
         session: &Session<'_>,
         d: &Descriptor,
     ) -> (registry::BlobPull, Vec<String>) {
-        let mut causes = Vec::new();
+        let mut causes: Vec<String> = Vec::new();
         let mut attempt = 1;
+        let mut resume = None;
         loop {
-            let p = session.pull_blob(d).await;
+            let p = session.pull_blob(d, &mut resume).await;
+            if let Some(last) = causes.last_mut() {
+                if let Some(at) = p.resumed_at {
+                    last.push_str(&format!("; resumed at byte {at} with a range request"));
+                } else if p.restarted {
+                    last.push_str(
+                        "; the range request was not honoured, so the whole blob was fetched again",
+                    );
+                }
+            }
             let cause = p.result.as_ref().err().and_then(retry::transient);
             match cause {
                 Some(cause) if attempt < self.retry.attempts => {

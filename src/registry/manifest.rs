@@ -64,6 +64,13 @@ pub enum ManifestError {
     TooManyLayers { count: usize },
 }
 
+/// A JSON error as a manifest error. Nesting needs no cap of its own: fields are typed, so a
+/// value nested where a string or descriptor belongs fails at its first bracket, unknown
+/// fields are skipped without recursion, and serde_json stops any recursion at 128 levels.
+fn json_error(e: serde_json::Error) -> ManifestError {
+    ManifestError::Invalid(e.to_string())
+}
+
 /// Indexes in the wild list a handful of platforms (plus attestations); thousands only come
 /// from a registry trying to exhaust us.
 pub const MAX_INDEX_ENTRIES: usize = 1024;
@@ -122,8 +129,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, Manife
         media_type: Option<String>,
         manifests: Option<serde::de::IgnoredAny>,
     }
-    let probe: Probe =
-        serde_json::from_slice(body).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+    let probe: Probe = serde_json::from_slice(body).map_err(json_error)?;
     let content_type = content_type.map(|c| c.split(';').next().unwrap_or(c).trim().to_string());
     let media_type = probe
         .media_type
@@ -136,10 +142,9 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, Manife
                 OCI_IMAGE_MEDIA_TYPE.into()
             }
         });
-    let invalid = |e: serde_json::Error| ManifestError::Invalid(e.to_string());
     match media_type.as_str() {
         OCI_IMAGE_MEDIA_TYPE | IMAGE_MANIFEST_MEDIA_TYPE => {
-            let m: WireImage = serde_json::from_slice(body).map_err(invalid)?;
+            let m: WireImage = serde_json::from_slice(body).map_err(json_error)?;
             if m.layers.len() > MAX_LAYERS {
                 return Err(ManifestError::TooManyLayers {
                     count: m.layers.len(),
@@ -156,7 +161,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, Manife
             })
         }
         OCI_IMAGE_INDEX_MEDIA_TYPE | IMAGE_MANIFEST_LIST_MEDIA_TYPE => {
-            let i: WireIndex = serde_json::from_slice(body).map_err(invalid)?;
+            let i: WireIndex = serde_json::from_slice(body).map_err(json_error)?;
             if i.manifests.len() > MAX_INDEX_ENTRIES {
                 return Err(ManifestError::TooManyEntries {
                     count: i.manifests.len(),
@@ -381,6 +386,37 @@ mod tests {
                 count: MAX_LAYERS + 1
             })
         );
+    }
+
+    #[test]
+    fn nesting_is_bounded_by_the_types_not_the_stack() {
+        // 100,000 levels on the test thread's stack: recursion this deep would overflow it.
+        let deep =
+            |open: &str, close: &str| format!("{}1{}", open.repeat(100_000), close.repeat(100_000));
+        let image = |extra: &str| {
+            format!(
+                r#"{{"mediaType":"{OCI_IMAGE_MEDIA_TYPE}","config":{{"mediaType":"c","digest":"sha256:{}","size":1}},"layers":[]{extra}}}"#,
+                "a".repeat(64)
+            )
+        };
+        // Unknown fields are skipped, however deep (the OCI spec says to ignore them).
+        for extra in [deep("[", "]"), deep(r#"{"a":"#, "}")] {
+            let body = image(&format!(r#","x":{extra}"#));
+            assert!(parse(None, body.as_bytes()).is_ok());
+        }
+        // Where a typed value belongs, the first bracket is refused.
+        for (field, value) in [("config", deep("[", "]")), ("layers", deep("[", "]"))] {
+            let body = format!(r#"{{"mediaType":"{OCI_IMAGE_MEDIA_TYPE}","{field}":{value}}}"#);
+            assert!(matches!(
+                parse(None, body.as_bytes()),
+                Err(ManifestError::Invalid(e)) if e.contains("invalid type")
+            ));
+        }
+        let index = format!(r#"{{"manifests":{}}}"#, deep("[", "]"));
+        assert!(matches!(
+            parse(None, index.as_bytes()),
+            Err(ManifestError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -100,8 +100,8 @@ pub enum RegistryError {
         #[source]
         source: reqwest::Error,
     },
-    #[error("the token from {host} is unusable")]
-    TokenFormat { host: String },
+    #[error("the token from {host} is unusable: {reason}")]
+    TokenFormat { host: String, reason: &'static str },
 }
 
 impl RegistryError {
@@ -404,11 +404,18 @@ async fn bearer_token(
         token: Option<String>,
         access_token: Option<String>,
     }
-    let body = read_capped(fetched.response, 64 << 10).await;
-    let token = body
-        .and_then(|b| serde_json::from_slice::<TokenResponse>(&b).ok())
+    let unusable = |reason| RegistryError::TokenFormat {
+        host: host.clone(),
+        reason,
+    };
+    // Registry tokens are a few KiB (Docker Hub's JWTs, ECR's are ~2 KiB): 64 KiB is generous.
+    let body = read_capped(fetched.response, 64 << 10)
+        .await
+        .ok_or_else(|| unusable("the answer is larger than the 64 KiB accepted"))?;
+    let token = serde_json::from_slice::<TokenResponse>(&body)
+        .ok()
         .and_then(|t| t.token.or(t.access_token))
-        .ok_or(RegistryError::TokenFormat { host })?;
+        .ok_or_else(|| unusable("the answer is not JSON with a `token` or `access_token`"))?;
     Ok(Auth::Bearer(Secret::new(token)))
 }
 
@@ -441,6 +448,11 @@ pub struct Resolved {
 pub struct BlobPull {
     pub served_by: Option<String>,
     pub redirected: bool,
+    /// The byte a `Range` request resumed this try at, when the server honoured it.
+    pub resumed_at: Option<u64>,
+    /// A `Range` was asked for and the answer was the whole blob (or not the rest asked for),
+    /// so it was verified from its first byte again.
+    pub restarted: bool,
     pub bytes: u64,
     pub elapsed: Duration,
     pub result: Result<(), RegistryError>,
@@ -594,27 +606,47 @@ impl Session<'_> {
     }
 
     /// Streams one blob through its verifier; nothing is stored.
-    pub async fn pull_blob(&self, desc: &Descriptor) -> BlobPull {
+    ///
+    /// `resume` carries a broken-off try's verifier (the hash of the bytes it received) into
+    /// the next: that try asks for the rest with `Range`, and only a 206 whose `Content-Range`
+    /// starts where the bytes stopped continues the hash; anything else (a 200: the server
+    /// ignored the range) is verified from the first byte again. Either way the digest and size
+    /// are checked over the whole blob, so a resumed pull proves what a whole one does.
+    pub async fn pull_blob(&self, desc: &Descriptor, resume: &mut Option<Verifier>) -> BlobPull {
         let start = Instant::now();
         let mut served_by = None;
         let mut redirected = false;
+        let mut resumed_at = None;
+        let mut restarted = false;
         let mut bytes = 0;
         let result = async {
-            let mut verifier =
+            // Checked before anything is requested: a hostile digest never becomes a URL.
+            let fresh =
                 Verifier::new(&desc.digest, desc.size).map_err(|source| RegistryError::Verify {
                     digest: desc.digest.clone(),
                     host: host_of(&self.base),
                     source,
                 })?;
+            let from = resume.as_ref().map_or(0, Verifier::received);
             let fetched = self
                 .transport
-                .get(self.url("blobs", &desc.digest), &self.auth, None)
+                .get_from(self.url("blobs", &desc.digest), &self.auth, None, from)
                 .await?;
             served_by = Some(fetched.served_by.clone());
             redirected = fetched.redirected;
             if !fetched.response.status().is_success() {
                 return Err(status_error(Request::Blob, fetched).await);
             }
+            let mut verifier = match resume.take() {
+                Some(v) if from > 0 && continues_at(&fetched.response, from) => {
+                    resumed_at = Some(from);
+                    v
+                }
+                _ => {
+                    restarted = from > 0;
+                    fresh
+                }
+            };
             let host = fetched.served_by;
             let mut response = fetched.response;
             let verify_err = |source| RegistryError::Verify {
@@ -630,10 +662,12 @@ impl Session<'_> {
                     }
                     Ok(None) => break,
                     Err(source) => {
+                        let received = verifier.received();
+                        *resume = Some(verifier);
                         return Err(RegistryError::Interrupted {
                             digest: desc.digest.clone(),
                             host: host.clone(),
-                            received: verifier.received(),
+                            received,
                             expected: desc.size,
                             source: source.without_url(),
                         });
@@ -646,11 +680,27 @@ impl Session<'_> {
         BlobPull {
             served_by,
             redirected,
+            resumed_at,
+            restarted,
             bytes,
             elapsed: start.elapsed(),
             result,
         }
     }
+}
+
+/// Whether `response` is the rest of a blob from byte `from`: a 206 whose `Content-Range` is
+/// `bytes from-…` (RFC 9110 §14.4). A 200 is the whole blob; any other range is not ours.
+fn continues_at(response: &reqwest::Response, from: u64) -> bool {
+    response.status() == reqwest::StatusCode::PARTIAL_CONTENT
+        && response
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split_once('-'))
+            .and_then(|(first, _)| first.trim().parse::<u64>().ok())
+            == Some(from)
 }
 
 #[cfg(test)]

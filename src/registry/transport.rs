@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LOCATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LOCATION, RANGE};
 use reqwest::{Response, Url};
 
 use crate::secret::Secret;
@@ -78,6 +78,18 @@ pub enum TransportError {
         #[source]
         source: reqwest::Error,
     },
+    /// Not HTTP the client accepts: a malformed status line or header, or a header block
+    /// past hyper's caps (400 KiB of buffer, 100 headers), which bound what a hostile server
+    /// can make the probe hold. Not retried: the same server sends the same answer.
+    #[error(
+        "{host} sent an answer that is not valid HTTP or is larger than accepted (a header block over 400 KiB or over 100 headers)"
+    )]
+    Malformed {
+        host: String,
+        hop: Hop,
+        #[source]
+        source: reqwest::Error,
+    },
     #[error("request to {host} failed")]
     Other {
         host: String,
@@ -104,6 +116,7 @@ impl TransportError {
             TransportError::Connect { host, .. }
             | TransportError::Tls { host, .. }
             | TransportError::Timeout { host, .. }
+            | TransportError::Malformed { host, .. }
             | TransportError::Other { host, .. }
             | TransportError::TooManyRedirects { host }
             | TransportError::BadRedirect { host }
@@ -116,6 +129,7 @@ impl TransportError {
             TransportError::Connect { hop, .. }
             | TransportError::Tls { hop, .. }
             | TransportError::Timeout { hop, .. }
+            | TransportError::Malformed { hop, .. }
             | TransportError::Other { hop, .. } => *hop,
             TransportError::RefusedHop { .. } => Hop::Redirect,
             _ => Hop::Registry,
@@ -140,6 +154,12 @@ impl TransportError {
                 hop,
                 source: e,
             }
+        } else if hyper_error(&e).is_some_and(hyper::Error::is_parse) {
+            TransportError::Malformed {
+                host,
+                hop,
+                source: e,
+            }
         } else if e.is_connect() {
             TransportError::Connect {
                 host,
@@ -154,6 +174,18 @@ impl TransportError {
             }
         }
     }
+}
+
+/// hyper's own error inside reqwest's, where it says what was wrong with the answer.
+fn hyper_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a hyper::Error> {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            return Some(h);
+        }
+        cur = e.source();
+    }
+    None
 }
 
 fn error_chain_mentions(e: &(dyn std::error::Error + 'static), needle: &str) -> bool {
@@ -291,6 +323,19 @@ impl Transport {
         auth: &Auth,
         accept: Option<&str>,
     ) -> Result<Fetched, TransportError> {
+        self.get_from(url, auth, accept, 0).await
+    }
+
+    /// [`Transport::get`] asking for the bytes from `from` on (`Range: bytes=from-`), sent on
+    /// every hop: S3 honours a range on a presigned URL as the registry does on its own. The
+    /// caller checks whether the answer is the rest (206) or the whole body again (200).
+    pub async fn get_from(
+        &self,
+        url: Url,
+        auth: &Auth,
+        accept: Option<&str>,
+        from: u64,
+    ) -> Result<Fetched, TransportError> {
         let origin = url.origin();
         let first = url.clone();
         let mut current = url;
@@ -303,6 +348,9 @@ impl Transport {
             }
             if let Some(a) = accept {
                 req = req.header(ACCEPT, a);
+            }
+            if from > 0 {
+                req = req.header(RANGE, format!("bytes={from}-"));
             }
             let kind = if hop == 0 {
                 Hop::Registry

@@ -54,11 +54,32 @@ pub enum Fault {
     BearerTokenExchange,
     /// The first request for each manifest is a 503 with `Retry-After: 1`, then all is well.
     FlakyManifest,
-    /// The first request for the layer breaks off halfway, then all is well.
+    /// The first request for the layer breaks off halfway; later ones are answered, a
+    /// `Range: bytes=N-` with a 206 and the rest (as the registry and S3 do).
     FlakyLayer,
+    /// As [`Fault::FlakyLayer`], but a `Range` is ignored: the whole layer with a 200.
+    FlakyLayerNoRange,
     /// Every request for the layer is a 429 with `Retry-After: 1`.
     ThrottledLayer,
+    /// Caps (issue 11 point 2): each sends more than the probe reads. The manifest is 8 MiB.
+    HugeManifest,
+    /// The manifest lists 1,025 layers.
+    ManyLayers,
+    /// The tag is an index of 1,025 entries.
+    HugeIndex,
+    /// The manifest's config is 100,000 nested arrays.
+    DeepManifest,
+    /// The manifest request is a 404 with an 8 MiB body.
+    HugeErrorBody,
+    /// The manifest's answer carries a 1 MiB header.
+    HugeHeaders,
+    /// Anonymous requests get a Bearer challenge whose realm (the fake itself) answers a
+    /// 1 MiB token.
+    HugeTokenResponse,
 }
+
+/// How much the hostile faults send: far past every cap.
+pub const HOSTILE_BYTES: usize = 8 << 20;
 
 /// The token [`Fault::BearerTokenExchange`] hands out.
 pub const EXCHANGED_TOKEN: &str = "exchanged-pull-token";
@@ -81,6 +102,8 @@ pub struct Seen {
     pub server: &'static str,
     pub path: String,
     pub authorization: bool,
+    /// The first byte a `Range: bytes=N-` asked for.
+    pub range: Option<u64>,
 }
 
 pub struct FaultRegistry {
@@ -162,21 +185,26 @@ struct Request {
     authorization: bool,
     /// The `Authorization` header's scheme and value (`Basic dXNlcjpwdw==`).
     auth_header: Option<String>,
+    range: Option<u64>,
 }
 
 async fn read_request(s: &mut TcpStream) -> Option<Request> {
     let (head, _) = super::read_http_request(s).await?;
-    let mut lines = head.lines();
-    let path = lines.next()?.split(' ').nth(1)?.to_string();
-    let auth_header = lines.find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("authorization")
-            .then(|| v.trim().to_string())
-    });
+    let path = head.lines().next()?.split(' ').nth(1)?.to_string();
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    };
+    let auth_header = header("authorization");
+    let range =
+        header("range").and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok());
     Some(Request {
         path,
         authorization: auth_header.is_some(),
         auth_header,
+        range,
     })
 }
 
@@ -192,6 +220,17 @@ async fn respond(s: &mut TcpStream, status: &str, headers: &[(&str, String)], bo
     let _ = s.write_all(out.as_bytes()).await;
     let _ = s.write_all(body).await;
     let _ = s.shutdown().await;
+}
+
+/// A 200 with a `Content-Type`, as a registry answers a manifest or index.
+async fn respond_typed(s: &mut TcpStream, content_type: &str, body: &[u8]) {
+    respond(
+        s,
+        "200 OK",
+        &[("Content-Type", content_type.to_string())],
+        body,
+    )
+    .await
 }
 
 impl FaultRegistry {
@@ -229,6 +268,7 @@ impl FaultRegistry {
                             server: "bait",
                             path: r.path,
                             authorization: r.authorization,
+                            range: r.range,
                         });
                         let body = format!(
                             r#"{{"Code":"Success","AccessKeyId":"ASIABAIT","SecretAccessKey":"{BAIT_SECRET}"}}"#
@@ -249,6 +289,7 @@ impl FaultRegistry {
                             server: "storage",
                             path: r.path.clone(),
                             authorization: r.authorization,
+                            range: r.range,
                         });
                         if r.authorization {
                             // S3's answer to a presigned URL that also carries a header.
@@ -278,6 +319,7 @@ impl FaultRegistry {
                             server: "registry",
                             path: r.path.clone(),
                             authorization: r.authorization,
+                            range: r.range,
                         });
                         seen.iter()
                             .filter(|x| x.server == "registry" && x.path == r.path)
@@ -306,6 +348,14 @@ impl FaultRegistry {
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// How many requests the registry got for a path containing `part`.
+    pub fn requests_for(&self, part: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.server == "registry" && s.path.contains(part))
+            .count()
+    }
 }
 
 /// The other listeners a fault may send the client to.
@@ -327,6 +377,11 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
             format!(
                 r#"Bearer realm="http://127.0.0.2:{}/token",service="fault-registry""#,
                 ports.bait
+            )
+        } else if fault == Fault::HugeTokenResponse {
+            format!(
+                r#"Bearer realm="http://{}/token",service="fault-registry""#,
+                ports.own
             )
         } else {
             r#"Basic realm="fault-registry""#.to_string()
@@ -361,6 +416,9 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
         if r.auth_header.as_deref() != Some(&format!("Bearer {EXCHANGED_TOKEN}")) {
             return respond(s, "401 Unauthorized", &[bearer, json, date], unauthorized).await;
         }
+    } else if fault == Fault::HugeTokenResponse && r.path.starts_with("/token") {
+        let body = format!(r#"{{"token":"{}"}}"#, "a".repeat(HOSTILE_BYTES));
+        return respond(s, "200 OK", &[json], body.as_bytes()).await;
     } else if !r.authorization {
         return respond(
             s,
@@ -394,13 +452,7 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
                     .unwrap()
                     .replace(&c.layer.0, &traversal);
                 let ct = "application/vnd.oci.image.manifest.v1+json";
-                respond(
-                    s,
-                    "200 OK",
-                    &[("Content-Type", ct.to_string())],
-                    body.as_bytes(),
-                )
-                .await
+                respond_typed(s, ct, body.as_bytes()).await
             }
             Fault::HostileIndexEntry | Fault::IndexChildMismatch
                 if !r.path.contains("/manifests/sha256:") =>
@@ -421,28 +473,75 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
                 })
                 .to_string();
                 let ct = "application/vnd.oci.image.index.v1+json";
+                respond_typed(s, ct, index.as_bytes()).await
+            }
+            Fault::HugeManifest => {
+                let mut body = c.manifest.clone();
+                body.resize(HOSTILE_BYTES, b' ');
+                let ct = "application/vnd.oci.image.manifest.v1+json";
+                respond_typed(s, ct, &body).await
+            }
+            Fault::ManyLayers | Fault::HugeIndex if !r.path.contains("/manifests/sha256:") => {
+                let m: serde_json::Value = serde_json::from_slice(&c.manifest).unwrap();
+                let (ct, body) = if fault == Fault::ManyLayers {
+                    let mut m = m;
+                    m["layers"] = serde_json::Value::Array(vec![m["layers"][0].clone(); 1025]);
+                    ("application/vnd.oci.image.manifest.v1+json", m)
+                } else {
+                    let entry = serde_json::json!({
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": digest(&c.manifest), "size": c.manifest.len(),
+                        "platform": {"os": "linux", "architecture": "amd64"},
+                    });
+                    let index = serde_json::json!({
+                        "schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": vec![entry; 1025],
+                    });
+                    ("application/vnd.oci.image.index.v1+json", index)
+                };
+                let body = body.to_string();
+                respond_typed(s, ct, body.as_bytes()).await
+            }
+            Fault::DeepManifest => {
+                let depth = 100_000;
+                let body = format!(
+                    r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{}{}}}"#,
+                    "[".repeat(depth),
+                    "]".repeat(depth)
+                );
+                let ct = "application/vnd.oci.image.manifest.v1+json";
+                respond_typed(s, ct, body.as_bytes()).await
+            }
+            Fault::HugeErrorBody => {
+                let body = vec![b'x'; HOSTILE_BYTES];
+                respond(
+                    s,
+                    "404 Not Found",
+                    &[("Content-Type", "text/plain".into())],
+                    &body,
+                )
+                .await
+            }
+            Fault::HugeHeaders => {
+                let ct = "application/vnd.oci.image.manifest.v1+json";
+                let padding = "a".repeat(1 << 20);
                 respond(
                     s,
                     "200 OK",
-                    &[("Content-Type", ct.to_string())],
-                    index.as_bytes(),
+                    &[("Content-Type", ct.to_string()), ("X-Padding", padding)],
+                    &c.manifest,
                 )
                 .await
             }
             Fault::Schema1Manifest => {
                 let ct = "application/vnd.docker.distribution.manifest.v1+prettyjws";
                 let body = br#"{"schemaVersion":1,"name":"consultingfirm/faulty","tag":"latest","fsLayers":[]}"#;
-                respond(s, "200 OK", &[("Content-Type", ct.to_string())], body).await
+                respond_typed(s, ct, body).await
             }
             _ => {
                 let ct = "application/vnd.oci.image.manifest.v1+json";
-                respond(
-                    s,
-                    "200 OK",
-                    &[("Content-Type", ct.to_string())],
-                    &c.manifest,
-                )
-                .await
+                respond_typed(s, ct, &c.manifest).await
             }
         };
     }
@@ -465,7 +564,14 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
         | Fault::IndexChildMismatch
         | Fault::BearerRealmToInternal
         | Fault::BearerTokenExchange
-        | Fault::FlakyManifest => respond(s, "200 OK", &[], layer).await,
+        | Fault::FlakyManifest
+        | Fault::HugeManifest
+        | Fault::ManyLayers
+        | Fault::HugeIndex
+        | Fault::DeepManifest
+        | Fault::HugeErrorBody
+        | Fault::HugeHeaders
+        | Fault::HugeTokenResponse => respond(s, "200 OK", &[], layer).await,
         Fault::RedirectToInternal => {
             let location = format!(
                 "http://127.0.0.2:{}/latest/meta-data/iam/security-credentials/node-role",
@@ -479,7 +585,15 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
             bad[1000] ^= 0xff;
             respond(s, "200 OK", &[], &bad).await
         }
-        Fault::FlakyLayer if ports.nth > 1 => respond(s, "200 OK", &[], layer).await,
+        Fault::FlakyLayer if ports.nth > 1 => match r.range {
+            Some(from) if (from as usize) < layer.len() => {
+                let range = format!("bytes {from}-{}/{}", layer.len() - 1, layer.len());
+                let rest = &layer[from as usize..];
+                respond(s, "206 Partial Content", &[("Content-Range", range)], rest).await
+            }
+            _ => respond(s, "200 OK", &[], layer).await,
+        },
+        Fault::FlakyLayerNoRange if ports.nth > 1 => respond(s, "200 OK", &[], layer).await,
         Fault::ThrottledLayer => {
             let body = br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"Rate exceeded"}]}"#;
             respond(
@@ -490,7 +604,7 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
             )
             .await
         }
-        Fault::TruncatedLayer | Fault::FlakyLayer => {
+        Fault::TruncatedLayer | Fault::FlakyLayer | Fault::FlakyLayerNoRange => {
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 layer.len()
