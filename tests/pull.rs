@@ -262,6 +262,16 @@ fn an_untrusted_registry_certificate_is_named() {
     let r = run.report();
     let f = finding(only_image(&r), "REGISTRY_TLS_UNTRUSTED");
     assert_eq!(f["evidence"]["host"], s.var("STACK_REGISTRY"));
+    // Whose certificate it was, as `openssl x509 -subject -issuer` names the stack's.
+    let subject = format!("CN={}", s.var("STACK_ECR_HOST"));
+    assert_eq!(f["evidence"]["issuer"], "CN=ecr-pull-probe local CA");
+    assert_eq!(f["evidence"]["subject"], subject);
+    assert!(
+        f["summary"].as_str().unwrap().contains(&format!(
+            "issued to {subject} by CN=ecr-pull-probe local CA"
+        )),
+        "{f:#}"
+    );
 }
 
 #[test]

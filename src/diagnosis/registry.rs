@@ -227,10 +227,29 @@ fn transport_finding(t: &TransportError, ctx: &RegistryContext<'_>) -> Finding {
             format!("the registry redirected a blob to {host}, which could not be reached: {t}"),
         )
         .with("expected_storage", storage_hint(ctx)),
-        (TransportError::Tls { .. }, _) => Finding::new(
-            Code::REGISTRY_TLS_UNTRUSTED,
-            format!("the certificate of {host} is not trusted"),
-        ),
+        (TransportError::Tls { presented, .. }, _) => match presented {
+            // Whose certificate it was is the whole question: a TLS-inspecting proxy's, a
+            // self-signed one, or an internal CA's each has its own fix.
+            Some(names) => Finding::new(
+                Code::REGISTRY_TLS_UNTRUSTED,
+                format!(
+                    "the certificate of {host} is not trusted: it is issued to {} by {}{}",
+                    names.subject,
+                    names.issuer,
+                    if names.subject == names.issuer {
+                        " (self-signed)"
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .with("subject", names.subject.clone())
+            .with("issuer", names.issuer.clone()),
+            None => Finding::new(
+                Code::REGISTRY_TLS_UNTRUSTED,
+                format!("the certificate of {host} is not trusted"),
+            ),
+        },
         // The catalogue's fix is ECR's (its `ecr.dkr` VPC endpoint); another registry needs
         // egress or a copy in ECR.
         _ if ctx.image.ecr.is_none() => Finding::new(Code::REGISTRY_UNREACHABLE, t.to_string())

@@ -8,6 +8,7 @@ pub mod blob;
 pub mod manifest;
 pub mod retry;
 pub mod transport;
+pub mod x509;
 
 use std::time::{Duration, Instant};
 

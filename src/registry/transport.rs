@@ -7,11 +7,19 @@
 //! signatures), and it has no overall timeout. This layer keeps all of that visible and stays
 //! small; the OCI wire types still come from `oci-client`.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue, LOCATION, RANGE};
 use reqwest::{Response, Url};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use super::x509;
 
 use crate::secret::Secret;
 
@@ -68,6 +76,8 @@ pub enum TransportError {
     Tls {
         host: String,
         hop: Hop,
+        /// Whose certificate it was, as the verifier saw it before refusing it.
+        presented: Option<super::x509::Names>,
         #[source]
         source: reqwest::Error,
     },
@@ -146,6 +156,7 @@ impl TransportError {
             TransportError::Tls {
                 host,
                 hop,
+                presented: None,
                 source: e,
             }
         } else if e.is_timeout() {
@@ -272,6 +283,8 @@ pub enum TransportConfigError {
     ParseCa { path: String },
     #[error("cannot build the HTTP client")]
     Build(#[source] reqwest::Error),
+    #[error("cannot set up TLS")]
+    Tls(#[source] rustls::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -284,11 +297,97 @@ pub struct TransportConfig<'a> {
 #[derive(Debug, Clone)]
 pub struct Transport {
     client: reqwest::Client,
+    refused: Arc<Refused>,
+}
+
+/// The certificates the verifier refused, by server name: a TLS failure reaches us as text
+/// inside hyper's and reqwest's errors, without the certificate it was about.
+#[derive(Debug, Default)]
+struct Refused(Mutex<HashMap<String, x509::Names>>);
+
+/// The platform's verifier (what reqwest uses: the system's roots plus `--ca-file`), noting
+/// whose certificate it refused before refusing it, so `REGISTRY_TLS_UNTRUSTED` can say
+/// "issued by Corp Inspection CA" instead of only "not trusted".
+#[derive(Debug)]
+struct RecordingVerifier {
+    inner: rustls_platform_verifier::Verifier,
+    refused: Arc<Refused>,
+}
+
+impl ServerCertVerifier for RecordingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        if verdict.is_err()
+            && let Some(names) = x509::names(end_entity)
+            && let Ok(mut refused) = self.refused.0.lock()
+        {
+            refused.insert(server_name.to_str().into_owned(), names);
+        }
+        verdict
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The TLS configuration reqwest would build for `http1_only()` with extra roots (the
+/// platform's verifier, every protocol version, ALPN `http/1.1`), with the recording verifier.
+fn tls_config(
+    extra_roots: Vec<CertificateDer<'static>>,
+    refused: Arc<Refused>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let inner = if extra_roots.is_empty() {
+        rustls_platform_verifier::Verifier::new(provider.clone())?
+    } else {
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())?
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(RecordingVerifier { inner, refused }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 impl Transport {
     pub fn new(cfg: &TransportConfig<'_>) -> Result<Self, TransportConfigError> {
-        let mut b = reqwest::Client::builder()
+        let b = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(cfg.connect_timeout)
             .read_timeout(cfg.read_timeout)
@@ -297,22 +396,33 @@ impl Transport {
             // slower here (0.47 s vs 0.35 s, scripts/bench), window sizes notwithstanding.
             .http1_only()
             .user_agent(concat!("ecr-pull-probe/", env!("CARGO_PKG_VERSION")));
+        let mut roots = Vec::new();
         if let Some(path) = cfg.ca_file {
             let pem = std::fs::read(path).map_err(|source| TransportConfigError::ReadCa {
                 path: path.display().to_string(),
                 source,
             })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            roots = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
                 .ok()
                 .filter(|c| !c.is_empty())
                 .ok_or_else(|| TransportConfigError::ParseCa {
                     path: path.display().to_string(),
                 })?;
-            b = b.tls_certs_merge(certs);
         }
+        let refused = Arc::new(Refused::default());
+        let tls = tls_config(roots, refused.clone()).map_err(TransportConfigError::Tls)?;
+        let b = b.tls_backend_preconfigured(tls);
         Ok(Transport {
             client: b.build().map_err(TransportConfigError::Build)?,
+            refused,
         })
+    }
+
+    /// Whose certificate `host` presented, if the verifier refused one from it.
+    fn refused_for(&self, host: &str) -> Option<x509::Names> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.refused.0.lock().ok()?.get(host).cloned()
     }
 
     /// GET `url`, following redirects. `auth` is sent only to the origin of `url`: a presigned
@@ -358,10 +468,13 @@ impl Transport {
                 Hop::Redirect
             };
             tracing::debug!(host = %host_of(&current), path = current.path(), "GET");
-            let response = req
-                .send()
-                .await
-                .map_err(|e| TransportError::classify(e, host_of(&current), kind))?;
+            let response = req.send().await.map_err(|e| {
+                let mut e = TransportError::classify(e, host_of(&current), kind);
+                if let TransportError::Tls { presented, .. } = &mut e {
+                    *presented = current.host_str().and_then(|h| self.refused_for(h));
+                }
+                e
+            })?;
             if response.status().is_redirection() {
                 let next = response
                     .headers()
