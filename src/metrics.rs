@@ -90,6 +90,10 @@ pub struct WorkloadVerdict<'a> {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// The label set of a series that has none: a family of it is a gauge that can be absent
+/// (encoded as `name value` when present, like a plain gauge).
+type NoLabels = [(&'static str, &'static str); 0];
+
 fn duration_histogram() -> Histogram {
     // 5 ms .. ~80 s
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
@@ -105,7 +109,10 @@ pub struct Metrics {
     stage_duration: Family<StageOnly, Histogram, fn() -> Histogram>,
     pulled_bytes: Family<ImageLabel, Counter>,
     ecr_token_expiry: Family<RegionLabel, FloatGauge>,
-    web_identity_token_expiry: FloatGauge,
+    /// Absent unless the last run read a token with an expiry: a plain gauge would say 0
+    /// (expired, to the expiring alert) before the first run and in modes without a token,
+    /// and would keep the previous token's expiry after a run that could not read one.
+    web_identity_token_expiry: Family<NoLabels, FloatGauge>,
     pull_secret_token_expiry: Family<ImageLabel, FloatGauge>,
     interval: FloatGauge,
     last_run: FloatGauge,
@@ -136,7 +143,7 @@ impl Metrics {
             stage_duration: Family::new_with_constructor(duration_histogram),
             pulled_bytes: Family::default(),
             ecr_token_expiry: Family::default(),
-            web_identity_token_expiry: FloatGauge::default(),
+            web_identity_token_expiry: Family::default(),
             pull_secret_token_expiry: Family::default(),
             interval: FloatGauge::default(),
             last_run: FloatGauge::default(),
@@ -288,14 +295,21 @@ impl Metrics {
                 })
                 .set(i64::from(matches!(s.status, Status::Pass | Status::Warn)));
         }
-        if let Some(exp) = report.identity.token.as_ref().and_then(|t| t.expires_at) {
-            self.web_identity_token_expiry.set(exp as f64);
-        }
+        self.observe_token_expiry(report);
         let verdict = wire_name(&report.verdict);
         self.runs.get_or_create(&VerdictLabel { verdict }).inc();
         self.last_run.set(finished_at);
         self.last_run_duration
             .set(report.duration_ms as f64 / 1000.0);
+    }
+
+    fn observe_token_expiry(&self, report: &Report) {
+        self.web_identity_token_expiry.clear();
+        if let Some(exp) = report.identity.token.as_ref().and_then(|t| t.expires_at) {
+            self.web_identity_token_expiry
+                .get_or_create(&[])
+                .set(exp as f64);
+        }
     }
 
     /// Marks the watch state current without a run (nothing was due): staleness is about
@@ -406,9 +420,7 @@ impl Metrics {
             }
         }
         self.drop_stale_series(report);
-        if let Some(exp) = report.identity.token.as_ref().and_then(|t| t.expires_at) {
-            self.web_identity_token_expiry.set(exp as f64);
-        }
+        self.observe_token_expiry(report);
         for f in all_findings(report) {
             let severity = wire_name(&f.severity);
             self.findings
@@ -590,6 +602,29 @@ mod tests {
             !m.encode()
                 .contains("pull_secret_token_expiry_timestamp_seconds{")
         );
+    }
+
+    /// The token's expiry is the last run's or absent: never 0 before a run or without web
+    /// identity (the expiring alert would read it as expired), never the token before one
+    /// that could not be read.
+    #[test]
+    fn the_web_identity_token_expiry_is_the_last_runs_or_absent() {
+        let name = "ecr_pull_probe_web_identity_token_expiry_timestamp_seconds";
+        let m = Metrics::new();
+        assert!(!m.encode().contains(name));
+        let mut r = fixtures::passing(&["a/one"], 10);
+        r.identity.token = Some(crate::report::TokenClaims {
+            expires_at: Some(1_800_000_000),
+            ..Default::default()
+        });
+        m.observe(&r, 1.0);
+        let text = m.encode();
+        assert!(text.contains(&format!("\n{name} 1800000000")), "{text}");
+        r.identity.token = None;
+        m.observe(&r, 2.0);
+        assert!(!m.encode().contains(name));
+        m.observe_watch_run(&fixtures::passing(&[], 0), 3.0);
+        assert!(!m.encode().contains(name));
     }
 
     #[test]

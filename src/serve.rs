@@ -33,8 +33,31 @@ pub enum ServeError {
 
 struct Shared {
     metrics: Metrics,
-    /// The last report, rendered as JSON once per run.
+    /// The last report, rendered as JSON once per run. Its lock is also the metrics' lock: a
+    /// run's results go into `metrics` and here under one write lock, and a scrape encodes
+    /// under the read lock. Folding a run in clears families before refilling them, so a
+    /// scrape in between would read some series of the last run, some of the one before and
+    /// none at all of others (an image's `success` absent), and /report another run again.
     last: RwLock<Option<String>>,
+}
+
+impl Shared {
+    /// Publishes one run: `update` folds it into the metrics, `json` is its report.
+    fn publish(&self, json: String, update: impl FnOnce(&Metrics)) {
+        let mut last = self.last.write().unwrap_or_else(|e| e.into_inner());
+        update(&self.metrics);
+        *last = Some(json);
+    }
+
+    /// The metrics, read as one whole run.
+    fn encode(&self, classic_text: bool) -> String {
+        let _run = self.last.read().unwrap_or_else(|e| e.into_inner());
+        if classic_text {
+            self.metrics.encode_text()
+        } else {
+            self.metrics.encode()
+        }
+    }
 }
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -54,12 +77,9 @@ async fn metrics(
         .collect::<Vec<_>>()
         .join(",");
     if accept.contains("text/plain") && !accept.contains("application/openmetrics-text") {
-        (
-            [(header::CONTENT_TYPE, TEXT_FORMAT)],
-            s.metrics.encode_text(),
-        )
+        ([(header::CONTENT_TYPE, TEXT_FORMAT)], s.encode(true))
     } else {
-        ([(header::CONTENT_TYPE, OPENMETRICS)], s.metrics.encode())
+        ([(header::CONTENT_TYPE, OPENMETRICS)], s.encode(false))
     }
 }
 
@@ -97,8 +117,8 @@ async fn check_loop(config: Config, interval: Duration, shared: Arc<Shared>) {
         ticks.tick().await;
         match boxed_run(&config).await {
             Ok(r) => {
-                shared.metrics.observe(&r, probe::unix_now() as f64);
-                *shared.last.write().unwrap_or_else(|e| e.into_inner()) = Some(render::json(&r));
+                let json = render::json(&r);
+                shared.publish(json, |m| m.observe(&r, probe::unix_now() as f64));
                 tracing::info!(verdict = ?r.verdict, duration_ms = r.duration_ms, "run finished");
             }
             Err(e) => tracing::error!(error = %crate::error_chain(&e), "run could not start"),
@@ -163,8 +183,7 @@ pub async fn serve(
         None => tokio::spawn(check_loop(config, interval, shared)),
         Some(w) => tokio::spawn(async move {
             crate::watch::run(config, interval, w, move |state, report, json| {
-                crate::watch::publish(state, report, &shared.metrics);
-                *shared.last.write().unwrap_or_else(|e| e.into_inner()) = Some(json);
+                shared.publish(json, |m| crate::watch::publish(state, report, m));
             })
             .await
         }),
@@ -243,3 +262,53 @@ async fn serve_http(listener: tokio::net::TcpListener, app: Router) {
 /// How long a stopping `serve` waits for canary deletes, well inside the default 30 s
 /// termination grace period.
 const CANARY_CLEANUP_GRACE: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::report::fixtures;
+
+    fn success_series(text: &str) -> usize {
+        text.lines()
+            .filter(|l| l.starts_with("ecr_pull_probe_success{"))
+            .count()
+    }
+
+    /// A scrape reads one whole run. Runs checking one image or the other are folded in from
+    /// another thread as fast as they come; every scrape has exactly one image's `success`,
+    /// never none (a family cleared and not yet refilled) and never both.
+    #[test]
+    fn a_scrape_never_reads_a_run_half_folded_in() {
+        let shared = Arc::new(Shared {
+            metrics: Metrics::new(),
+            last: RwLock::new(None),
+        });
+        shared.publish(String::new(), |m| {
+            m.observe(&fixtures::passing(&["a/one"], 1), 1.0)
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (shared, stop) = (shared.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let runs = [
+                    fixtures::passing(&["a/one"], 1),
+                    fixtures::passing(&["a/two"], 1),
+                ];
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    shared.publish(String::new(), |m| m.observe(&runs[i % 2], 1.0));
+                }
+            })
+        };
+        let torn = (0..5_000)
+            .map(|_| shared.encode(false))
+            .find(|text| success_series(text) != 1);
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        assert_eq!(torn, None);
+    }
+}

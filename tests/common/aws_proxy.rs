@@ -48,6 +48,9 @@ pub struct AwsProxy {
     pub addr: SocketAddr,
     /// Operations seen, in order.
     pub seen: Arc<Mutex<Vec<String>>>,
+    /// The `WebIdentityToken` of each AssumeRoleWithWebIdentity, in order: which token the
+    /// SDK really sent (a JWT is base64url and dots, so it needs no percent-decoding).
+    pub web_identity_tokens: Arc<Mutex<Vec<String>>>,
 }
 
 impl AwsProxy {
@@ -67,17 +70,23 @@ impl AwsProxy {
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let seen2 = seen.clone();
+        let web_identity_tokens = Arc::new(Mutex::new(Vec::new()));
+        let tokens2 = web_identity_tokens.clone();
         let rules = Arc::new(rules);
         super::spawn_server(move || async move {
             let listener = TcpListener::from_std(listener).unwrap();
             while let Ok((s, _)) = listener.accept().await {
-                let (rules, seen) = (rules.clone(), seen2.clone());
-                tokio::spawn(
-                    async move { handle(s, upstream, &rules, &seen, date_shift_secs).await },
-                );
+                let (rules, seen, tokens) = (rules.clone(), seen2.clone(), tokens2.clone());
+                tokio::spawn(async move {
+                    handle(s, upstream, &rules, (&seen, &tokens), date_shift_secs).await
+                });
             }
         });
-        AwsProxy { addr, seen }
+        AwsProxy {
+            addr,
+            seen,
+            web_identity_tokens,
+        }
     }
 }
 
@@ -159,7 +168,7 @@ async fn handle(
     mut s: TcpStream,
     upstream: SocketAddr,
     rules: &[Rule],
-    seen: &Mutex<Vec<String>>,
+    (seen, tokens): (&Mutex<Vec<String>>, &Mutex<Vec<String>>),
     shift: i64,
 ) {
     let Some((head, body)) = super::read_http_request(&mut s).await else {
@@ -167,6 +176,13 @@ async fn handle(
     };
     let op = operation(&head, &body);
     seen.lock().unwrap().push(op.clone());
+    if op == "AssumeRoleWithWebIdentity"
+        && let Some(token) = String::from_utf8_lossy(&body)
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("WebIdentityToken="))
+    {
+        tokens.lock().unwrap().push(token.to_string());
+    }
     if let Some(rule) = rules.iter().find(|r| r.operation == op) {
         let json = head.to_ascii_lowercase().contains("x-amz-target:");
         let _ = s.write_all(&error_response(rule, json)).await;

@@ -5,6 +5,9 @@
 //! It speaks just enough HTTP/1.1 over raw TCP (byte-level control is the point: a truncated
 //! or stalled body cannot be produced through a well-behaved server library). Everything else
 //! the tests check runs against the real registry of the local stack.
+//!
+//! The fault can be switched while the fake runs ([`FaultRegistry::set_fault`]), for tests of
+//! a long-running `serve` that must follow a registry going down, slowing and coming back.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -76,6 +79,12 @@ pub enum Fault {
     /// Anonymous requests get a Bearer challenge whose realm (the fake itself) answers a
     /// 1 MiB token.
     HugeTokenResponse,
+    /// Nothing listens: connections are refused, as when the registry's process is gone. The
+    /// listener stops listening but keeps its port, so the registry comes back at the same
+    /// address and no other socket can take the port meanwhile.
+    Down,
+    /// Every answer waits this long before its first byte: a registry under load.
+    Slow(std::time::Duration),
 }
 
 /// How much the hostile faults send: far past every cap.
@@ -114,6 +123,8 @@ pub struct FaultRegistry {
     /// The layer's size in bytes (a tar holding 256 KiB).
     pub layer_size: usize,
     pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// The fault in force; read by each request as it arrives, and by the accept loop.
+    fault: Arc<tokio::sync::watch::Sender<Fault>>,
 }
 
 struct Content {
@@ -236,24 +247,29 @@ async fn respond_typed(s: &mut TcpStream, content_type: &str, body: &[u8]) {
 impl FaultRegistry {
     /// Starts the fake (and its storage host) on loopback, in a thread of its own.
     pub fn start(fault: Fault) -> FaultRegistry {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = listener_bound_by_number();
         let storage_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let bait_listener = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
         bait_listener.set_nonblocking(true).unwrap();
         let bait = bait_listener.local_addr().unwrap();
         // A port that was free a moment ago: connections to it are refused.
         let refused_port = super::refused_port();
-        std_listener.set_nonblocking(true).unwrap();
         storage_listener.set_nonblocking(true).unwrap();
-        let addr = std_listener.local_addr().unwrap();
+        let addr = listener
+            .local_addr()
+            .unwrap()
+            .as_socket()
+            .expect("an IPv4 address");
         let storage_port = storage_listener.local_addr().unwrap().port();
         let c = Arc::new(content(addr.port()));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let layer_digest = c.layer.0.clone();
         let layer_size = c.layer.1.len();
         let (seen2, c2) = (seen.clone(), c.clone());
+        let control = Arc::new(tokio::sync::watch::Sender::new(fault));
+        // The server keeps a sender too, so the switch stays open after the handle is dropped.
+        let control2 = control.clone();
         super::spawn_server(move || async move {
-            let registry = TcpListener::from_std(std_listener).unwrap();
             let storage = TcpListener::from_std(storage_listener).unwrap();
             let bait_seen = seen2.clone();
             tokio::spawn(async move {
@@ -307,12 +323,49 @@ impl FaultRegistry {
                     });
                 }
             });
-            while let Ok((mut s, _)) = registry.accept().await {
+            let mut switch = control2.subscribe();
+            // The fault it starts with is handled as a switch too (it may be `Down`).
+            switch.mark_changed();
+            let mut registry = Some(into_tokio(listener));
+            let mut stopped = None;
+            loop {
+                let Some(listening) = &registry else {
+                    // Down: wait for the fault to change, then listen again on the same port.
+                    let _ = switch.changed().await;
+                    if *switch.borrow_and_update() != Fault::Down {
+                        let socket: socket2::Socket = stopped.take().expect("a stopped listener");
+                        socket
+                            .listen(128)
+                            .expect("listening again on the same port");
+                        registry = Some(into_tokio(socket));
+                    }
+                    continue;
+                };
+                let accepted = tokio::select! {
+                    accepted = listening.accept() => accepted.ok().map(|(s, _)| s),
+                    _ = switch.changed() => None,
+                };
+                let Some(mut s) = accepted else {
+                    if *switch.borrow_and_update() == Fault::Down
+                        && let Some(listening) = registry.take()
+                    {
+                        // Linux: shutting a listening socket down makes it stop listening
+                        // (connections are refused) and, bound by number, keeps its port.
+                        let socket = socket2::Socket::from(listening.into_std().unwrap());
+                        socket
+                            .shutdown(std::net::Shutdown::Both)
+                            .expect("a listener stops listening");
+                        stopped = Some(socket);
+                    }
+                    continue;
+                };
                 let (seen, c) = (seen2.clone(), c2.clone());
+                let fault = control2.subscribe();
                 tokio::spawn(async move {
                     let Some(r) = read_request(&mut s).await else {
                         return;
                     };
+                    let fault = *fault.borrow();
                     let nth = {
                         let mut seen = seen.lock().unwrap();
                         seen.push(Seen {
@@ -342,6 +395,7 @@ impl FaultRegistry {
             layer_digest,
             layer_size,
             seen,
+            fault: control,
         }
     }
 
@@ -356,6 +410,46 @@ impl FaultRegistry {
             .filter(|s| s.server == "registry" && s.path.contains(part))
             .count()
     }
+
+    /// Switches the fault; requests that arrive from now on get the new one.
+    pub fn set_fault(&self, fault: Fault) {
+        self.fault.send_replace(fault);
+    }
+}
+
+/// A loopback listener bound to its port by number, not by asking for port 0: Linux keeps a
+/// port bound by number when the socket stops listening ([`Fault::Down`]), and releases one
+/// the kernel chose. The number is the kernel's choice from a socket that never listened; if
+/// another socket takes it in between, the bind fails and another number is tried, so the
+/// fake never serves on a port it does not own.
+fn listener_bound_by_number() -> socket2::Socket {
+    use socket2::{Domain, Socket, Type};
+    let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    for _ in 0..20 {
+        let chooser = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        chooser.bind(&loopback.into()).unwrap();
+        let port = chooser.local_addr().unwrap().as_socket().unwrap().port();
+        drop(chooser);
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        // As std does for listeners: the connections this one closed linger in TIME_WAIT on
+        // the port and would keep it from listening again. While down, the port stays bound
+        // here: the kernel gives no socket that asks for port 0 a port in use.
+        socket.set_reuse_address(true).unwrap();
+        if socket
+            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+            .is_ok()
+        {
+            socket.listen(128).unwrap();
+            return socket;
+        }
+    }
+    panic!("no loopback port could be bound by number");
+}
+
+fn into_tokio(socket: socket2::Socket) -> TcpListener {
+    let std: std::net::TcpListener = socket.into();
+    std.set_nonblocking(true).unwrap();
+    TcpListener::from_std(std).unwrap()
 }
 
 /// The other listeners a fault may send the client to.
@@ -371,6 +465,9 @@ struct Ports {
 }
 
 async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports: Ports) {
+    if let Fault::Slow(delay) = fault {
+        tokio::time::sleep(delay).await;
+    }
     let challenge = (
         "WWW-Authenticate",
         if fault == Fault::BearerRealmToInternal {
@@ -571,7 +668,10 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
         | Fault::DeepManifest
         | Fault::HugeErrorBody
         | Fault::HugeHeaders
-        | Fault::HugeTokenResponse => respond(s, "200 OK", &[], layer).await,
+        | Fault::HugeTokenResponse
+        // Down: a request accepted just before the registry went down is still answered.
+        | Fault::Down
+        | Fault::Slow(_) => respond(s, "200 OK", &[], layer).await,
         Fault::RedirectToInternal => {
             let location = format!(
                 "http://127.0.0.2:{}/latest/meta-data/iam/security-credentials/node-role",
