@@ -117,7 +117,7 @@ catalogue! {
         fix: "Check the node's clock; a real ECR token is valid for 12 hours.";
     REGISTRY_NOT_ECR: Info, false, "Not an ECR registry: pulled without ECR credentials",
         cause: "The image's host is not an Amazon ECR registry, so no ECR token applies; the probe pulls anonymously (with a registry-issued anonymous token where the registry asks for one).",
-        fix: "Nothing to do if the image is public; a private registry needs an `imagePullSecret`, which this check does not use.";
+        fix: "Nothing to do if the image is public; a private registry needs an `imagePullSecret`, which the pod's own path does not use: check the kubelet's path with `--docker-config` or `--images-from`.";
     REGISTRY_UNREACHABLE: Error, false, "The registry cannot be reached",
         cause: "DNS, connection or timeout failure towards the registry host: no egress, no `ecr.dkr` VPC endpoint, or a proxy in the way.",
         fix: "Allow egress to the registry host on 443, or create the interface VPC endpoint `com.amazonaws.<region>.ecr.dkr` with private DNS; check `HTTPS_PROXY`/`NO_PROXY`.";
