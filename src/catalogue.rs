@@ -117,7 +117,7 @@ catalogue! {
         fix: "Check the node's clock; a real ECR token is valid for 12 hours.";
     REGISTRY_NOT_ECR: Info, false, "Not an ECR registry: pulled without ECR credentials",
         cause: "The image's host is not an Amazon ECR registry, so no ECR token applies; the probe pulls anonymously (with a registry-issued anonymous token where the registry asks for one).",
-        fix: "Nothing to do if the image is public; a private registry needs an `imagePullSecret`, which this check does not use.";
+        fix: "Nothing to do if the image is public; a private registry needs an `imagePullSecret`, which the pod's own path does not use: check the kubelet's path with `--docker-config` or `--images-from`.";
     REGISTRY_UNREACHABLE: Error, false, "The registry cannot be reached",
         cause: "DNS, connection or timeout failure towards the registry host: no egress, no `ecr.dkr` VPC endpoint, or a proxy in the way.",
         fix: "Allow egress to the registry host on 443, or create the interface VPC endpoint `com.amazonaws.<region>.ecr.dkr` with private DNS; check `HTTPS_PROXY`/`NO_PROXY`.";
@@ -128,7 +128,7 @@ catalogue! {
         cause: "The certificate chain presented by the registry (or a TLS-intercepting proxy) does not lead to a trusted CA. The evidence names the presented certificate's subject and issuer: a proxy's or an internal CA's name says who re-signs the traffic.",
         fix: "If a proxy re-signs TLS, add its CA (`--ca-file` or `SSL_CERT_FILE`); otherwise check that the host name reaches the real registry.";
     REGISTRY_UNAUTHORIZED: Error, false, "The registry rejected the credentials",
-        cause: "HTTP 401: the registry did not accept the credentials the path offered. With a token freshly minted from the pod's identity, it is for another region or partition than the registry host (ECR tokens are region-bound) or the registry is not the ECR it claims to be; with a pull secret, its password is wrong, or its ECR token has expired (12 hours) or was minted in another region; with the node's credential provider, the provider returned a token for another registry or region. The summary names the credentials.",
+        cause: "HTTP 401: the registry did not accept the credentials the path offered. With a token freshly minted from the pod's identity, it is for another region or partition than the registry host (ECR tokens are region-bound) or the registry is not the ECR it claims to be; with a pull secret, its password is wrong, or its ECR token has expired (12 hours) or was minted in another region; with the node's credential provider, the provider returned a token for another registry or region. From a registry with Bearer token auth (Docker Hub, GHCR, Harbor), a 401 on the manifest whose challenge says `insufficient_scope` means its token service accepted the credentials (or none) but granted no pull on the repository: it is private, it does not exist, or the account lacks access; the fix is then access, not a password. The summary names the credentials.",
         fix: "Make sure the token is minted in the registry's own region (the probe does; a pull secret may not) and that the host name is the real ECR registry.";
     REGISTRY_TOKEN_EXPIRED: Error, false, "The registry says the authorization token has expired",
         cause: "`denied: Your authorization token has expired. Reauthenticate and try again.` ECR tokens last 12 hours; the clock may also be off.",

@@ -118,6 +118,48 @@ impl Credentials<'_> {
             Credentials::NodeProvider { provider, .. } => format!("The registry refused what the node's credential provider {provider} returned: check that the provider's `matchImages` and region fit this host, and that the node role's ECR token is for the registry's region."),
         }
     }
+
+    /// The fix for a Bearer token that its token service issued without pull on the
+    /// repository (`insufficient_scope`): the credentials, if any, were accepted, so changing
+    /// the password fixes nothing; the account's access or the name is what is wrong.
+    fn insufficient_scope_fix(&self, image: &ImageRef) -> String {
+        let repo = &image.repository;
+        let missing = "A token service grants nothing on a repository that does not exist either, so check the name first.";
+        match self {
+            Credentials::None => format!(
+                "{missing} If {repo} is private, add a pull secret whose account may pull it (`imagePullSecrets` on the pod or its ServiceAccount)."
+            ),
+            Credentials::PullSecret {
+                source,
+                entry,
+                username,
+                ..
+            } => format!(
+                "{missing} Otherwise give user {username} (entry {entry} in {source}) pull access to {repo} in the registry (a team, project or robot-account permission), or use an entry whose account has it; its password is fine."
+            ),
+            Credentials::NodeProvider {
+                provider, username, ..
+            } => format!(
+                "{missing} Otherwise give user {username}, returned by the node's credential provider {provider}, pull access to {repo} in the registry."
+            ),
+            Credentials::PodIdentity { .. } => {
+                format!("{missing} Otherwise give the pod's identity pull access to {repo}.")
+            }
+        }
+    }
+}
+
+/// Whether a challenge says the token was good but its scope does not cover the request
+/// (`error="insufficient_scope"`, RFC 6750 §3.1): distribution's token auth answers a pull
+/// with it when the token service granted no `pull` on the repository.
+fn insufficient_scope(challenge: Option<&str>) -> bool {
+    challenge.is_some_and(|c| {
+        let (scheme, params) = crate::registry::parse_challenge(c);
+        scheme == "bearer"
+            && params
+                .iter()
+                .any(|(k, v)| k == "error" && v == "insufficient_scope")
+    })
 }
 
 /// What the rules need to know besides the error.
@@ -381,6 +423,27 @@ fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
     }
 
     let f = match (*status, *request) {
+        // The token service took the credentials (or none) and granted no pull: the account
+        // lacks access, the repository is private, or it does not exist. Its summary must not
+        // say the credentials were rejected, and its fix must not be a new password.
+        (401, Request::Manifest | Request::Blob) if insufficient_scope(challenge.as_deref()) => {
+            Finding::new(
+                Code::REGISTRY_UNAUTHORIZED,
+                match ctx.credentials {
+                    Credentials::None => format!(
+                        "{host} allows no anonymous pull of {}: its token service granted no pull on it (HTTP 401 insufficient_scope: {text})",
+                        ctx.image.repository
+                    ),
+                    c => format!(
+                        "{host}'s token service accepted {} but granted no pull on {} (HTTP 401 insufficient_scope: {text})",
+                        c.describe(),
+                        ctx.image.repository
+                    ),
+                },
+            )
+            .with("challenge_error", "insufficient_scope")
+            .fix(ctx.credentials.insufficient_scope_fix(ctx.image))
+        }
         (401, _) => {
             let mut f = Finding::new(
                 Code::REGISTRY_UNAUTHORIZED,

@@ -513,3 +513,73 @@ fn path_disagreements_and_host_forms() {
     );
     assert!(node_provider_host(&image()).is_none());
 }
+
+/// distribution's token auth (Docker Hub, Harbor) answers a pull whose token grants no `pull`
+/// with 401 and `error="insufficient_scope"`: the credentials were accepted, so the finding
+/// must neither say they were rejected nor prescribe a new password (issue 11 point 5).
+#[test]
+fn insufficient_scope_names_access_not_the_password() {
+    let img: ImageRef = "127.0.0.1:5000/private/small:latest".parse().unwrap();
+    let err = RegistryError::Status {
+        request: Request::Manifest,
+        status: 401,
+        host: "127.0.0.1:5000".into(),
+        errors: vec![ErrorEntry {
+            code: "UNAUTHORIZED".into(),
+            message: "authentication required".into(),
+        }],
+        challenge: Some(r#"Bearer realm="https://127.0.0.1:5001/token",service="reg",scope="repository:private/small:pull",error="insufficient_scope""#.into()),
+        body: String::new(),
+        retry_after: None,
+    };
+    let secret = Credentials::PullSecret {
+        source: "--docker-config /x/config.json",
+        entry: "127.0.0.1:5000",
+        username: "outsider",
+        ecr_expires_at: None,
+    };
+    let diagnose_with = |credentials| {
+        registry_finding(
+            &err,
+            &RegistryContext {
+                image: &img,
+                registry_host: "127.0.0.1:5000",
+                credentials,
+                repository_exists: None,
+            },
+        )
+    };
+    let f = diagnose_with(secret);
+    assert_eq!(f.code, Code::REGISTRY_UNAUTHORIZED);
+    assert!(f.summary.contains("accepted"), "{}", f.summary);
+    assert!(f.summary.contains("private/small"), "{}", f.summary);
+    assert!(!f.remediation.contains("Fix the username and password"));
+    assert!(f.remediation.contains("user outsider"), "{}", f.remediation);
+    assert_eq!(f.evidence["challenge_error"], "insufficient_scope");
+    let f = diagnose_with(Credentials::None);
+    assert!(f.summary.contains("no anonymous pull"), "{}", f.summary);
+    assert!(f.remediation.contains("pull secret"), "{}", f.remediation);
+    assert!(!f.remediation.contains("ECR"), "{}", f.remediation);
+
+    // A 401 from the token service itself is a refused password, as before.
+    let refused = RegistryError::Status {
+        request: Request::Token,
+        status: 401,
+        host: "127.0.0.1:5001".into(),
+        errors: vec![],
+        challenge: None,
+        body: r#"{"details":"incorrect username or password"}"#.into(),
+        retry_after: None,
+    };
+    let f = registry_finding(
+        &refused,
+        &RegistryContext {
+            image: &img,
+            registry_host: "127.0.0.1:5000",
+            credentials: secret,
+            repository_exists: None,
+        },
+    );
+    assert!(f.remediation.contains("Fix the username and password"));
+    assert!(!f.evidence.contains_key("challenge_error"));
+}
