@@ -76,6 +76,37 @@ fn transport_for(config: &Config) -> Result<Transport, TransportConfigError> {
     })
 }
 
+/// What `serve --watch` keeps from one run to the next: ECR tokens until half their life and
+/// registry logins (a Bearer token until half its life, a Basic login for [`KEEP_LOGIN`]), so
+/// that a run inside that time asks neither the ECR API nor `/v2/` again. A single run starts
+/// with an empty one.
+pub struct Reuse {
+    pub tokens: pod_identity::TokenCache,
+    pub logins: registry::Logins,
+}
+
+/// How long a Basic login is trusted in watch mode: half an ECR token's 12 h. Every request
+/// still carries the credentials, and a failed pull forgets its login.
+pub const KEEP_LOGIN: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+impl Reuse {
+    /// For one run only.
+    pub fn one_run() -> Reuse {
+        Reuse {
+            tokens: pod_identity::TokenCache::default(),
+            logins: registry::Logins::default(),
+        }
+    }
+
+    /// Kept across the runs of `serve --watch`.
+    pub fn across_runs() -> Reuse {
+        Reuse {
+            tokens: pod_identity::TokenCache::default(),
+            logins: registry::Logins::across_runs(KEEP_LOGIN),
+        }
+    }
+}
+
 pub async fn run(config: &Config) -> Result<Report, SetupError> {
     let started_at = time::OffsetDateTime::now_utc();
     let t0 = StdInstant::now();
@@ -146,15 +177,17 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         workload,
         cluster,
     };
-    checked(config, &transport, run, &items).await
+    checked(config, &transport, run, &items, &Reuse::one_run()).await
 }
 
 /// `serve --watch`: one run over images each with its own pull secrets (those of the
 /// workloads that use it), with one identity resolution, one ECR token per region and one
-/// node provider setup for them all. `images` of the report are in the order of `items`.
+/// node provider setup for them all, and the tokens and logins `reuse` keeps from earlier
+/// runs. `images` of the report are in the order of `items`.
 pub async fn run_checks(
     config: &Config,
     items: &[(ImageRef, Option<SecretSet>)],
+    reuse: &Reuse,
 ) -> Result<Report, SetupError> {
     let started_at = time::OffsetDateTime::now_utc();
     let t0 = StdInstant::now();
@@ -169,7 +202,7 @@ pub async fn run_checks(
         workload: None,
         cluster: None,
     };
-    checked(config, &transport, run, &items).await
+    checked(config, &transport, run, &items, reuse).await
 }
 
 /// What a run has set up before its identity and its images.
@@ -187,6 +220,7 @@ async fn checked(
     transport: &Transport,
     run: RunSetup,
     items: &[(&ImageRef, Option<&SecretSet>)],
+    reuse: &Reuse,
 ) -> Result<Report, SetupError> {
     let RunSetup {
         started_at,
@@ -280,8 +314,14 @@ async fn checked(
     };
 
     // Stage 3: one ECR token per (partition, region), fetched concurrently.
-    let tokens =
-        pod_identity::fetch_tokens(&ecr_images, sts_outcome.as_ref(), deadline, timeout_secs).await;
+    let tokens = pod_identity::fetch_tokens(
+        &ecr_images,
+        sts_outcome.as_ref(),
+        deadline,
+        timeout_secs,
+        &reuse.tokens,
+    )
+    .await;
 
     // Stage 4: the images on every path, a bounded number at a time, in the order given.
     let ctx = ImageCtx {
@@ -290,7 +330,7 @@ async fn checked(
             retry: RetryPolicy::default(),
             transport,
             sts: sts_outcome.as_ref(),
-            logins: registry::Logins::default(),
+            logins: &reuse.logins,
             deadline,
             timeout_secs,
         },

@@ -676,6 +676,7 @@ pub async fn run_due(
     state: &mut State,
     config: &Config,
     interval: Duration,
+    reuse: &crate::probe::Reuse,
 ) -> Option<crate::report::Report> {
     let due = state.due(Instant::now());
     if due.is_empty() {
@@ -688,7 +689,7 @@ pub async fn run_due(
             (c.image.clone(), c.secrets.clone())
         })
         .collect();
-    let report = match Box::pin(crate::probe::run_checks(config, &items)).await {
+    let report = match Box::pin(crate::probe::run_checks(config, &items, reuse)).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %crate::error_chain(&e), "checks could not start");
@@ -781,6 +782,8 @@ pub async fn run(
     let mut changes = start_watchers(&client, &watch, &default_ns);
     let mut creds = Credentials::new(&client);
     let mut state = State::default();
+    // ECR tokens and registry logins, kept from run to run until half their life.
+    let reuse = crate::probe::Reuse::across_runs();
     let mut next_round = Instant::now() + interval;
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -802,7 +805,7 @@ pub async fn run(
             state.refresh(&mut creds, now).await;
             changed = true;
         }
-        let report = run_due(&mut state, &config, interval).await;
+        let report = run_due(&mut state, &config, interval, &reuse).await;
         if report.is_some() || changed {
             let json = report_json(&state, interval, crate::probe::unix_now());
             metrics(&state, report.as_ref(), json);

@@ -8,8 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::aws_proxy::{AwsProxy, Rule};
 use common::fake_api::{deployment, docker_secret, service_account};
 use common::fake_watch::WatchApi;
+use common::fault::{Fault, FaultRegistry};
 use common::scrape::*;
 use common::*;
 use serde_json::{Value, json};
@@ -295,5 +297,112 @@ fn serve_watch_keeps_every_workloads_verdict_current() {
     assert_eq!(
         lists_after, lists_before,
         "a dropped watch resumes from its version, no re-list"
+    );
+}
+
+/// Runs serve --watch on one Deployment of the fault registry's image, the AWS API behind a
+/// proxy with `rules`, with a 2 s interval, until `runs` runs of checks have finished; returns
+/// the registry's and the AWS API's requests.
+fn watch_runs(rules: Vec<Rule>, runs: usize) -> (FaultRegistry, AwsProxy) {
+    let s = Stack::get();
+    let fake = FaultRegistry::start(Fault::None);
+    let endpoint = format!("{}=http://{}", s.var("STACK_ECR_HOST"), fake.addr);
+    let proxy = AwsProxy::start(s.var("AWS_ENDPOINT_URL"), rules, 0);
+    let api = WatchApi::start();
+    api.single(
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts/web"),
+        200,
+        service_account(NS, "web", &[]),
+    );
+    let img = s.image("faulty:latest");
+    api.put(DEPLOYMENTS, deployment(NS, "web", "web", &[], &img, &img));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path(), NS);
+    let aws = proxy.url();
+    let server = ServeProcess::start(
+        &["--watch", "--namespace", NS, "--interval", "2s"],
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", &endpoint),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", "true"),
+            ("AWS_ENDPOINT_URL", &aws),
+        ],
+    );
+    let start = Instant::now();
+    let mut done = 0;
+    while done < runs {
+        let line = server
+            .stderr
+            .recv_timeout(Duration::from_secs(40).saturating_sub(start.elapsed()))
+            .unwrap_or_else(|_| panic!("{done} of {runs} runs finished"));
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "checks finished" {
+            done += 1;
+        }
+    }
+    let r = wait_report(&server.base, "a verdict", |r| r["summary"]["unknown"] == 0);
+    assert_eq!(
+        row(&r, "Deployment", "web", "app").unwrap()["status"],
+        "available",
+        "{r:#}"
+    );
+    (fake, proxy)
+}
+
+fn calls(proxy: &AwsProxy, operation: &str) -> usize {
+    proxy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|o| *o == operation)
+        .count()
+}
+
+/// GetAuthorizationToken's answer with the stack's password, expiring `secs` after now.
+/// (moto's own answer expires in 2015: a token expired at issue is never kept.)
+fn token_reply(secs: i64) -> Rule {
+    let s = Stack::get();
+    let token = base64::engine::general_purpose::STANDARD
+        .encode(format!("AWS:{}", s.var("STACK_REGISTRY_PASSWORD")));
+    let reply = json!({"authorizationData": [{
+        "authorizationToken": token,
+        "expiresAt": now() + secs,
+        "proxyEndpoint": format!("https://{}", s.var("STACK_ECR_HOST")),
+    }]});
+    Rule::reply("GetAuthorizationToken", reply)
+}
+
+/// Issue 12: the runs of watch mode keep the ECR token (until half its life) and the registry
+/// login: three runs ask GetAuthorizationToken once and `/v2/` twice (the anonymous challenge
+/// and one credential check), as one run does. STS is still asked every run: the identity is
+/// the report's context.
+#[test]
+fn watch_runs_keep_the_ecr_token_and_the_login() {
+    let (fake, proxy) = watch_runs(vec![token_reply(12 * 3600)], 3);
+    assert_eq!(calls(&proxy, "GetAuthorizationToken"), 1, "one ECR token");
+    assert!(calls(&proxy, "AssumeRoleWithWebIdentity") >= 3);
+    let logins = fake.seen().iter().filter(|s| s.path == "/v2/").count();
+    assert_eq!(
+        logins, 2,
+        "one challenge and one credential check for every run"
+    );
+    let manifests = fake
+        .seen()
+        .iter()
+        .filter(|s| s.path.contains("/manifests/"))
+        .count();
+    assert!(manifests >= 3, "every run still pulls: {manifests}");
+}
+
+/// An ECR token past half its life is fetched again: one that expires 2 s after issue is kept
+/// for 1 s, so each run (2 s apart) asks for a new one.
+#[test]
+fn watch_runs_fetch_an_ecr_token_past_half_its_life() {
+    let (_fake, proxy) = watch_runs(vec![token_reply(2)], 3);
+    assert!(
+        calls(&proxy, "GetAuthorizationToken") >= 3,
+        "a token per run: {:?}",
+        proxy.seen.lock().unwrap()
     );
 }

@@ -22,16 +22,58 @@ pub struct TokenResult {
     pub result: Result<EcrToken, Finding>,
 }
 
-/// One ECR token per (partition, region) of the images, fetched concurrently.
+/// ECR tokens kept across the runs of `serve --watch`, per (caller, partition, region), until
+/// half their life has passed (ECR's are good for 12 h): a run inside that half asks the ECR
+/// API for none. Holds no failure: a failed fetch is tried again by the next run.
+#[derive(Default)]
+pub struct TokenCache {
+    tokens: std::sync::Mutex<BTreeMap<(String, TokenKey), (EcrToken, i64)>>,
+}
+
+/// Until when (Unix seconds) a token issued at `issued` and expiring at `expires` is reused:
+/// half its life. `None` when it would not be reused at all.
+pub fn reuse_until(issued: i64, expires: i64) -> Option<i64> {
+    (expires > issued).then(|| issued + (expires - issued) / 2)
+}
+
+impl TokenCache {
+    /// The token kept for `caller` and `key`, if it is inside its half-life at `now`.
+    pub fn get(&self, caller: &str, key: &TokenKey, now: i64) -> Option<EcrToken> {
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens.retain(|_, (_, until)| now < *until);
+        tokens
+            .get(&(caller.to_string(), key.clone()))
+            .map(|(t, _)| t.clone())
+    }
+
+    /// Keeps a token fetched at `now` (by the ECR API's clock when it sent a `Date`).
+    pub fn put(&self, caller: &str, key: &TokenKey, token: &EcrToken, now: i64) {
+        let issued = token.server_date.unwrap_or(now);
+        let Some(until) = token.info.expires_at.and_then(|e| reuse_until(issued, e)) else {
+            return;
+        };
+        // Kept by our clock: as long as it had left at issue, from now.
+        let until = now + (until - issued);
+        self.tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((caller.to_string(), key.clone()), (token.clone(), until));
+    }
+}
+
+/// One ECR token per (partition, region) of the images, fetched concurrently; from `cache`
+/// where it holds one inside its half-life, and kept there when fetched.
 pub async fn fetch_tokens(
     images: &[&ImageRef],
     sts: Option<&StsOutcome>,
     deadline: Instant,
     timeout_secs: f64,
+    cache: &TokenCache,
 ) -> BTreeMap<TokenKey, TokenResult> {
     let Some(sts) = sts else {
         return BTreeMap::new();
     };
+    let caller = sts.caller.arn.as_str();
     let mut keys: BTreeMap<TokenKey, bool> = BTreeMap::new();
     for e in images.iter().filter_map(|i| i.ecr.as_ref()) {
         let fips = matches!(e.form, HostForm::Fips | HostForm::DualStackFips);
@@ -44,10 +86,22 @@ pub async fn fetch_tokens(
     }
     let fetches = keys.into_iter().map(|(key, fips)| async move {
         let start = StdInstant::now();
+        if let Some(t) = cache.get(caller, &key, unix_now()) {
+            return (
+                key,
+                TokenResult {
+                    duration_ms: ms(start),
+                    result: Ok(t),
+                },
+            );
+        }
         let result = match timeout_at(deadline, ecr::fetch(&sts.sdk, &key, fips)).await {
             Err(_) => Err(diagnosis::deadline_exceeded("ecr_token", timeout_secs)),
             Ok(Err(e)) => Err(diagnosis::ecr_token_finding(&e)),
-            Ok(Ok(t)) => Ok(t),
+            Ok(Ok(t)) => {
+                cache.put(caller, &key, &t, unix_now());
+                Ok(t)
+            }
         };
         (
             key,
@@ -141,3 +195,71 @@ pub async fn check(
 
 /// The stages of the pod path, in order.
 pub const IMAGE_STAGES: [&str; 5] = ["ecr_token", "registry_auth", "manifest", "config", "layers"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference::Partition;
+    use crate::report::{EcrTokenInfo, PasswordFormat};
+    use crate::secret::Secret;
+
+    fn token(server_date: i64, expires_at: Option<i64>) -> EcrToken {
+        EcrToken {
+            authorization: Secret::new("QVdTOnNlY3JldA==".into()),
+            info: EcrTokenInfo {
+                region: "us-east-1".into(),
+                partition: "aws".into(),
+                api_endpoint: "api.ecr.us-east-1.amazonaws.com".into(),
+                proxy_endpoint: None,
+                expires_at,
+                user: "AWS".into(),
+                password_format: PasswordFormat::Opaque,
+                password_expiration: None,
+            },
+            server_date: Some(server_date),
+        }
+    }
+
+    fn key() -> TokenKey {
+        TokenKey {
+            partition: Partition::Aws,
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_token_is_reused_for_half_its_life_then_fetched_again() {
+        const H12: i64 = 12 * 3600;
+        assert_eq!(reuse_until(1000, 1000 + H12), Some(1000 + H12 / 2));
+        assert_eq!(reuse_until(1000, 1000), None);
+        assert_eq!(reuse_until(1000, 900), None, "expired at issue");
+
+        let cache = TokenCache::default();
+        let t0 = 1_800_000_000;
+        cache.put("arn:role/a", &key(), &token(t0, Some(t0 + H12)), t0);
+        assert!(cache.get("arn:role/a", &key(), t0 + 60).is_some());
+        assert!(cache.get("arn:role/a", &key(), t0 + H12 / 2 - 1).is_some());
+        assert!(
+            cache.get("arn:role/a", &key(), t0 + H12 / 2).is_none(),
+            "past half its life: fetched again"
+        );
+        // Another identity never gets it.
+        cache.put("arn:role/a", &key(), &token(t0, Some(t0 + H12)), t0);
+        assert!(cache.get("arn:role/b", &key(), t0 + 60).is_none());
+        // A token without an expiry, or one already past half its life, is not kept.
+        let cache = TokenCache::default();
+        cache.put("arn:role/a", &key(), &token(t0, None), t0);
+        cache.put("arn:role/b", &key(), &token(t0, Some(t0 + 1)), t0);
+        assert!(cache.get("arn:role/a", &key(), t0).is_none());
+        assert!(cache.get("arn:role/b", &key(), t0).is_none());
+        // The ECR API's clock ahead of ours: the half-life counts from our receipt.
+        let cache = TokenCache::default();
+        cache.put(
+            "arn:role/a",
+            &key(),
+            &token(t0 + 600, Some(t0 + 600 + H12)),
+            t0,
+        );
+        assert!(cache.get("arn:role/a", &key(), t0 + H12 / 2 - 1).is_some());
+    }
+}

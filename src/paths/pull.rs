@@ -45,7 +45,8 @@ pub struct Puller<'a> {
     pub retry: RetryPolicy,
     pub transport: &'a Transport,
     pub sts: Option<&'a StsOutcome>,
-    pub logins: registry::Logins,
+    /// The run's logins; in watch mode, kept across runs.
+    pub logins: &'a registry::Logins,
     pub deadline: Instant,
     pub timeout_secs: f64,
 }
@@ -67,6 +68,13 @@ impl Puller<'_> {
         let mut out = PullResult::default();
         self.pull_into(img, basic, credentials, &mut out).await;
         skip_rest(&mut out.stages, &REGISTRY_STAGES);
+        // A failed pull leaves no login to be trusted: the next one (a retry, another image)
+        // asks `/v2/` again, so a kept login never hides credentials that stopped working.
+        if !out.passed()
+            && let Ok(base) = registry::endpoint_for(img, &self.config.registry_endpoints)
+        {
+            self.logins.forget(&base, basic);
+        }
         out
     }
 

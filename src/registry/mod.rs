@@ -259,6 +259,17 @@ pub async fn login<'a>(
     repository: &str,
     basic: Option<&Secret<String>>,
 ) -> Result<(Session<'a>, AuthCheck), RegistryError> {
+    let (session, check, _) = login_timed(transport, base, repository, basic).await?;
+    Ok((session, check))
+}
+
+/// [`login`], and for a Bearer token how long the registry said it is good for.
+async fn login_timed<'a>(
+    transport: &'a Transport,
+    base: &Url,
+    repository: &str,
+    basic: Option<&Secret<String>>,
+) -> Result<(Session<'a>, AuthCheck, Option<Duration>), RegistryError> {
     let v2 = join(base, "v2/");
     let first = transport.get(v2.clone(), &Auth::Anonymous, None).await?;
     let anonymous_status = first.response.status().as_u16();
@@ -274,12 +285,13 @@ pub async fn login<'a>(
     // A Bearer registry (Docker Hub, GHCR, Quay, Harbor) wants the token exchange first, with
     // the credentials sent to its realm, as docker and containerd do; a Basic one (ECR) takes
     // them on every request.
-    let auth = match (basic, &challenge) {
+    let (auth, bearer_for) = match (basic, &challenge) {
         (_, Some(c)) if anonymous_status == 401 && parse_challenge(c).0 == "bearer" => {
-            bearer_token(transport, base, c, repository, basic).await?
+            let (token, expires_in) = bearer_token(transport, base, c, repository, basic).await?;
+            (token, Some(expires_in))
         }
-        (Some(b), _) => Auth::Basic(b.clone()),
-        _ => Auth::Anonymous,
+        (Some(b), _) => (Auth::Basic(b.clone()), None),
+        _ => (Auth::Anonymous, None),
     };
     if let Auth::Basic(_) = auth {
         let second = transport.get(v2, &auth, None).await?;
@@ -302,7 +314,26 @@ pub async fn login<'a>(
             auth,
         },
         check,
+        bearer_for,
     ))
+}
+
+/// A Bearer token's life when the registry does not say (the token spec's default).
+const BEARER_DEFAULT_LIFE: Duration = Duration::from_secs(60);
+
+/// Until when a login made at `now` is trusted without asking `/v2/` again: a Bearer token
+/// for half its `expires_in`; a Basic or anonymous one for `keep` (`None`: for as long as the
+/// [`Logins`] lives, i.e. one run).
+fn login_until(
+    auth: &Auth,
+    now: std::time::Instant,
+    bearer_for: Option<Duration>,
+    keep: Option<Duration>,
+) -> Option<std::time::Instant> {
+    match auth {
+        Auth::Bearer(_) => Some(now + bearer_for.unwrap_or(BEARER_DEFAULT_LIFE) / 2),
+        _ => keep.map(|k| now + k),
+    }
 }
 
 /// Logins shared by the images of one run: one `/v2/` challenge and one credential check per
@@ -310,9 +341,16 @@ pub async fn login<'a>(
 /// on the local stack). Only a success is shared: an image whose login failed tries again on
 /// its own, so every failure in the report is that image's own. A Bearer token is scoped to
 /// one repository, so it is shared only with images of that repository.
+///
+/// `serve --watch` keeps one across runs ([`Logins::across_runs`]): a Bearer token is then
+/// reused until half its `expires_in`, a Basic login for a bounded time (the ECR token behind
+/// it is itself replaced at half its life, and a new token is a new key), and a pull that
+/// fails after a reused login forgets it ([`Logins::forget`]), so the retry logs in afresh.
 #[derive(Default)]
 pub struct Logins {
     cells: std::sync::Mutex<std::collections::HashMap<LoginKey, LoginCell>>,
+    /// How long a Basic or anonymous login is trusted; `None`: as long as this value lives.
+    keep: Option<Duration>,
 }
 
 /// (endpoint URL, digest of the credentials or empty for none)
@@ -324,9 +362,32 @@ struct Shared {
     repository: String,
     auth: Auth,
     check: AuthCheck,
+    until: Option<std::time::Instant>,
 }
 
 impl Logins {
+    /// Logins kept across runs, a Basic or anonymous one for `keep` at most.
+    pub fn across_runs(keep: Duration) -> Logins {
+        Logins {
+            keep: Some(keep),
+            ..Default::default()
+        }
+    }
+
+    /// The credentials as a key: a digest, so the map holds no secret.
+    fn key(base: &Url, basic: Option<&Secret<String>>) -> LoginKey {
+        let who = basic.map_or_else(String::new, |b| blob::sha256_digest(b.expose().as_bytes()));
+        (base.to_string(), who)
+    }
+
+    /// Drops the login of `base` with `basic`, so the next pull asks `/v2/` again.
+    pub fn forget(&self, base: &Url, basic: Option<&Secret<String>>) {
+        self.cells
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&Self::key(base, basic));
+    }
+
     pub async fn login<'a>(
         &self,
         transport: &'a Transport,
@@ -334,17 +395,21 @@ impl Logins {
         repository: &str,
         basic: Option<&Secret<String>>,
     ) -> Result<(Session<'a>, AuthCheck), RegistryError> {
-        // The credentials enter the key as a digest: the map holds no secret.
-        let who = basic.map_or_else(String::new, |b| blob::sha256_digest(b.expose().as_bytes()));
+        let now = std::time::Instant::now();
         let cell = {
             let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-            cells.entry((base.to_string(), who)).or_default().clone()
+            // Logins past their time go (one being made stays), and with them the keys of
+            // ECR tokens replaced since.
+            cells.retain(|_, c| c.get().is_none_or(|s| s.until.is_none_or(|u| now < u)));
+            cells.entry(Self::key(base, basic)).or_default().clone()
         };
         let shared = cell
             .get_or_try_init(|| async {
-                let (session, check) = login(transport, base, repository, basic).await?;
+                let (session, check, bearer_for) =
+                    login_timed(transport, base, repository, basic).await?;
                 Ok::<_, RegistryError>(Shared {
                     repository: repository.to_string(),
+                    until: login_until(&session.auth, now, bearer_for, self.keep),
                     auth: session.auth,
                     check,
                 })
@@ -374,12 +439,12 @@ async fn bearer_token(
     challenge: &str,
     repository: &str,
     basic: Option<&Secret<String>>,
-) -> Result<Auth, RegistryError> {
+) -> Result<(Auth, Duration), RegistryError> {
     let (_, params) = parse_challenge(challenge);
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let realm = get("realm").and_then(|r| Url::parse(r).ok());
     let Some(mut url) = realm else {
-        return Ok(Auth::Anonymous);
+        return Ok((Auth::Anonymous, BEARER_DEFAULT_LIFE));
     };
     // The realm is the registry's word: the same rule as for its redirects.
     transport::check_hop(base, &url).map_err(|reason| TransportError::RefusedHop {
@@ -404,6 +469,7 @@ async fn bearer_token(
     struct TokenResponse {
         token: Option<String>,
         access_token: Option<String>,
+        expires_in: Option<u64>,
     }
     let unusable = |reason| RegistryError::TokenFormat {
         host: host.clone(),
@@ -413,11 +479,16 @@ async fn bearer_token(
     let body = read_capped(fetched.response, 64 << 10)
         .await
         .ok_or_else(|| unusable("the answer is larger than the 64 KiB accepted"))?;
-    let token = serde_json::from_slice::<TokenResponse>(&body)
-        .ok()
-        .and_then(|t| t.token.or(t.access_token))
+    let answer = serde_json::from_slice::<TokenResponse>(&body)
+        .map_err(|_| unusable("the answer is not JSON with a `token` or `access_token`"))?;
+    let life = answer
+        .expires_in
+        .map_or(BEARER_DEFAULT_LIFE, Duration::from_secs);
+    let token = answer
+        .token
+        .or(answer.access_token)
         .ok_or_else(|| unusable("the answer is not JSON with a `token` or `access_token`"))?;
-    Ok(Auth::Bearer(Secret::new(token)))
+    Ok((Auth::Bearer(Secret::new(token)), life))
 }
 
 fn join(base: &Url, path: &str) -> Url {
@@ -710,6 +781,30 @@ mod proptests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_is_trusted_for_half_a_bearer_tokens_life_or_the_time_given() {
+        let now = Instant::now();
+        let bearer = Auth::Bearer(Secret::new("t".into()));
+        let basic = Auth::Basic(Secret::new("QVdTOng=".into()));
+        let h = Duration::from_secs(3600);
+        assert_eq!(
+            login_until(&bearer, now, Some(Duration::from_secs(300)), Some(h)),
+            Some(now + Duration::from_secs(150)),
+            "half of expires_in, whatever the Basic time"
+        );
+        assert_eq!(
+            login_until(&bearer, now, None, None),
+            Some(now + Duration::from_secs(30)),
+            "expires_in absent: the spec's 60 s"
+        );
+        assert_eq!(login_until(&basic, now, None, Some(h)), Some(now + h));
+        assert_eq!(
+            login_until(&Auth::Anonymous, now, None, Some(h)),
+            Some(now + h)
+        );
+        assert_eq!(login_until(&basic, now, None, None), None, "one run");
+    }
 
     #[test]
     fn parses_challenges() {

@@ -3,7 +3,7 @@
 //! the collection's resourceVersion; a watch streams `ADDED`/`MODIFIED`/`DELETED` events
 //! newer than the version asked for, as lines of JSON on a connection held open, until the
 //! test drops every watch (the client must resume from its last version) or the watch's
-//! timeout. Single objects (ServiceAccounts, Secrets) are answered from a table, as in
+//! timeout. Lists are paged for `limit` with a `continue` token, as the API server pages them. Single objects (ServiceAccounts, Secrets) are answered from a table, as in
 //! `fake_api`.
 
 use std::collections::BTreeMap;
@@ -142,9 +142,16 @@ impl WatchApi {
                         }
                         Some((coll, ns, None)) => {
                             lists.fetch_add(1, Ordering::Relaxed);
+                            // Pages as the API server does for `limit` (kube's watcher asks
+                            // for 500): `continue` is the offset of the next page.
+                            let limit: Option<usize> =
+                                query(&target, "limit").and_then(|v| v.parse().ok());
+                            let offset: usize = query(&target, "continue")
+                                .and_then(|v| v.parse().ok())
+                                .unwrap_or(0);
                             let body = {
                                 let st = store.lock().unwrap();
-                                let items: Vec<&Value> = st
+                                let all: Vec<&Value> = st
                                     .objects
                                     .iter()
                                     .filter(|((c, n, _), _)| {
@@ -153,10 +160,15 @@ impl WatchApi {
                                     .map(|(_, o)| o)
                                     .filter(|o| selected(o, selector.as_deref()))
                                     .collect();
-                                let (api_version, kind) = list_kind(&items, &coll);
+                                let end = limit.map_or(all.len(), |l| (offset + l).min(all.len()));
+                                let items = &all[offset.min(end)..end];
+                                let (api_version, kind) = list_kind(items, &coll);
+                                let mut metadata = json!({"resourceVersion": st.rv.to_string()});
+                                if end < all.len() {
+                                    metadata["continue"] = json!(end.to_string());
+                                }
                                 json!({"kind": kind, "apiVersion": api_version,
-                                       "metadata": {"resourceVersion": st.rv.to_string()},
-                                       "items": items})
+                                       "metadata": metadata, "items": items})
                             };
                             reply(&mut s, 200, &body).await;
                         }

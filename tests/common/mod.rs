@@ -103,8 +103,13 @@ pub fn validate(report: &Value) {
 /// The `ecr-pull-probe` command with only the stack's environment plus `env` (a value of
 /// `None` removes the variable), so nothing from the developer's shell leaks in.
 pub fn probe_command(args: &[&str], env: &[(&str, Option<&str>)]) -> Command {
+    probe_command_of(Path::new(env!("CARGO_BIN_EXE_ecr-pull-probe")), args, env)
+}
+
+/// [`probe_command`] of another build of the binary (the benchmark runs the release one).
+pub fn probe_command_of(bin: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Command {
     let stack = Stack::get();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-pull-probe"));
+    let mut cmd = Command::new(bin);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", stack.dir());
@@ -289,10 +294,20 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn start(args: &[&str], env_extra: &[(&str, &str)]) -> ServeProcess {
+        Self::start_of(
+            Path::new(env!("CARGO_BIN_EXE_ecr-pull-probe")),
+            args,
+            env_extra,
+        )
+    }
+
+    /// [`ServeProcess::start`] of another build of the binary.
+    pub fn start_of(bin: &Path, args: &[&str], env_extra: &[(&str, &str)]) -> ServeProcess {
         use std::io::BufRead as _;
         let mut env: Vec<(&str, Option<&str>)> = vec![("RUST_LOG", Some("ecr_pull_probe=info"))];
         env.extend(env_extra.iter().map(|(k, v)| (*k, Some(*v))));
-        let mut cmd = probe_command(
+        let mut cmd = probe_command_of(
+            bin,
             &["serve", "--log-format", "json", "--listen", "127.0.0.1:0"],
             &env,
         );
