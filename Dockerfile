@@ -26,7 +26,7 @@ RUN touch src/main.rs src/lib.rs \
  && cargo build --release --locked \
  && install -m 0755 target/release/ecr-pull-probe /ecr-pull-probe
 
-# glibc (aws-lc links it) and the Debian CA bundle; no shell.
+# glibc (the binary links it dynamically) and the Debian CA bundle; no shell.
 FROM gcr.io/distroless/cc-debian12:latest@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 COPY --from=build /ecr-pull-probe /usr/local/bin/ecr-pull-probe
 USER 65532

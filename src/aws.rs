@@ -198,7 +198,14 @@ pub async fn load_sdk_config(fallback_region: Option<String>, t: AwsTimeouts) ->
     let region = RegionProviderChain::default_provider().or_else(Region::new(
         fallback_region.unwrap_or_else(|| "us-east-1".into()),
     ));
+    // The SDK's HTTPS client on rustls with ring, the binary's one crypto provider.
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https)
         .region(region)
         .retry_config(
             aws_config::retry::RetryConfig::standard().with_max_attempts(AWS_RETRY_ATTEMPTS),

@@ -370,7 +370,7 @@ fn tls_config(
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
-        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
     let inner = if extra_roots.is_empty() {
         rustls_platform_verifier::Verifier::new(provider.clone())?
     } else {
