@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sts::config::interceptors::BeforeDeserializationInterceptorContextRef;
@@ -195,15 +196,32 @@ pub const AWS_RETRY_MODE: &str = "standard";
 pub const AWS_RETRY_ATTEMPTS: u32 = 3;
 
 pub async fn load_sdk_config(fallback_region: Option<String>, t: AwsTimeouts) -> SdkConfig {
-    let region = RegionProviderChain::default_provider().or_else(Region::new(
-        fallback_region.unwrap_or_else(|| "us-east-1".into()),
-    ));
-    // The SDK's HTTPS client on rustls with ring, the binary's one crypto provider.
+    // The SDK's HTTPS client on rustls with ring, the binary's one crypto provider. Everything
+    // that calls out (STS, ECR, SSO, instance metadata) is handed this client: without the
+    // SDK's default-https-client feature, a provider built without it has none.
     let https = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
+    let providers = ProviderConfig::default().with_http_client(https.clone());
+    // The standard region chain (environment, profile, instance metadata), then the fallback.
+    let region = RegionProviderChain::first_try(
+        aws_config::environment::region::EnvironmentVariableRegionProvider::new(),
+    )
+    .or_else(
+        aws_config::profile::region::ProfileFileRegionProvider::builder()
+            .configure(&providers)
+            .build(),
+    )
+    .or_else(
+        aws_config::imds::region::ImdsRegionProvider::builder()
+            .configure(&providers)
+            .build(),
+    )
+    .or_else(Region::new(
+        fallback_region.unwrap_or_else(|| "us-east-1".into()),
+    ));
     aws_config::defaults(BehaviorVersion::latest())
         .http_client(https)
         .region(region)
