@@ -262,6 +262,11 @@ pub struct CheckArgs {
     #[arg(long, env = "ECR_PULL_PROBE_CONCURRENCY", default_value_t = 4)]
     pub concurrency: usize,
 
+    /// Requests per second to each registry host, a second's worth at once; 0 for no cap.
+    /// Default: 50 with `serve --watch` (a cluster's images every interval), else no cap.
+    #[arg(long, env = "ECR_PULL_PROBE_REGISTRY_RATE")]
+    pub registry_rate: Option<u32>,
+
     /// Also pull with the credentials the kubelet would take from this docker config (a
     /// mounted `.dockerconfigjson` or `.dockercfg` pull Secret).
     #[arg(long, env = "ECR_PULL_PROBE_DOCKER_CONFIG")]
@@ -311,6 +316,11 @@ pub struct CheckArgs {
     pub require: String,
 }
 
+/// `serve --watch`'s default `--registry-rate`: the 1,000-workload benchmark's ~500 registry
+/// requests per interval spread over about ten seconds, far under ECR's pull quotas (thousands
+/// per second per region) and gentle on registries that count requests.
+pub const WATCH_REGISTRY_RATE: u32 = 50;
+
 /// A validated `check` configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -325,6 +335,8 @@ pub struct Config {
     pub registry_endpoints: Vec<(String, Url)>,
     pub ca_file: Option<PathBuf>,
     pub concurrency: usize,
+    /// Requests per second to each registry host; 0 for no cap.
+    pub registry_rate: u32,
     pub docker_config: Option<PathBuf>,
     pub images_from: Option<WorkloadRef>,
     pub namespace: Option<String>,
@@ -589,6 +601,9 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             ca_file: a.ca_file,
             concurrency: a.concurrency,
+            registry_rate: a
+                .registry_rate
+                .unwrap_or(if watch { WATCH_REGISTRY_RATE } else { 0 }),
             docker_config: a.docker_config,
             images_from: a.images_from.as_deref().map(str::parse).transpose()?,
             namespace: a.namespace.into_iter().next().filter(|n| !n.is_empty()),
@@ -657,6 +672,28 @@ mod tests {
         assert_eq!(
             (c.interval, c.check.layers),
             (Duration::from_secs(30), LayerMode::Smallest)
+        );
+        // A cluster's images every interval are spaced per registry; a gate goes at full speed.
+        assert_eq!(parse(&["a/b"]).unwrap().check.registry_rate, 0);
+        assert_eq!(
+            parse(&["--watch", "--all-namespaces"])
+                .unwrap()
+                .check
+                .registry_rate,
+            WATCH_REGISTRY_RATE
+        );
+        assert_eq!(
+            parse(&["--watch", "--all-namespaces", "--registry-rate", "0"])
+                .unwrap()
+                .check
+                .registry_rate,
+            0
+        );
+        assert_eq!(
+            args(&["a/b", "--registry-rate", "5"])
+                .unwrap()
+                .registry_rate,
+            5
         );
         assert!(
             parse(&["--listen", "localhost", "a/b"])

@@ -73,6 +73,7 @@ fn transport_for(config: &Config) -> Result<Transport, TransportConfigError> {
         connect_timeout: config.connect_timeout,
         read_timeout: config.read_timeout,
         ca_file: config.ca_file.as_deref(),
+        rate_per_second: config.registry_rate,
     })
 }
 

@@ -155,6 +155,7 @@ pub async fn serve(
         connect_timeout: config.connect_timeout,
         read_timeout: config.read_timeout,
         ca_file: config.ca_file.as_deref(),
+        rate_per_second: config.registry_rate,
     })?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -464,3 +464,24 @@ fn a_token_answer_past_its_cap_is_named() {
     );
     assert!(run.stdout.len() < 64 << 10);
 }
+
+/// Issue 12 point 2: `--registry-rate` spaces the requests to a registry (here 2 per second,
+/// two at once): whatever the machine's speed, no request goes sooner than its slot. A bound
+/// from below, so a slow machine cannot make it fail.
+#[test]
+fn a_registry_rate_spaces_the_requests() {
+    let (fake, run) = run_against(Fault::None, &["--registry-rate", "2"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let at: Vec<_> = fake.seen().iter().map(|s| s.at).collect();
+    assert!(at.len() >= 5, "challenge, login, manifest, config, layer");
+    let slot = Duration::from_millis(500);
+    for (i, t) in at.iter().enumerate().skip(2) {
+        // Request i may go no sooner than (i - 1) slots after the first (a burst of two).
+        let earliest = at[0] + slot * (i as u32 - 1);
+        assert!(
+            *t + Duration::from_millis(20) >= earliest,
+            "request {i} went {:?} after the first",
+            t.duration_since(at[0])
+        );
+    }
+}

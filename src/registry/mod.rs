@@ -6,6 +6,7 @@
 
 pub mod blob;
 pub mod manifest;
+pub mod rate;
 pub mod retry;
 pub mod transport;
 pub mod x509;

@@ -292,12 +292,15 @@ pub struct TransportConfig<'a> {
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub ca_file: Option<&'a Path>,
+    /// Requests per second to each host (`--registry-rate`); 0 for no cap.
+    pub rate_per_second: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct Transport {
     client: reqwest::Client,
     refused: Arc<Refused>,
+    rate: Arc<super::rate::RateLimit>,
 }
 
 /// The certificates the verifier refused, by server name: a TLS failure reaches us as text
@@ -416,6 +419,7 @@ impl Transport {
         Ok(Transport {
             client: b.build().map_err(TransportConfigError::Build)?,
             refused,
+            rate: Arc::new(super::rate::RateLimit::new(cfg.rate_per_second)),
         })
     }
 
@@ -467,6 +471,7 @@ impl Transport {
             } else {
                 Hop::Redirect
             };
+            self.rate.wait(&host_of(&current)).await;
             tracing::debug!(host = %host_of(&current), path = current.path(), "GET");
             let response = req.send().await.map_err(|e| {
                 let mut e = TransportError::classify(e, host_of(&current), kind);

@@ -113,6 +113,8 @@ pub struct Seen {
     pub authorization: bool,
     /// The first byte a `Range: bytes=N-` asked for.
     pub range: Option<u64>,
+    /// When the request's head had arrived.
+    pub at: std::time::Instant,
 }
 
 pub struct FaultRegistry {
@@ -285,6 +287,7 @@ impl FaultRegistry {
                             path: r.path,
                             authorization: r.authorization,
                             range: r.range,
+                            at: std::time::Instant::now(),
                         });
                         let body = format!(
                             r#"{{"Code":"Success","AccessKeyId":"ASIABAIT","SecretAccessKey":"{BAIT_SECRET}"}}"#
@@ -306,6 +309,7 @@ impl FaultRegistry {
                             path: r.path.clone(),
                             authorization: r.authorization,
                             range: r.range,
+                            at: std::time::Instant::now(),
                         });
                         if r.authorization {
                             // S3's answer to a presigned URL that also carries a header.
@@ -373,6 +377,7 @@ impl FaultRegistry {
                             path: r.path.clone(),
                             authorization: r.authorization,
                             range: r.range,
+                            at: std::time::Instant::now(),
                         });
                         seen.iter()
                             .filter(|x| x.server == "registry" && x.path == r.path)
