@@ -397,8 +397,10 @@ fn serve_follows_faults_and_token_rotation_and_stays_flat() {
     let took = m
         .value("ecr_pull_probe_last_run_duration_seconds", &[])
         .unwrap();
+    // The finding above proves the deadline ended it; this bounds it loosely, so a loaded
+    // machine cannot fail it, yet a run that hung would.
     assert!(
-        took <= RUN_TIMEOUT.as_secs_f64() + 1.0,
+        took <= RUN_TIMEOUT.as_secs_f64() + 3.0,
         "the run took {took} s"
     );
 
