@@ -178,8 +178,8 @@ catalogue! {
     KMS_ERROR: Error, false, "The repository's KMS key cannot be used",
         cause: "ECR reports `KmsError`: the customer-managed key that encrypts the repository is disabled, pending deletion, or its grant to ECR was revoked.",
         fix: "Enable the key or restore ECR's grant on it.";
-    PULL_SECRET_MALFORMED: Error, false, "The pull secret cannot be parsed",
-        cause: "The `.dockerconfigjson` / `.dockercfg` content is not JSON, or an entry has no usable `auth` (base64 `user:password`) or `username`/`password`; the kubelet ignores it.",
+    PULL_SECRET_MALFORMED: Error, false, "A pull secret cannot be parsed: the kubelet fails every pull of the pod",
+        cause: "The `.dockerconfigjson` / `.dockercfg` content is not JSON of a docker config's shape, or an entry's `auth` is not base64 `user:password` (Go's rules: padded or not, field names without case, `null` as absent). The kubelet does not skip such a Secret: building the pod's keyring fails (`secretsToTrackedDockerConfigs`), so every image of the pod fails to pull, whatever the other secrets and the node hold.",
         fix: "Recreate the Secret with `kubectl create secret docker-registry` or from a generator such as the External Secrets Operator `ECRAuthorizationToken`.";
     PULL_SECRET_MISSING: Warning, false, "A referenced pull secret does not exist",
         cause: "The pod (or its ServiceAccount) names an `imagePullSecret` that is not in the namespace; the kubelet skips it with a warning and pulls without it.",
@@ -187,8 +187,8 @@ catalogue! {
     CLUSTER_READ_FAILED: Warning, false, "The probe could not read a Kubernetes object",
         cause: "Reading a ServiceAccount or Secret through the API failed, usually because the probe's own ServiceAccount lacks RBAC for it (see manifests/rbac/); that part of the kubelet's path is not checked.",
         fix: "Grant the probe's ServiceAccount `get` on the named object (a Role with `resourceNames`), or mount the pull secret and use `--docker-config`.";
-    PULL_SECRET_NO_MATCH: Error, false, "No pull-secret entry covers the registry",
-        cause: "None of the docker config's keys matches the image's registry host (and path) by the kubelet's rules, so the kubelet sends no credentials from it.",
+    PULL_SECRET_NO_MATCH: Warning, false, "No pull-secret entry covers the registry",
+        cause: "None of the docker config's keys matches the image's registry host (and path) by the kubelet's rules, so the kubelet takes no credentials from it and goes on down its list (the node-wide docker config, the credential providers); with nothing there either it pulls anonymously.",
         fix: "Add an entry whose key is the registry host exactly as in the image reference (for ECR `<account>.dkr.ecr.<region>.amazonaws.com`).";
     PULL_SECRET_WRONG_REGION: Error, false, "The pull secret is for the account's registry in another region",
         cause: "The docker config has an entry for this ECR account in another region; ECR tokens are region-bound, so it cannot open this registry.",
@@ -203,7 +203,7 @@ catalogue! {
         cause: "The canary pod could not be created (RBAC), was not scheduled, or the kubelet had not reported by the deadline; the node's path is unverified, not broken.",
         fix: "Grant the canary RBAC (manifests/rbac/), check the reason in the evidence (scheduler message, quota), or raise --canary-timeout.";
     KUBELET_PATH_FAILS_POD_PATH_PASSES: Warning, false, "The pod's identity can pull, the kubelet's credentials cannot",
-        cause: "The pod's web identity pulls the image, but the credentials the kubelet would use (the pull secrets) do not: an `ImagePullBackOff` follows although the pod's role is fine. This is the incident this probe was written for.",
+        cause: "The pod's web identity pulls the image, but none of the credentials the kubelet would try (the pull secrets, the node-wide docker config, the node's credential providers; the evidence names which failed) does: an `ImagePullBackOff` follows although the pod's role is fine. This is the incident this probe was written for.",
         fix: "Fix the kubelet's path: refresh or correct the pull secret, or give the node (worker) role ECR read access and name it in the repository policy for a cross-account repository; on Kubernetes 1.34+ consider the ECR credential provider's service-account-token mode.";
     POD_PATH_FAILS_KUBELET_PATH_PASSES: Info, false, "The kubelet's credentials can pull, the pod's identity cannot",
         cause: "The pull secrets open the registry but the pod's web identity does not. Image pulls will work; only an application that pulls or reads ECR with its own role is affected.",
@@ -217,7 +217,7 @@ catalogue! {
     NODE_PROVIDER_CONFIG_INVALID: Error, false, "The node's credential provider config is one no kubelet would accept",
         cause: "The `CredentialProviderConfig` (the kubelet's `--image-credential-provider-config`) cannot be read, does not decode, or breaks a rule the kubelet checks at start: no providers, a name with `/` or spaces, duplicate names, an unsupported `apiVersion`, empty or unparsable `matchImages`, a missing or negative `defaultCacheDuration`, or invalid `tokenAttributes`. A kubelet with this config does not start, so the node pulls nothing.",
         fix: "Fix the rule the evidence names (compare with the node's working config, e.g. `/etc/eks/image-credential-provider/config.json` on EKS AL2023), or point `--credential-provider-config` at the node's actual file.";
-    NODE_PROVIDER_NO_MATCH: Error, false, "No node credential provider matches the image",
+    NODE_PROVIDER_NO_MATCH: Warning, false, "No node credential provider matches the image",
         cause: "None of the providers' `matchImages` covers the image by the kubelet's rules (a `*` matches one DNS label and never spans a dot, ports must match, a path is a prefix), so the kubelet asks no plugin and sends no node credentials: the runtime pulls anonymously and ECR answers `no basic auth credentials` / `authorization failed` (containerd) or `authentication required` (CRI-O).",
         fix: "Add a pattern for this registry host to the provider's `matchImages` (the EKS default covers `*.dkr.ecr.*.amazonaws.com`, `*.dkr-ecr.*.on.aws` and the other partitions), use the standard ECR host form, or give the pod an `imagePullSecret`.";
     NODE_PROVIDER_PLUGIN_NOT_FOUND: Error, false, "The credential provider plugin binary is missing",
@@ -244,6 +244,42 @@ catalogue! {
     NODE_PROVIDER_TOKEN_EXPIRED: Error, false, "The credential provider returned an expired ECR token",
         cause: "The password the plugin returned is an ECR token whose `expiration` has passed: a cache on the plugin's side, or a clock far off.",
         fix: "Check the node's clock and the plugin's own caching; the kubelet caches for the response's `cacheDuration`.";
+    PULL_SECRET_WRONG_TYPE: Warning, false, "A pull secret is of a type the kubelet reads nothing from",
+        cause: "The kubelet reads `.dockerconfigjson` only from a Secret of type `kubernetes.io/dockerconfigjson` and `.dockercfg` only from `kubernetes.io/dockercfg`, each only when not empty (`MakeDockerKeyring`). An `Opaque` Secret with the same data, or one whose type's key is missing or empty, is skipped without an event: the pod pulls as if it were not listed.",
+        fix: "Recreate it with `kubectl create secret docker-registry NAME --docker-server=... ` or with `type: kubernetes.io/dockerconfigjson` and the config under `.dockerconfigjson`.";
+    SERVICE_ACCOUNT_MISSING: Error, false, "The workload's ServiceAccount does not exist: its pods are refused at admission",
+        cause: "The ServiceAccount admission plugin refuses every pod whose ServiceAccount is not in the namespace (`error looking up service account <ns>/<name>`), so the controller creates no pods and nothing is pulled; the controller's events show `FailedCreate`.",
+        fix: "Create the ServiceAccount (with the annotations and `imagePullSecrets` the pods need), or fix `serviceAccountName` in the pod template.";
+    CREDENTIAL_KEY_SKIPPED: Warning, false, "A registry key was skipped; the others are used",
+        cause: "A key of a docker config or of a credential provider's answer cannot be used: the kubelet skips a key it cannot parse as a URL, and the probe also skips one past its caps (length, wildcards) that keep matching bounded. Only that key is dropped.",
+        fix: "Write the key as a registry host with an optional port and path (`<account>.dkr.ecr.<region>.amazonaws.com`), with at most a few `*` labels.";
+    NODE_DOCKER_CONFIG_ABSENT: Info, false, "The node has no node-wide docker config",
+        cause: "The file given with `--node-docker-config` does not exist. The kubelet's default keyring then adds nothing from it: usual on EKS, where nodes pull through the ECR credential provider; on OpenShift and ROSA the machine-config operator writes the global pull secret there (`/var/lib/kubelet/config.json`).",
+        fix: "Nothing on EKS. On OpenShift, check that the DaemonSet mounts the node's `/var/lib/kubelet/config.json` (manifests/node/openshift).";
+    NODE_DOCKER_CONFIG_UNREADABLE: Warning, false, "The node-wide docker config cannot be read by the probe",
+        cause: "The file given with `--node-docker-config` exists but this pod may not read it: on OpenShift `/var/lib/kubelet/config.json` holds the cluster's global pull secret and may be readable by root only, while the probe runs as a non-root uid without capabilities. That source of the kubelet's list is then unknown: where the other credentials fail, the kubelet's answer is `unknown`, not a guess.",
+        fix: "Read the same content through the API instead (`--images-from ... --global-pull-secret`, RBAC in manifests/rbac/global-pull-secret.yaml), or, where policy allows it, give the DaemonSet read access to that one file (a group that owns it; the probe adds no capability of its own).";
+    NODE_DOCKER_CONFIG_REPLACED: Warning, false, "The node-wide docker config changed on the node since this container started",
+        cause: "A `hostPath` mount of a single file keeps the inode it was mounted with. The machine-config daemon (and nodeadm) write the file by an atomic rename, after which the mounted inode has no name on the host (link count 0) and still shows the old content: the probe would check stale credentials.",
+        fix: "Nothing by hand: `serve` answers `/healthz` with 503 while this holds, so the kubelet restarts the container and the mount picks up the new file. A one-off `check` should be run again in a new pod.";
+    NODE_DOCKER_CONFIG_MALFORMED: Warning, false, "The node-wide docker config cannot be parsed; the kubelet skips it",
+        cause: "The node's docker config (on OpenShift the global pull secret, written to `/var/lib/kubelet/config.json`) is not a docker config by Go's rules. The kubelet's `.dockercfg` provider skips a file it cannot read, so the node has no credentials from it.",
+        fix: "On OpenShift fix the global pull secret: `oc set data secret/pull-secret -n openshift-config --from-file=.dockerconfigjson=<file>` (classic), or on ROSA HCP `kube-system/additional-pull-secret` on a NodePool with the Replace upgrade strategy.";
+    NODE_DOCKER_CONFIG_TOKEN_EXPIRED: Error, false, "The ECR token in the node's docker config has expired",
+        cause: "The node-wide docker config (on OpenShift and ROSA the global pull secret) holds an ECR token whose `expiration` has passed. A common ROSA workaround puts an ECR token there with a job that refreshes it every few hours; when the job stops, every pull that reaches this credential fails with `authentication required` twelve hours later.",
+        fix: "Refresh the token (classic: `oc set data secret/pull-secret -n openshift-config`; HCP: `kube-system/additional-pull-secret`) and fix the refresher, or better, pull with the node role through the ECR credential provider (name the worker role in the repository policy) so no token has to be kept fresh.";
+    KUBELET_VERDICT_UNKNOWN: Warning, false, "The kubelet's answer cannot be known from this run",
+        cause: "The credentials this run knows of (the pod's pull secrets) do not pull, and the kubelet would go on to the node's own: the node-wide docker config and the credential providers, which this run was not given. Whether the kubelet pulls depends on them; the probe says so instead of guessing.",
+        fix: "Run where the node's config can be read: the node DaemonSet (manifests/node/) with `--credential-provider-config`/`--credential-provider-bin-dir` and `--node-docker-config`, or `--canary` to let the kubelet pull itself.";
+    KUBELET_EARLIER_CREDENTIAL_FAILS: Info, false, "The kubelet tries failing credentials before the one that works",
+        cause: "The kubelet tries every credential that matches the image in its order (pull secrets, the node-wide docker config, the credential providers; more specific keys first) until one pulls. Those before the working one fail first: the pull works, more slowly, and the runtime logs their errors.",
+        fix: "Remove or fix the failing credentials named in the evidence.";
+    KUBELET_NO_CREDENTIALS: Info, false, "The kubelet pulls this image without credentials",
+        cause: "No credential the kubelet would have matches the image: neither a pull secret, nor the node-wide docker config, nor a credential provider's answer. The kubelet then asks the runtime for an anonymous pull, which only a public image survives (ECR refuses it: `no basic auth credentials`, `authentication required`).",
+        fix: "If the image is private, give the kubelet credentials for its registry: an `imagePullSecret` keyed by the registry host, or a credential provider whose `matchImages` covers it.";
+    PLUGIN_ENVIRONMENT_WITHHELD: Info, false, "The credential provider plugin ran without the probe's AWS settings",
+        cause: "The kubelet gives a plugin its own environment plus the provider's `env`, never a pod's. The probe runs the plugin the same way: `PATH`, `HOME`, `LANG`, `TZ` and the proxy variables the kubelet unit usually carries, plus the provider's `env`; the probe's `AWS_*` (its web identity, keys, profile) and `ECR_PULL_PROBE_*` variables are withheld, so the node path cannot pass on the pod's role. The evidence names what was withheld, never the values.",
+        fix: "Nothing to do; to give the plugin a setting, put it in the provider's `env` in the CredentialProviderConfig, as the node must.";
 }
 
 /// The catalogue as Markdown, the content of `docs/findings.md`.

@@ -82,21 +82,94 @@ impl FromStr for WorkloadRef {
     }
 }
 
-/// A pull Secret's docker config (`.dockerconfigjson`, else the legacy `.dockercfg`), parsed as
-/// the kubelet reads it; a Secret with neither is an empty config, hence malformed.
-pub fn parse_pull_secret(
-    secret: K8sSecret,
-) -> Result<Vec<pullsecret::Entry>, pullsecret::Malformed> {
+/// Adds a pull Secret to `set` as the kubelet's `MakeDockerKeyring` reads it
+/// (`pkg/credentialprovider/secrets`): `.dockerconfigjson` only from a
+/// `kubernetes.io/dockerconfigjson` Secret, `.dockercfg` only from a `kubernetes.io/dockercfg`
+/// one, each only when not empty; any other Secret is skipped as the kubelet skips it, and
+/// said as such (`PULL_SECRET_WRONG_TYPE`). One that cannot be parsed is recorded as
+/// malformed: for the pod's pull secrets the kubelet then fails every pull of the pod.
+pub fn add_pull_secret(set: &mut SecretSet, source: &str, secret: K8sSecret) {
     let data = secret.data.unwrap_or_default();
-    let raw = data
-        .get(".dockerconfigjson")
-        .or_else(|| data.get(".dockercfg"))
+    let secret_type = secret.type_.unwrap_or_else(|| "Opaque".into());
+    let (key, format) = match secret_type.as_str() {
+        DOCKER_CONFIG_JSON_TYPE => (".dockerconfigjson", pullsecret::Format::ConfigJson),
+        DOCKERCFG_TYPE => (".dockercfg", pullsecret::Format::Dockercfg),
+        _ => {
+            set.findings.push(diagnosis::pull_secret_wrong_type(
+                source,
+                &secret_type,
+                data.keys().map(String::as_str),
+                None,
+            ));
+            return;
+        }
+    };
+    match data
+        .get(key)
         .map(|b| b.0.as_slice())
-        .unwrap_or_default();
-    pullsecret::parse(raw)
+        .filter(|b| !b.is_empty())
+    {
+        Some(bytes) => set.add(source, pullsecret::parse_as(bytes, format)),
+        None => set.findings.push(diagnosis::pull_secret_wrong_type(
+            source,
+            &secret_type,
+            data.keys().map(String::as_str),
+            Some(key),
+        )),
+    }
 }
 
-/// The workload's view of a pod spec.
+/// The two Secret types the kubelet reads a docker config from.
+pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
+pub const DOCKERCFG_TYPE: &str = "kubernetes.io/dockercfg";
+
+/// What reading the workload's ServiceAccount gave, for [`effective_pull_secrets`].
+pub enum ServiceAccountRead {
+    /// Its `imagePullSecrets` names.
+    Found(Vec<String>),
+    /// It does not exist.
+    Missing,
+    /// It could not be read (already a finding).
+    Failed(crate::report::Finding),
+}
+
+/// The pull secrets a workload's pods carry, by the rules that put them there: the
+/// ServiceAccount admission plugin copies the ServiceAccount's `imagePullSecrets` only when
+/// the pod lists none (counted on the raw list, so `[{name: ""}]` counts), and only at
+/// admission, so an existing Pod has its own list alone; it refuses every pod whose
+/// ServiceAccount does not exist. The kubelet's `getPullSecretsForPod` then skips empty
+/// names. Problems go into `set` (findings, or a blocker for a missing ServiceAccount).
+/// Returns the names and who listed them (`pod` or `serviceaccount`).
+pub fn effective_pull_secrets(
+    workload: &Workload,
+    service_account: ServiceAccountRead,
+    set: &mut SecretSet,
+) -> (Vec<String>, &'static str) {
+    let is_pod = workload.kind == WorkloadKind::Pod.to_string();
+    if is_pod || workload.pull_secrets_listed {
+        return (workload.image_pull_secrets.clone(), "pod");
+    }
+    match service_account {
+        ServiceAccountRead::Found(names) => (
+            names.into_iter().filter(|n| !n.is_empty()).collect(),
+            "serviceaccount",
+        ),
+        ServiceAccountRead::Missing => {
+            set.blockers.push(diagnosis::service_account_missing(
+                &workload.namespace,
+                &workload.service_account,
+                &workload.kind,
+                &workload.name,
+            ));
+            (vec![], "serviceaccount")
+        }
+        ServiceAccountRead::Failed(f) => {
+            set.findings.push(f);
+            (vec![], "serviceaccount")
+        }
+    }
+}
+
 pub fn workload_from_spec(
     kind: WorkloadKind,
     namespace: &str,
@@ -125,6 +198,10 @@ pub fn workload_from_spec(
             .map(|r| r.name.clone())
             .filter(|n| !n.is_empty())
             .collect(),
+        pull_secrets_listed: spec
+            .image_pull_secrets
+            .as_ref()
+            .is_some_and(|l| !l.is_empty()),
         node_selector: spec.node_selector.clone().unwrap_or_default(),
         containers: spec
             .init_containers
@@ -133,19 +210,6 @@ pub fn workload_from_spec(
             .map(|c| image(c, true))
             .chain(spec.containers.iter().map(|c| image(c, false)))
             .collect(),
-    }
-}
-
-/// The pull secrets a pod of this workload will carry: its own, or, when it lists none, its
-/// ServiceAccount's (what the ServiceAccount admission controller adds).
-pub fn effective_pull_secrets(
-    workload: &Workload,
-    sa_secrets: &[String],
-) -> (Vec<String>, &'static str) {
-    if workload.image_pull_secrets.is_empty() {
-        (sa_secrets.to_vec(), "serviceaccount")
-    } else {
-        (workload.image_pull_secrets.clone(), "pod")
     }
 }
 
@@ -300,63 +364,97 @@ impl Cluster {
         ))
     }
 
-    /// The pull secrets the workload's pods will carry, read and parsed, plus (with `global`)
-    /// OpenShift's global pull secret. Each problem is a finding, not an error: the kubelet
-    /// also carries on without a missing secret.
-    pub async fn pull_secrets(&self, w: &Workload, global: bool) -> SecretSet {
+    /// The pull secrets the workload's pods will carry, read and parsed. Each problem is a
+    /// finding, not an error: the kubelet also carries on without a missing secret.
+    pub async fn pull_secrets(&self, w: &Workload) -> SecretSet {
         let mut set = SecretSet::default();
-        let sa = Api::<ServiceAccount>::namespaced(self.client.clone(), &self.namespace)
+        let sa = match Api::<ServiceAccount>::namespaced(self.client.clone(), &self.namespace)
             .get(&w.service_account)
-            .await;
-        let sa_secrets: Vec<String> = match &sa {
-            Ok(sa) => sa
-                .image_pull_secrets
-                .iter()
-                .flatten()
-                .map(|r| r.name.clone())
-                .collect(),
-            Err(e) => {
-                set.findings.push(diagnosis::cluster_read_failed(
-                    "ServiceAccount",
-                    &self.namespace,
-                    &w.service_account,
-                    &crate::error_chain(e),
-                ));
-                vec![]
-            }
+            .await
+        {
+            Ok(sa) => ServiceAccountRead::Found(
+                sa.image_pull_secrets
+                    .iter()
+                    .flatten()
+                    .map(|r| r.name.clone())
+                    .collect(),
+            ),
+            Err(e) if not_found(&e) => ServiceAccountRead::Missing,
+            Err(e) => ServiceAccountRead::Failed(diagnosis::cluster_read_failed(
+                "ServiceAccount",
+                &self.namespace,
+                &w.service_account,
+                &crate::error_chain(&e),
+            )),
         };
-        let (names, from) = effective_pull_secrets(w, &sa_secrets);
-        let mut wanted: Vec<(String, String, bool)> = names
-            .into_iter()
-            .map(|n| (self.namespace.clone(), n, false))
-            .collect();
-        if global {
-            wanted.push(("openshift-config".into(), "pull-secret".into(), true));
-            wanted.push(("kube-system".into(), "additional-pull-secret".into(), true));
-        }
-        for (ns, name, optional) in wanted {
+        let (names, from) = effective_pull_secrets(w, sa, &mut set);
+        for name in names {
+            let ns = &self.namespace;
             let source = format!("secret/{ns}/{name}");
-            match Api::<K8sSecret>::namespaced(self.client.clone(), &ns)
+            match Api::<K8sSecret>::namespaced(self.client.clone(), ns)
                 .get(&name)
                 .await
             {
-                Ok(secret) => {
-                    set.add(&source, parse_pull_secret(secret));
-                }
-                Err(e) if not_found(&e) && optional => {}
+                Ok(secret) => add_pull_secret(&mut set, &source, secret),
                 Err(e) if not_found(&e) => {
                     set.findings
-                        .push(diagnosis::pull_secret_missing(&ns, &name, from));
+                        .push(diagnosis::pull_secret_missing(ns, &name, from));
                 }
                 Err(e) => set.findings.push(diagnosis::cluster_read_failed(
                     "Secret",
-                    &ns,
+                    ns,
                     &name,
                     &crate::error_chain(&e),
                 )),
             }
         }
         set
+    }
+
+    /// OpenShift's global pull secret, which the machine-config operator writes to every
+    /// node's `/var/lib/kubelet/config.json` (`openshift-config/pull-secret`), with ROSA HCP's
+    /// `kube-system/additional-pull-secret` merged in as HyperShift's DaemonSet merges it:
+    /// the original's keys win. Node-wide config, so `None` when neither can be read.
+    pub async fn global_pull_secret(
+        &self,
+    ) -> Option<(
+        String,
+        Result<Vec<pullsecret::Entry>, pullsecret::Malformed>,
+    )> {
+        let mut parts = Vec::new();
+        for (ns, name) in [
+            ("openshift-config", "pull-secret"),
+            ("kube-system", "additional-pull-secret"),
+        ] {
+            if let Ok(secret) = Api::<K8sSecret>::namespaced(self.client.clone(), ns)
+                .get(name)
+                .await
+            {
+                let mut one = SecretSet::default();
+                add_pull_secret(&mut one, &format!("secret/{ns}/{name}"), secret);
+                parts.push((format!("secret/{ns}/{name}"), one));
+            }
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        let source = parts
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let mut entries: Vec<pullsecret::Entry> = Vec::new();
+        for (_, part) in parts {
+            if let Some((_, m)) = part.malformed.into_iter().next() {
+                return Some((source, Err(m)));
+            }
+            for e in part.entries {
+                if !entries.iter().any(|have| have.key == e.key) {
+                    entries.push(e);
+                }
+            }
+        }
+        Some((source, Ok(entries)))
     }
 }
 
@@ -413,21 +511,178 @@ mod tests {
         assert_eq!(w.containers[1].image_pull_policy.as_deref(), Some("Always"));
     }
 
+    fn from_spec(kind: WorkloadKind, spec: &str) -> Workload {
+        let spec: PodSpec = serde_json::from_str(spec).unwrap();
+        workload_from_spec(kind, "ns", "w", &spec)
+    }
+
+    fn names(w: &Workload, sa: ServiceAccountRead) -> (Vec<String>, &'static str, SecretSet) {
+        let mut set = SecretSet::default();
+        let (n, from) = effective_pull_secrets(w, sa, &mut set);
+        (n, from, set)
+    }
+
+    fn found(names: &[&str]) -> ServiceAccountRead {
+        ServiceAccountRead::Found(names.iter().map(|n| n.to_string()).collect())
+    }
+
     #[test]
     fn the_serviceaccounts_secrets_apply_only_when_the_pod_lists_none() {
-        let spec: PodSpec =
-            serde_json::from_str(r#"{"containers":[{"name":"a","image":"x"}]}"#).unwrap();
-        let mut w = workload_from_spec(WorkloadKind::Pod, "ns", "p", &spec);
+        let w = from_spec(
+            WorkloadKind::Deployment,
+            r#"{"containers":[{"name":"a","image":"x"}]}"#,
+        );
         assert_eq!(w.service_account, "default");
-        let sa = vec!["from-sa".to_string()];
-        assert_eq!(
-            effective_pull_secrets(&w, &sa),
-            (sa.clone(), "serviceaccount")
+        let (n, from, _) = names(&w, found(&["from-sa"]));
+        assert_eq!((n, from), (vec!["from-sa".to_string()], "serviceaccount"));
+        let w = from_spec(
+            WorkloadKind::Deployment,
+            r#"{"imagePullSecrets":[{"name":"own"}],"containers":[{"name":"a","image":"x"}]}"#,
         );
-        w.image_pull_secrets = vec!["own".into()];
-        assert_eq!(
-            effective_pull_secrets(&w, &sa),
-            (vec!["own".to_string()], "pod")
+        let (n, from, _) = names(&w, found(&["from-sa"]));
+        assert_eq!((n, from), (vec!["own".to_string()], "pod"));
+    }
+
+    /// Issue 21 point 5, the three admission cases.
+    #[test]
+    fn pull_secrets_follow_the_serviceaccount_admission_plugin() {
+        // `[{name: ""}]` counts as a list at admission (nothing is copied), and the kubelet
+        // skips the empty name: the pods have no pull secrets at all.
+        let w = from_spec(
+            WorkloadKind::Deployment,
+            r#"{"imagePullSecrets":[{"name":""}],"containers":[{"name":"a","image":"x"}]}"#,
         );
+        let (n, from, set) = names(&w, found(&["from-sa"]));
+        assert_eq!((n, from), (vec![], "pod"));
+        assert!(set.is_empty());
+        // An existing Pod was admitted already: its own list alone, never the
+        // ServiceAccount's current one.
+        let pod = from_spec(
+            WorkloadKind::Pod,
+            r#"{"containers":[{"name":"a","image":"x"}]}"#,
+        );
+        let (n, from, _) = names(&pod, found(&["added-later"]));
+        assert_eq!((n, from), (vec![], "pod"));
+        // A missing ServiceAccount: admission refuses every pod of the workload.
+        let (n, _, set) = names(&w_without_list(), ServiceAccountRead::Missing);
+        assert!(n.is_empty());
+        assert_eq!(set.blockers.len(), 1);
+        assert_eq!(
+            set.blockers[0].code,
+            diagnosis::Code::SERVICE_ACCOUNT_MISSING
+        );
+        // ... but not a Pod that exists.
+        let (_, _, set) = names(&pod, ServiceAccountRead::Missing);
+        assert!(set.blockers.is_empty());
+    }
+
+    fn w_without_list() -> Workload {
+        from_spec(
+            WorkloadKind::Deployment,
+            r#"{"serviceAccountName":"gone","containers":[{"name":"a","image":"x"}]}"#,
+        )
+    }
+
+    fn secret(type_: Option<&str>, data: &[(&str, &str)]) -> K8sSecret {
+        K8sSecret {
+            type_: type_.map(str::to_string),
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            k8s_openapi::ByteString(v.as_bytes().to_vec()),
+                        )
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    /// kubernetes `pkg/credentialprovider/secrets/secrets_test.go` `Test_MakeDockerKeyring`:
+    /// each key read only from its own Secret type; plus an `Opaque` Secret and empty data.
+    #[test]
+    fn secrets_are_read_by_their_type_as_make_docker_keyring_reads_them() {
+        let json = r#"{"auths": {"test.registry.io": {"auth": "dXNlcjpwYXNzd29yZA=="}}}"#;
+        let cfg = r#"{"test.registry.io": {"auth": "dXNlcjpwYXNzd29yZA=="}}"#;
+        let userpass =
+            r#"{"auths": {"test.registry.io": {"username": "user", "password": "password"}}}"#;
+        let cases: [(&str, Option<&str>, &str, &str, bool); 8] = [
+            (
+                "with .dockerconfigjson and auth field",
+                Some(DOCKER_CONFIG_JSON_TYPE),
+                ".dockerconfigjson",
+                json,
+                true,
+            ),
+            (
+                "with .dockerconfig and auth field",
+                Some(DOCKERCFG_TYPE),
+                ".dockercfg",
+                cfg,
+                true,
+            ),
+            (
+                "with .dockerconfigjson and username/password fields",
+                Some(DOCKER_CONFIG_JSON_TYPE),
+                ".dockerconfigjson",
+                userpass,
+                true,
+            ),
+            (
+                "with .dockerconfigjson but with wrong Secret Type",
+                Some(DOCKERCFG_TYPE),
+                ".dockerconfigjson",
+                json,
+                false,
+            ),
+            (
+                "with .dockerconfig but with wrong Secret Type",
+                Some(DOCKER_CONFIG_JSON_TYPE),
+                ".dockercfg",
+                cfg,
+                false,
+            ),
+            (
+                "an Opaque Secret with a .dockerconfigjson",
+                Some("Opaque"),
+                ".dockerconfigjson",
+                json,
+                false,
+            ),
+            ("no type at all", None, ".dockerconfigjson", json, false),
+            (
+                "empty data is skipped",
+                Some(DOCKER_CONFIG_JSON_TYPE),
+                ".dockerconfigjson",
+                "",
+                false,
+            ),
+        ];
+        for (name, type_, key, data, used) in cases {
+            let mut set = SecretSet::default();
+            add_pull_secret(&mut set, "secret/ns/s", secret(type_, &[(key, data)]));
+            assert_eq!(set.entries.len(), usize::from(used), "{name}");
+            if used {
+                assert_eq!(set.entries[0].username, "user", "{name}");
+                assert!(set.findings.is_empty(), "{name}");
+            } else {
+                assert_eq!(
+                    set.findings[0].code,
+                    diagnosis::Code::PULL_SECRET_WRONG_TYPE,
+                    "{name}"
+                );
+                assert!(set.malformed.is_empty(), "{name}");
+            }
+        }
+        // Unparsable content of the right type: malformed (the kubelet fails the pod's pulls).
+        let mut set = SecretSet::default();
+        add_pull_secret(
+            &mut set,
+            "secret/ns/s",
+            secret(Some(DOCKER_CONFIG_JSON_TYPE), &[(".dockerconfigjson", "{")]),
+        );
+        assert_eq!(set.malformed.len(), 1);
     }
 }

@@ -188,8 +188,9 @@ pub struct CheckArgs {
     )]
     pub namespace: Vec<String>,
 
-    /// With --images-from, also use OpenShift's global pull secret (openshift-config/pull-secret,
-    /// or kube-system/additional-pull-secret on hosted control planes) where readable.
+    /// With --images-from, read OpenShift's global pull secret (openshift-config/pull-secret,
+    /// merged with kube-system/additional-pull-secret on hosted control planes) as the
+    /// node-wide docker config the machine-config operator writes to every node.
     #[arg(long, env = "ECR_PULL_PROBE_GLOBAL_PULL_SECRET")]
     pub global_pull_secret: bool,
 
@@ -272,6 +273,11 @@ pub struct CheckArgs {
     #[arg(long, env = "ECR_PULL_PROBE_DOCKER_CONFIG")]
     pub docker_config: Option<PathBuf>,
 
+    /// The node-wide docker config the kubelet's default keyring reads (/var/lib/kubelet/config.json;
+    /// on OpenShift the global pull secret). A missing file is a node without one.
+    #[arg(long, env = "ECR_PULL_PROBE_NODE_DOCKER_CONFIG", value_name = "FILE")]
+    pub node_docker_config: Option<PathBuf>,
+
     /// Also pull with the node's credentials: the kubelet's CredentialProviderConfig (its
     /// --image-credential-provider-config; a file, or a directory of them), whose matching
     /// providers are run as the kubelet runs them.
@@ -338,6 +344,8 @@ pub struct Config {
     /// Requests per second to each registry host; 0 for no cap.
     pub registry_rate: u32,
     pub docker_config: Option<PathBuf>,
+    /// The node-wide docker config (`/var/lib/kubelet/config.json`).
+    pub node_docker_config: Option<PathBuf>,
     pub images_from: Option<WorkloadRef>,
     pub namespace: Option<String>,
     pub global_pull_secret: bool,
@@ -566,6 +574,7 @@ impl Config {
         }
         let kubelet_path = watch
             || a.docker_config.is_some()
+            || a.node_docker_config.is_some()
             || a.images_from.is_some()
             || a.credential_provider_config.is_some();
         if require == Require::Kubelet && !kubelet_path {
@@ -605,6 +614,7 @@ impl Config {
                 .registry_rate
                 .unwrap_or(if watch { WATCH_REGISTRY_RATE } else { 0 }),
             docker_config: a.docker_config,
+            node_docker_config: a.node_docker_config,
             images_from: a.images_from.as_deref().map(str::parse).transpose()?,
             namespace: a.namespace.into_iter().next().filter(|n| !n.is_empty()),
             global_pull_secret: a.global_pull_secret,

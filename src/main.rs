@@ -16,12 +16,15 @@ use ecr_pull_probe::{logging, probe, render, serve};
 type BoxError = Box<dyn Error>;
 
 /// 0: every image can be pulled. 1: at least one cannot (the gate says no). 2: the probe could
-/// not run as asked (usage or configuration error); `main` maps every error to 2.
+/// not run as asked (usage or configuration error); `main` maps every error to 2. 3: no image
+/// fails, but the answer asked for cannot be known from this run (the kubelet would go on to
+/// node credentials the run was not given).
 fn exit_code(report: &Report) -> ExitCode {
     match report.verdict {
         Verdict::Pass => ExitCode::from(0),
         Verdict::Fail => ExitCode::from(1),
         Verdict::Error => ExitCode::from(2),
+        Verdict::Inconclusive => ExitCode::from(3),
     }
 }
 

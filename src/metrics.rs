@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::report::{Report, Status, Verdict, all_findings, wire_name};
+use crate::report::{KubeletStatus, Report, Status, Verdict, all_findings, wire_name};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ImageLabel {
@@ -162,7 +162,7 @@ impl Metrics {
         );
         registry.register(
             "path_success",
-            "Whether the image could be pulled on a credential path (pod_identity, pull_secrets, node_credential_provider, kubelet_canary) in the last run (1) or not (0); inconclusive paths are absent",
+            "Whether the image could be pulled on a credential path (pod_identity, pull_secrets, node_docker_config, node_credential_provider, kubelet_canary) or by the kubelet over its whole credential list (kubelet) in the last run (1) or not (0); inconclusive paths are absent",
             m.path_success.clone(),
         );
         registry.register(
@@ -374,6 +374,11 @@ impl Metrics {
                     None,
                 ),
                 (
+                    "node_docker_config",
+                    p.node_docker_config.as_ref().map(|s| s.status),
+                    None,
+                ),
+                (
                     "node_credential_provider",
                     p.node_credential_provider.as_ref().map(|n| n.status),
                     p.node_credential_provider
@@ -384,6 +389,16 @@ impl Metrics {
                     "kubelet_canary",
                     p.kubelet_canary.as_ref().map(|c| c.status),
                     p.kubelet_canary.as_ref().and_then(|c| c.node.clone()),
+                ),
+                // The kubelet's answer over its whole list; absent while unknown.
+                (
+                    "kubelet",
+                    p.kubelet_status().and_then(|k| match k {
+                        KubeletStatus::Pass => Some(Status::Pass),
+                        KubeletStatus::Fail => Some(Status::Fail),
+                        KubeletStatus::Unknown => None,
+                    }),
+                    None,
                 ),
             ];
             for (path, status, node) in paths {
@@ -551,6 +566,7 @@ mod tests {
             password_expires_at: None,
             cache_key_type: None,
             cache_duration: None,
+            environment_withheld: vec![],
             stages: vec![],
             findings: vec![],
         });

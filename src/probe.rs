@@ -18,17 +18,19 @@ use crate::credential_provider::config as provider_config;
 use crate::diagnosis;
 use crate::ecr::TokenKey;
 use crate::identity::{self, CredentialMode, IdentityEnv};
+use crate::paths::kubelet::{self, SourceRows};
 use crate::paths::node_provider::{self, NodeProviderSetup, ServiceAccountInput};
 use crate::paths::pod_identity::{self, TokenResult};
-use crate::paths::{Outcome, Puller, canary, ms, pull_secrets, stage};
+use crate::paths::{Credentials, Outcome, Puller, canary, ms, pull_secrets, stage};
 use crate::pullsecret::{self, SecretSet};
 use crate::reference::ImageRef;
 use crate::registry;
 use crate::registry::retry::RetryPolicy;
 use crate::registry::transport::{Transport, TransportConfig, TransportConfigError};
 use crate::report::{
-    self, EcrRef, IdentityReport, ImageReport, Paths, ReferenceReport, Report, RetryPolicyReport,
-    Stage, Status, Tool, Verdict,
+    self, CredentialSource, EcrRef, IdentityReport, ImageReport, KubeletAnswer, KubeletStatus,
+    NodeProviderPath, Paths, ReferenceReport, Report, RetryPolicyReport, SecretPath, Stage, Status,
+    Tool,
 };
 use crate::secret::Secret;
 use crate::sts;
@@ -50,6 +52,12 @@ pub enum SetupError {
     },
     #[error("the Kubernetes API did not answer before the deadline")]
     ClusterDeadline,
+    #[error("cannot read the node's docker config {path}")]
+    NodeDockerConfig {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read the docker config {path}")]
     DockerConfig {
         path: String,
@@ -117,17 +125,28 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     // The workload a rollout will run, and the pull secrets its pods will carry.
     let mut images = config.images.clone();
     let mut secrets: Option<SecretSet> = None;
+    let mut node_config: Option<SecretSet> = None;
     let mut workload = None;
     let mut cluster = None;
     if let Some(r) = &config.images_from {
-        let (c, w, set) = timeout_at(deadline, async {
+        let (c, w, set, global) = timeout_at(deadline, async {
             let cluster = Cluster::connect(config.namespace.as_deref()).await?;
             let w = cluster.workload(r).await?;
-            let set = cluster.pull_secrets(&w, config.global_pull_secret).await;
-            Ok::<_, ClusterError>((cluster, w, set))
+            let set = cluster.pull_secrets(&w).await;
+            let global = match config.global_pull_secret {
+                true => cluster.global_pull_secret().await,
+                false => None,
+            };
+            Ok::<_, ClusterError>((cluster, w, set, global))
         })
         .await
         .map_err(|_| SetupError::ClusterDeadline)??;
+        // OpenShift's global pull secret is what the node's file holds: node-wide config.
+        if let Some((source, parsed)) = global {
+            node_config
+                .get_or_insert_with(SecretSet::default)
+                .add(&source, parsed);
+        }
         for c in &w.containers {
             let image: ImageRef = c
                 .image
@@ -142,7 +161,8 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
                 images.push(image);
             }
         }
-        secrets = Some(set);
+        // A pod with no pull secrets has no pull-secret path (as in `serve --watch`).
+        secrets = (!set.is_empty()).then_some(set);
         workload = Some(w);
         cluster = Some(c);
     }
@@ -151,22 +171,43 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     if let Some(path) = &config.docker_config {
         // Read no more than the parser accepts (plus one byte, so an oversized file is named
         // as such): a mounted file is outside input too.
-        let mut bytes = Vec::new();
-        {
-            use std::io::Read as _;
-            std::fs::File::open(path)
-                .and_then(|f| {
-                    f.take(pullsecret::MAX_DOCKER_CONFIG_BYTES as u64 + 1)
-                        .read_to_end(&mut bytes)
-                })
-                .map_err(|source| SetupError::DockerConfig {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-        }
+        let bytes = read_docker_config(path).map_err(|source| SetupError::DockerConfig {
+            path: path.display().to_string(),
+            source,
+        })?;
         secrets
             .get_or_insert_with(SecretSet::default)
             .add(&path.display().to_string(), pullsecret::parse(&bytes));
+    }
+    // The node-wide file: absent is a node without one (EKS); one this pod may not read
+    // (root's 0600) leaves that source unknown; anything else is ours to fix.
+    let mut node_config_known = true;
+    if let Some(path) = &config.node_docker_config {
+        let set = node_config.get_or_insert_with(SecretSet::default);
+        let name = path.display().to_string();
+        match read_docker_config(path) {
+            Ok(bytes) => {
+                let format = match path.file_name().and_then(|n| n.to_str()) {
+                    Some(".dockercfg") => pullsecret::Format::Dockercfg,
+                    _ => pullsecret::Format::ConfigJson,
+                };
+                set.add(&name, pullsecret::parse_as(&bytes, format));
+                if node_docker_config_replaced(path) {
+                    set.findings
+                        .push(diagnosis::node_docker_config_replaced(&name));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                set.findings
+                    .push(diagnosis::node_docker_config_absent(&name));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                set.findings
+                    .push(diagnosis::node_docker_config_unreadable(&name));
+                node_config_known = false;
+            }
+            Err(source) => return Err(SetupError::NodeDockerConfig { path: name, source }),
+        }
     }
 
     let items: Vec<(&ImageRef, Option<&SecretSet>)> =
@@ -177,8 +218,30 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         deadline,
         workload,
         cluster,
+        node_config,
+        node_config_known,
     };
     checked(config, &transport, run, &items, &Reuse::one_run()).await
+}
+
+/// Whether the file at `path` was replaced on the host after it was mounted here: a bind
+/// mount of one file keeps the inode it was made with, and an atomic rename over the host's
+/// path (how the machine-config daemon and nodeadm write) leaves that inode with no name, so
+/// its link count is 0. What is read through the mount is then the old content.
+pub fn node_docker_config_replaced(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.nlink() == 0)
+}
+
+/// A docker config file, read no further than the parser accepts (plus one byte, so an
+/// oversized file is named as such): a mounted file is outside input too.
+fn read_docker_config(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(pullsecret::MAX_DOCKER_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// `serve --watch`: one run over images each with its own pull secrets (those of the
@@ -202,6 +265,8 @@ pub async fn run_checks(
         deadline,
         workload: None,
         cluster: None,
+        node_config: None,
+        node_config_known: true,
     };
     checked(config, &transport, run, &items, reuse).await
 }
@@ -213,6 +278,10 @@ struct RunSetup {
     deadline: Instant,
     workload: Option<crate::report::Workload>,
     cluster: Option<Cluster>,
+    /// The node-wide docker config, when the run was given one.
+    node_config: Option<SecretSet>,
+    /// False when it was given but this pod may not read it.
+    node_config_known: bool,
 }
 
 /// The identity, then every image on every path, into the report.
@@ -229,6 +298,8 @@ async fn checked(
         deadline,
         workload,
         cluster,
+        node_config,
+        node_config_known,
     } = run;
     let timeout_secs = config.timeout.as_secs_f64();
     let images: Vec<ImageRef> = items.iter().map(|(i, _)| (*i).clone()).collect();
@@ -337,6 +408,8 @@ async fn checked(
         },
         tokens: &tokens,
         node: node.as_ref(),
+        node_config: node_config.as_ref(),
+        node_config_known,
         canary: config.canary,
     };
     // The canary runs beside the image checks; it mostly waits on the kubelet.
@@ -523,15 +596,29 @@ async fn node_service_account(
     Ok(sa)
 }
 
-/// Settles an image once all its paths are in: the verdict under the policy, and one
-/// summary when the pod's path and the kubelet's disagree.
+/// Settles an image once all its paths are in: the canary's answer (the kubelet's own, when
+/// it gave one) over the list's, the verdict under the policy, and one summary when the
+/// pod's path and the kubelet's disagree.
 fn finish_image(r: &mut ImageReport, require: report::Require) {
-    let pod = match r.paths.pod_identity {
-        Status::Pass => Verdict::Pass,
-        _ => Verdict::Fail,
-    };
-    r.findings
-        .extend(diagnosis::paths_disagree(pod, r.paths.kubelet()));
+    if let Some(base) = r.paths.kubelet.take() {
+        r.paths.kubelet = Some(kubelet::with_canary(base, r.paths.kubelet_canary.as_ref()));
+    }
+    if let Some(k) = &r.paths.kubelet {
+        let mut failing: Vec<CredentialSource> = k
+            .credentials
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| c.source)
+            .collect();
+        failing.dedup();
+        let pod_passes = r.paths.pod_identity == Status::Pass;
+        let finding = match k.status {
+            KubeletStatus::Pass => diagnosis::paths_disagree(pod_passes, true, &failing),
+            KubeletStatus::Fail => diagnosis::paths_disagree(pod_passes, false, &failing),
+            KubeletStatus::Unknown => None,
+        };
+        r.findings.extend(finding);
+    }
     r.verdict = r.paths.verdict(require);
 }
 
@@ -539,11 +626,104 @@ struct ImageCtx<'a> {
     puller: Puller<'a>,
     tokens: &'a BTreeMap<TokenKey, TokenResult>,
     node: Option<&'a NodeProviderSetup>,
+    /// The node-wide docker config, when given.
+    node_config: Option<&'a SecretSet>,
+    /// False when it was given but could not be read.
+    node_config_known: bool,
     /// Whether the canary will add the kubelet's own answer.
     canary: bool,
 }
 
+/// The kubelet's answer and the three paths that feed it, for one image.
+type KubeletPaths = (
+    Option<KubeletAnswer>,
+    Option<SecretPath>,
+    Option<SecretPath>,
+    Option<NodeProviderPath>,
+);
+
 impl ImageCtx<'_> {
+    /// The kubelet's list for `img`, source by source in its order, each tried with the real
+    /// pull; then its answer. The node's sources are known when the run was given either
+    /// (the other is then taken as absent); the pull secrets are known always (a run without
+    /// a workload or docker config checks a pod with none). No answer when no source of the
+    /// kubelet's was given at all and no canary runs: nothing of the kubelet's side is
+    /// checked then.
+    async fn kubelet_list(&self, img: &ImageRef, secrets: Option<&SecretSet>) -> KubeletPaths {
+        // Described the node at all: what was not given of it is taken as absent.
+        let node_known = self.node.is_some() || self.node_config.is_some();
+        let config_known = node_known && self.node_config_known;
+        let mut blocked = false;
+        let mut sources = Vec::with_capacity(3);
+        let pull_secrets = match secrets {
+            Some(set) => Some(pull_secrets::check(&self.puller, img, set).await),
+            None => None,
+        };
+        let node_docker_config = match self.node_config {
+            Some(set) => Some(pull_secrets::check_node_config(&self.puller, img, set).await),
+            None => None,
+        };
+        for (source, checked, known) in [
+            (CredentialSource::PullSecrets, &pull_secrets, true),
+            (
+                CredentialSource::NodeDockerConfig,
+                &node_docker_config,
+                config_known,
+            ),
+        ] {
+            blocked |= checked.as_ref().is_some_and(|c| c.blocked);
+            sources.push(SourceRows {
+                source,
+                known,
+                rows: checked.as_ref().map(|c| c.rows.clone()).unwrap_or_default(),
+                image_problem: checked.as_ref().and_then(|c| c.image_problem),
+            });
+        }
+        let node_credential_provider = match self.node {
+            Some(setup) => Some(node_provider::check(&self.puller, img, setup).await),
+            None => None,
+        };
+        blocked |= node_credential_provider.as_ref().is_some_and(|c| c.blocked);
+        sources.push(SourceRows {
+            source: CredentialSource::NodeCredentialProvider,
+            known: node_known,
+            rows: node_credential_provider
+                .as_ref()
+                .map(|c| c.rows.clone())
+                .unwrap_or_default(),
+            image_problem: node_credential_provider
+                .as_ref()
+                .and_then(|c| c.image_problem),
+        });
+        let checked = secrets.is_some() || node_known || self.canary;
+        let answer = match checked {
+            false => None,
+            true => {
+                let anonymous = match kubelet::needs_anonymous(&sources, blocked) {
+                    true => {
+                        let pulled = self.puller.pull(img, None, Credentials::None).await;
+                        Some(kubelet::Anonymous {
+                            status: if pulled.passed() {
+                                Status::Pass
+                            } else {
+                                Status::Fail
+                            },
+                            stages: pulled.stages,
+                        })
+                    }
+                    false => None,
+                };
+                Some(kubelet::answer(img, &sources, blocked, anonymous))
+            }
+        };
+        (
+            answer,
+            pull_secrets.map(|c| c.path),
+            node_docker_config.map(|c| c.path),
+            node_credential_provider.map(|c| c.path),
+        )
+    }
+
     async fn check(&self, img: &ImageRef, secrets: Option<&SecretSet>) -> ImageReport {
         let mut findings = Vec::new();
         let endpoint = registry::endpoint_for(img, &self.puller.config.registry_endpoints)
@@ -556,15 +736,8 @@ impl ImageCtx<'_> {
 
         let pod = pod_identity::check(&self.puller, img, token, &mut findings).await;
         let pod_passed = pod.passed();
-        let pull_secrets = match secrets {
-            Some(set) => Some(pull_secrets::check(&self.puller, img, set).await),
-            None => None,
-        };
-        let node_credential_provider = match self.node {
-            Some(setup) => Some(node_provider::check(&self.puller, img, setup).await),
-            None => None,
-        };
-
+        let (kubelet, pull_secrets, node_docker_config, node_credential_provider) =
+            self.kubelet_list(img, secrets).await;
         let paths = Paths {
             pod_identity: if pod_passed {
                 Status::Pass
@@ -572,12 +745,14 @@ impl ImageCtx<'_> {
                 Status::Fail
             },
             pull_secrets,
+            node_docker_config,
             node_credential_provider,
             kubelet_canary: None,
+            kubelet,
         };
         // Said only when nothing of the kubelet's side was checked; otherwise the paths speak
         // for themselves (and disagreeing paths get their own finding).
-        if pod_passed && img.ecr.is_some() && !paths.kubelet_checked() && !self.canary {
+        if pod_passed && img.ecr.is_some() && !paths.kubelet_checked() {
             findings.push(diagnosis::pod_identity_can_pull(
                 img,
                 self.puller.sts.map(|s| &s.caller),

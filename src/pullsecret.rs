@@ -7,10 +7,7 @@
 //! the key's path, more specific keys are tried first, Docker Hub keys by the default-registry
 //! fallback).
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
-use serde::Deserialize;
 
 use crate::ecr;
 use crate::keyring::{self, Keyring};
@@ -33,75 +30,120 @@ pub struct Entry {
     pub ecr_password_expiration: Option<i64>,
 }
 
+impl Entry {
+    /// What the runtime is handed: an entry with an empty username (one with only an `email`,
+    /// or `"auth": ""` and nothing else) is an empty `AuthConfig`, which containerd and
+    /// containers/image both take as "no credentials" (containerd `ParseAuth`: "An empty auth
+    /// config is valid for anonymous registry").
+    pub fn credentials(&self) -> Option<&Secret<String>> {
+        (!self.username.is_empty()).then_some(&self.basic)
+    }
+}
+
 /// Largest docker config parsed: a Kubernetes Secret holds at most 1 MiB, and a real config a
 /// few KiB.
 pub const MAX_DOCKER_CONFIG_BYTES: usize = 1 << 20;
 
+/// Why a docker config cannot be read at all. For a pull secret the kubelet then fails every
+/// pull of the pod (`secretsToTrackedDockerConfigs` returns the error); a node-wide file it
+/// skips.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Malformed {
     #[error("the docker config is over the limit of {max} bytes")]
     TooLarge { len: usize, max: usize },
-    #[error("not JSON")]
-    NotJson,
-    #[error("entry {0:?} has neither `auth` nor `username`/`password`")]
-    NoCredentials(String),
+    /// Not JSON, or JSON of the wrong shape (serde names the position and the kind, never
+    /// the input).
+    #[error("not a docker config: {0}")]
+    NotJson(String),
     #[error("entry {0:?} has an `auth` that is not base64 `user:password`")]
     BadAuth(String),
-    #[error("entry {0:?} is skipped, as the kubelet skips it: {1}")]
-    RefusedKey(String, #[source] keyring::PatternError),
+}
+
+/// A key dropped from an otherwise usable docker config (or a plugin's answer): the kubelet
+/// skips a key it cannot parse as a URL, and the probe also skips keys past the caps that
+/// keep matching linear. The other keys are used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedKey {
+    pub source: String,
+    /// The key, cut to a length fit for a message.
+    pub key: String,
+    pub why: keyring::PatternError,
 }
 
 /// A key cut to a length fit for a message (a hostile one can be any length).
-fn shorten(key: &str) -> String {
+pub fn shorten(key: &str) -> String {
     match key.char_indices().nth(80) {
         Some((i, _)) => format!("{}…", &key[..i]),
         None => key.to_string(),
     }
 }
 
-#[derive(Deserialize, Default)]
-struct RawEntry {
-    auth: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
+/// Which of the two docker config shapes to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `{"auths": {...}}`: a `kubernetes.io/dockerconfigjson` Secret, a `config.json`.
+    ConfigJson,
+    /// The map itself: a `kubernetes.io/dockercfg` Secret, a `.dockercfg` file.
+    Dockercfg,
+    /// A file of either shape (`--docker-config`): `auths` at the top means the first.
+    Detect,
 }
 
-#[derive(Deserialize)]
-struct DockerConfigJson {
-    auths: BTreeMap<String, RawEntry>,
-}
-
-/// Parses `.dockerconfigjson` (`{"auths": {...}}`) or `.dockercfg` (the map itself). Errors
-/// name the key, never a credential.
-pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, Malformed> {
+/// Parses a docker config by Go's rules, as the kubelet's `DockerConfigJSON`/`DockerConfig`
+/// and `DockerConfigEntry.UnmarshalJSON` read it: field names matched without case, `null`
+/// as absent, unknown fields ignored, `auth` (when not empty) decoded with padding or
+/// without and taking over the username and password, an entry with neither (only an
+/// `email`) kept with empty credentials. Errors name the key, never a credential.
+pub fn parse_as(bytes: &[u8], format: Format) -> Result<Vec<Entry>, Malformed> {
     if bytes.len() > MAX_DOCKER_CONFIG_BYTES {
         return Err(Malformed::TooLarge {
             len: bytes.len(),
             max: MAX_DOCKER_CONFIG_BYTES,
         });
     }
-    let map = match serde_json::from_slice::<DockerConfigJson>(bytes) {
-        Ok(c) => c.auths,
-        Err(_) => serde_json::from_slice::<BTreeMap<String, RawEntry>>(bytes)
-            .map_err(|_| Malformed::NotJson)?,
+    let not_json = |e: serde_json::Error| {
+        Malformed::NotJson(format!(
+            "{} at line {} column {}",
+            match e.classify() {
+                serde_json::error::Category::Data => "wrong field types",
+                serde_json::error::Category::Eof => "truncated",
+                _ => "syntax error",
+            },
+            e.line(),
+            e.column()
+        ))
+    };
+    let format = match format {
+        Format::Detect => match serde_json::from_slice::<go::TopKeys>(bytes) {
+            Ok(top) if top.has_auths => Format::ConfigJson,
+            Ok(_) => Format::Dockercfg,
+            Err(e) => return Err(not_json(e)),
+        },
+        f => f,
+    };
+    let map = match format {
+        Format::ConfigJson => {
+            serde_json::from_slice::<go::ConfigJson>(bytes)
+                .map_err(not_json)?
+                .auths
+        }
+        _ => {
+            serde_json::from_slice::<go::Config>(bytes)
+                .map_err(not_json)?
+                .0
+        }
     };
     let b64 = base64::engine::general_purpose::STANDARD;
     map.into_iter()
         .map(|(key, raw)| {
-            let (username, password) = match (raw.auth, raw.username, raw.password) {
-                (Some(auth), _, _) => {
-                    let decoded = b64
-                        .decode(auth.trim())
-                        .ok()
-                        .and_then(|d| String::from_utf8(d).ok())
-                        .ok_or_else(|| Malformed::BadAuth(key.clone()))?;
-                    let (u, p) = decoded
-                        .split_once(':')
-                        .ok_or_else(|| Malformed::BadAuth(key.clone()))?;
-                    (u.to_string(), p.to_string())
+            let (username, password) = match raw.auth.filter(|a| !a.is_empty()) {
+                Some(auth) => {
+                    go::decode_auth(&auth).ok_or_else(|| Malformed::BadAuth(shorten(&key)))?
                 }
-                (None, Some(u), Some(p)) => (u, p),
-                _ => return Err(Malformed::NoCredentials(key)),
+                None => (
+                    raw.username.unwrap_or_default(),
+                    raw.password.unwrap_or_default(),
+                ),
             };
             let token = Secret::new(b64.encode(format!("{username}:{password}")));
             let ecr_password_expiration = ecr::decode_authorization_token(&token)
@@ -118,17 +160,30 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, Malformed> {
         .collect()
 }
 
-/// All the pull secrets a path may use, merged in the kubelet's order, with the problems met
-/// while gathering them (a missing Secret, a malformed one).
+/// [`parse_as`] with the shape detected.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Entry>, Malformed> {
+    parse_as(bytes, Format::Detect)
+}
+
+/// All the docker configs of one credential source, merged in the kubelet's order, with the
+/// problems met while gathering them. For the pod's pull secrets a malformed source (or a
+/// blocker) means the kubelet fails every pull of the pod; for the node-wide docker config
+/// it is skipped.
 #[derive(Debug, Default, Clone)]
 pub struct SecretSet {
     pub sources: Vec<String>,
     pub entries: Vec<Entry>,
-    /// Sources (or keys) that cannot be used, as the kubelet would skip them; the pull-secret
-    /// path turns them into findings, so this parser stays free of the diagnosis.
+    /// Sources that cannot be read at all; the path turns them into findings, so this parser
+    /// stays free of the diagnosis.
     pub malformed: Vec<(String, Malformed)>,
-    /// Problems met while gathering the secrets from the cluster (already diagnosed there).
+    /// Keys dropped from sources that are otherwise used.
+    pub skipped_keys: Vec<SkippedKey>,
+    /// Problems met while gathering the secrets (already diagnosed there): a missing Secret,
+    /// one of the wrong type, one that could not be read.
     pub findings: Vec<Finding>,
+    /// What stops every pull of the pod before any credential is tried (already diagnosed):
+    /// a ServiceAccount that does not exist, so admission refuses the pods.
+    pub blockers: Vec<Finding>,
 }
 
 impl SecretSet {
@@ -138,19 +193,25 @@ impl SecretSet {
             Ok(entries) => {
                 for mut e in entries {
                     e.source = source.to_string();
-                    // The kubelet skips a key it cannot parse; we also refuse keys past the
-                    // caps that keep matching linear. Either way the entry is never used.
+                    // The kubelet skips a key it cannot parse; we also skip keys past the
+                    // caps that keep matching linear. The other keys are used.
                     match keyring::check_pattern(&e.key) {
                         Ok(()) => self.entries.push(e),
-                        Err(why) => self.malformed.push((
-                            source.to_string(),
-                            Malformed::RefusedKey(shorten(&e.key), why),
-                        )),
+                        Err(why) => self.skipped_keys.push(SkippedKey {
+                            source: source.to_string(),
+                            key: shorten(&e.key),
+                            why,
+                        }),
                     }
                 }
             }
             Err(m) => self.malformed.push((source.to_string(), m)),
         }
+    }
+
+    /// Whether there is nothing at all: no source and nothing said about one.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty() && self.findings.is_empty() && self.blockers.is_empty()
     }
 
     pub fn source(&self) -> String {
@@ -188,6 +249,8 @@ pub fn other_region<'a>(entries: &'a [Entry], image: &ImageRef) -> Option<(&'a E
             .map(|h| (e, h.region))
     })
 }
+
+mod go;
 
 #[cfg(test)]
 mod proptests;
@@ -323,13 +386,68 @@ mod tests {
 
     #[test]
     fn malformed_configs_name_the_key_not_the_secret() {
-        assert_eq!(parse(b"nope").unwrap_err(), Malformed::NotJson);
+        assert!(matches!(parse(b"nope").unwrap_err(), Malformed::NotJson(_)));
         let e = parse(br#"{"auths":{"h":{"auth":"c2VjcmV0"}}}"#).unwrap_err();
         assert_eq!(e, Malformed::BadAuth("h".into()));
         assert!(!e.to_string().contains("secret"));
+        let e = parse(br#"{"auths":{"h":{"password": 12345678}}}"#).unwrap_err();
+        assert!(!e.to_string().contains("12345678"), "{e}");
+    }
+
+    /// The four forms of issue 21 point 4 that the kubelet uses and a strict reader refused,
+    /// each of which once rejected the whole file.
+    #[test]
+    fn reads_what_go_reads() {
+        let cred = |cfg: &[u8]| {
+            let e = parse(cfg).unwrap();
+            (
+                e[0].key.clone(),
+                e[0].username.clone(),
+                e[0].basic.expose().clone(),
+            )
+        };
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        // Unpadded base64 (`RawStdEncoding` when there is no `=`): "user:pw" is 7 bytes.
         assert_eq!(
-            parse(br#"{"auths":{"h":{"username":"u"}}}"#).unwrap_err(),
-            Malformed::NoCredentials("h".into())
+            cred(br#"{"auths":{"h":{"auth":"dXNlcjpwdw"}}}"#),
+            ("h".into(), "user".into(), b64("user:pw"))
+        );
+        // `"auth": ""` beside a username and password: they are used.
+        assert_eq!(
+            cred(br#"{"auths":{"h":{"auth":"","username":"u","password":"p"}}}"#),
+            ("h".into(), "u".into(), b64("u:p"))
+        );
+        // Field names without case, at both levels.
+        assert_eq!(
+            cred(br#"{"Auths":{"h":{"Auth":"dTpw"}}}"#),
+            ("h".into(), "u".into(), b64("u:p"))
+        );
+        // Only an email: an entry with empty credentials (the runtime pulls anonymously).
+        let e = parse(br#"{"auths":{"h":{"email":"a@example.com"}}}"#).unwrap();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].credentials().is_none());
+    }
+
+    /// kubernetes `config_test.go` `TestReadDockerConfigFileFromBytes` and
+    /// `TestReadDockerConfigJSONFileFromBytes`: both shapes, and a truncated file refused.
+    #[test]
+    fn reads_both_shapes_as_the_kubelet_tests_do() {
+        let legacy = br#"{"http://foo.example.com":{"username": "foo", "password": "bar", "email": "foo@example.com"}}"#;
+        let e = parse_as(legacy, Format::Dockercfg).unwrap();
+        assert_eq!(
+            (e[0].key.as_str(), e[0].username.as_str()),
+            ("http://foo.example.com", "foo")
+        );
+        let json = br#"{"auths": {"http://foo.example.com":{"username": "foo", "password": "bar", "email": "foo@example.com"}, "http://bar.example.com":{"username": "bar", "password": "baz", "email": "bar@example.com"}}}"#;
+        let e = parse_as(json, Format::ConfigJson).unwrap();
+        assert_eq!(e.len(), 2);
+        assert!(parse_as(&legacy[..legacy.len() - 1], Format::Dockercfg).is_err());
+        assert!(parse_as(&json[..json.len() - 2], Format::ConfigJson).is_err());
+        // A `.dockerconfigjson` without `auths` is an empty config, as Go reads it.
+        assert!(
+            parse_as(br#"{"HttpHeaders":{}}"#, Format::ConfigJson)
+                .unwrap()
+                .is_empty()
         );
     }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::catalogue::{Code, Severity};
 
-pub const SCHEMA_VERSION: &str = "1.3";
+pub const SCHEMA_VERSION: &str = "1.4";
 
 /// A unit enum's name on the wire (`web_identity`, `warning`, `dual_stack`): one spelling for
 /// the report, the text output, metric labels and docs.
@@ -27,6 +27,9 @@ pub enum Verdict {
     Pass,
     /// At least one image cannot: the gate says no.
     Fail,
+    /// No image fails, but for at least one the answer the policy asks for cannot be known
+    /// from this run (the kubelet would go on to node credentials the run was not given).
+    Inconclusive,
     /// The probe could not run as asked (its configuration is wrong).
     Error,
 }
@@ -176,6 +179,10 @@ pub struct NodeProviderPath {
     pub password_expires_at: Option<i64>,
     pub cache_key_type: Option<String>,
     pub cache_duration: Option<String>,
+    /// Names of the probe's variables the plugin was not given (`AWS_*`,
+    /// `ECR_PULL_PROBE_*`): the kubelet's environment never holds the pod's (since 1.4).
+    #[serde(default)]
+    pub environment_withheld: Vec<String>,
     /// `credential_provider`, then the registry stages of the last attempt.
     pub stages: Vec<Stage>,
     pub findings: Vec<Finding>,
@@ -227,43 +234,29 @@ pub struct Paths {
     pub pod_identity: Status,
     /// Present when a docker config or a workload's pull secrets were given.
     pub pull_secrets: Option<SecretPath>,
+    /// The node-wide docker config (`--node-docker-config`, OpenShift's global pull secret),
+    /// since 1.4.
+    #[serde(default)]
+    pub node_docker_config: Option<SecretPath>,
     /// Present with `--credential-provider-config` (since 1.3).
     pub node_credential_provider: Option<NodeProviderPath>,
     /// Present with `--canary`.
     pub kubelet_canary: Option<CanaryPath>,
+    /// What the kubelet would do with all of them (since 1.4): present when any of the
+    /// kubelet's sources was checked.
+    #[serde(default)]
+    pub kubelet: Option<KubeletAnswer>,
 }
 
 impl Paths {
-    /// What the kubelet would do: the canary's answer when it gave one; else a pass when any
-    /// credentials it would try (pull secrets first, then the node provider's: the runtime
-    /// tries each) pull, a fail when all checked fail; `None` when none was checked.
-    pub fn kubelet(&self) -> Option<Status> {
-        if let Some(s @ (Status::Pass | Status::Fail)) =
-            self.kubelet_canary.as_ref().map(|c| c.status)
-        {
-            return Some(s);
-        }
-        let checked: Vec<Status> = self
-            .pull_secrets
-            .as_ref()
-            .map(|p| p.status)
-            .into_iter()
-            .chain(self.node_credential_provider.as_ref().map(|n| n.status))
-            .collect();
-        if checked.is_empty() {
-            None
-        } else if checked.contains(&Status::Pass) {
-            Some(Status::Pass)
-        } else {
-            Some(Status::Fail)
-        }
+    /// The kubelet's answer, when any of its sources was checked.
+    pub fn kubelet_status(&self) -> Option<KubeletStatus> {
+        self.kubelet.as_ref().map(|k| k.status)
     }
 
     /// Whether a kubelet path was checked at all (the canary counts even when inconclusive).
     pub fn kubelet_checked(&self) -> bool {
-        self.pull_secrets.is_some()
-            || self.node_credential_provider.is_some()
-            || self.kubelet_canary.is_some()
+        self.kubelet.is_some() || self.kubelet_canary.is_some()
     }
 
     /// The policy `auto` stands for on this image.
@@ -275,34 +268,108 @@ impl Paths {
         }
     }
 
-    /// The image's verdict under `require`. An inconclusive canary fails nothing.
+    /// The image's verdict under `require` (the table is in the README, "Which paths decide").
     pub fn verdict(&self, require: Require) -> Verdict {
-        let pod_ok = self.pod_identity == Status::Pass;
-        let kubelet = self.kubelet();
-        let ok = match self.effective(require) {
-            Require::Pod => pod_ok,
-            Require::Kubelet => {
-                kubelet == Some(Status::Pass)
-                    || (kubelet.is_none() && self.kubelet_canary.is_some())
-            }
-            _ => {
-                pod_ok
-                    && self
-                        .pull_secrets
-                        .as_ref()
-                        .is_none_or(|p| p.status != Status::Fail)
-                    && self
-                        .node_credential_provider
-                        .as_ref()
-                        .is_none_or(|n| n.status != Status::Fail)
-                    && self
-                        .kubelet_canary
-                        .as_ref()
-                        .is_none_or(|c| c.status != Status::Fail)
-            }
+        let pod = if self.pod_identity == Status::Pass {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
         };
-        if ok { Verdict::Pass } else { Verdict::Fail }
+        let kubelet = match self.kubelet_status() {
+            Some(KubeletStatus::Pass) => Verdict::Pass,
+            Some(KubeletStatus::Fail) => Verdict::Fail,
+            // An inconclusive canary alone, or a list the run cannot finish.
+            Some(KubeletStatus::Unknown) | None => Verdict::Inconclusive,
+        };
+        match self.effective(require) {
+            Require::Pod => pod,
+            Require::Kubelet => kubelet,
+            _ => {
+                let failed = |s: Option<Status>| s == Some(Status::Fail);
+                if pod == Verdict::Fail
+                    || failed(self.pull_secrets.as_ref().map(|p| p.status))
+                    || failed(self.node_docker_config.as_ref().map(|p| p.status))
+                    || failed(self.node_credential_provider.as_ref().map(|p| p.status))
+                    || failed(self.kubelet_canary.as_ref().map(|p| p.status))
+                    || kubelet == Verdict::Fail && self.kubelet_checked()
+                {
+                    Verdict::Fail
+                } else if self.kubelet_checked() && kubelet == Verdict::Inconclusive {
+                    Verdict::Inconclusive
+                } else {
+                    Verdict::Pass
+                }
+            }
+        }
     }
+}
+
+/// The kubelet's answer on an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeletStatus {
+    Pass,
+    Fail,
+    /// Its list goes on to node credentials this run was not given.
+    Unknown,
+}
+
+/// Where a credential on the kubelet's list comes from, in the kubelet's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialSource {
+    /// The pod's `imagePullSecrets` (or a mounted docker config).
+    PullSecrets,
+    /// The node-wide docker config (the kubelet's `.dockercfg` provider).
+    NodeDockerConfig,
+    /// The node's credential provider plugins.
+    NodeCredentialProvider,
+    /// None at all: the kubelet's list was empty.
+    Anonymous,
+}
+
+/// One credential on the kubelet's list, and what it did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeletCredential {
+    pub source: CredentialSource,
+    /// `secret/ns/name`, a file, a provider's name.
+    pub origin: String,
+    /// The registry key it is filed under.
+    pub key: Option<String>,
+    pub username: Option<String>,
+    /// `pass`, `fail`, or `skip` when the kubelet would stop before it.
+    pub status: Status,
+}
+
+/// Who gave the kubelet's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KubeletDecidedBy {
+    /// The kubelet itself, in a canary pod.
+    Canary,
+    /// The credential list, tried in the kubelet's order with the real pull.
+    CredentialList,
+    /// A problem that fails every pull of the pod before any credential is tried.
+    PodBlocked,
+}
+
+/// The kubelet's credential list for an image, tried as the kubelet tries it (since 1.4):
+/// the pull secrets, then the node-wide docker config, then the credential providers, each
+/// source's matching keys most specific first, until one pulls; anonymous only when the list
+/// is empty. Each source's own path keeps its findings; this says what the kubelet does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeletAnswer {
+    pub status: KubeletStatus,
+    pub decided_by: KubeletDecidedBy,
+    /// The list in the kubelet's order.
+    pub credentials: Vec<KubeletCredential>,
+    /// Index in `credentials` of the one the kubelet pulls with.
+    pub used: Option<usize>,
+    /// Sources the kubelet would use that this run was not given.
+    pub unknown_sources: Vec<CredentialSource>,
+    /// The registry stages of an anonymous pull, when the list was empty.
+    pub stages: Vec<Stage>,
+    pub findings: Vec<Finding>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -385,13 +452,25 @@ impl ImageReport {
             .node_credential_provider
             .iter()
             .flat_map(|p| p.stages.iter().flat_map(|s| &s.findings).chain(&p.findings));
+        let node_config = self
+            .paths
+            .node_docker_config
+            .iter()
+            .flat_map(|p| p.stages.iter().flat_map(|s| &s.findings).chain(&p.findings));
         let canary = self.paths.kubelet_canary.iter().flat_map(|c| &c.findings);
+        let kubelet = self
+            .paths
+            .kubelet
+            .iter()
+            .flat_map(|k| k.stages.iter().flat_map(|s| &s.findings).chain(&k.findings));
         self.stages
             .iter()
             .flat_map(|s| &s.findings)
             .chain(secrets)
+            .chain(node_config)
             .chain(node)
             .chain(canary)
+            .chain(kubelet)
             .chain(&self.findings)
     }
 }
@@ -455,9 +534,11 @@ pub fn run_verdict(identity: &[Stage], images: &[ImageReport], require: Require)
     {
         Verdict::Error
     } else if (pod_matters && identity.iter().any(|s| s.status == Status::Fail))
-        || images.iter().any(|i| i.verdict != Verdict::Pass)
+        || images.iter().any(|i| i.verdict == Verdict::Fail)
     {
         Verdict::Fail
+    } else if images.iter().any(|i| i.verdict != Verdict::Pass) {
+        Verdict::Inconclusive
     } else {
         Verdict::Pass
     }
@@ -482,8 +563,13 @@ pub struct Workload {
     pub namespace: String,
     pub name: String,
     pub service_account: String,
-    /// The pod template's own `imagePullSecrets`.
+    /// The pod template's own `imagePullSecrets` (empty names dropped, as the kubelet drops
+    /// them).
     pub image_pull_secrets: Vec<String>,
+    /// Whether the pod spec lists any `imagePullSecrets` at all, empty names included: the
+    /// ServiceAccount admission plugin then copies none of the ServiceAccount's.
+    #[serde(skip)]
+    pub pull_secrets_listed: bool,
     pub node_selector: BTreeMap<String, String>,
     pub containers: Vec<ContainerImage>,
 }
@@ -664,6 +750,8 @@ pub(crate) mod fixtures {
                         pull_secrets: None,
                         node_credential_provider: None,
                         kubelet_canary: None,
+                        node_docker_config: None,
+                        kubelet: None,
                     },
                     findings: vec![],
                 })

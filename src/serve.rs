@@ -39,6 +39,8 @@ struct Shared {
     /// scrape in between would read some series of the last run, some of the one before and
     /// none at all of others (an image's `success` absent), and /report another run again.
     last: RwLock<Option<String>>,
+    /// `--node-docker-config`, watched by `/healthz`.
+    node_docker_config: Option<std::path::PathBuf>,
 }
 
 impl Shared {
@@ -109,6 +111,19 @@ fn boxed_run(
     Box::pin(probe::run(config))
 }
 
+/// Alive unless the node-wide docker config was replaced on the host since this container
+/// mounted it (a single-file mount keeps the old inode): a failed liveness probe makes the
+/// kubelet restart the container, which mounts the new file.
+async fn healthz(State(shared): State<Arc<Shared>>) -> (StatusCode, &'static str) {
+    match &shared.node_docker_config {
+        Some(path) if probe::node_docker_config_replaced(path) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node's docker config was replaced on the host since this container started: restart to mount the new file (NODE_DOCKER_CONFIG_REPLACED)\n",
+        ),
+        _ => (StatusCode::OK, "ok\n"),
+    }
+}
+
 async fn check_loop(config: Config, interval: Duration, shared: Arc<Shared>) {
     let mut ticks = tokio::time::interval(interval);
     // A run longer than the interval delays the next one instead of stacking runs.
@@ -166,12 +181,13 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         metrics: Metrics::new(),
         last: RwLock::new(None),
+        node_docker_config: config.node_docker_config.clone(),
     });
     shared.metrics.set_interval(interval);
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/report", get(report))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready))
         .with_state(shared.clone());
     // The bound address, not the asked one: with port 0 (tests, ad-hoc runs) this is the only
@@ -285,6 +301,7 @@ mod tests {
         let shared = Arc::new(Shared {
             metrics: Metrics::new(),
             last: RwLock::new(None),
+            node_docker_config: None,
         });
         shared.publish(String::new(), |m| {
             m.observe(&fixtures::passing(&["a/one"], 1), 1.0)

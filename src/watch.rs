@@ -28,10 +28,12 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::cluster::{WorkloadKind, effective_pull_secrets, parse_pull_secret, workload_from_spec};
+use crate::cluster::{
+    ServiceAccountRead, WorkloadKind, add_pull_secret, effective_pull_secrets, workload_from_spec,
+};
 use crate::config::{Config, WatchConfig};
 use crate::diagnosis;
-use crate::pullsecret::{self, SecretSet};
+use crate::pullsecret::SecretSet;
 use crate::reference::ImageRef;
 use crate::report::{IdentityReport, ImageReport, Verdict, Workload};
 
@@ -295,15 +297,22 @@ impl Workloads {
 /// The credentials a workload's pods get, read through the API once per interval.
 pub struct Credentials<'c> {
     client: &'c Client,
-    service_accounts: HashMap<(String, String), Result<Vec<String>, crate::report::Finding>>,
+    service_accounts: HashMap<(String, String), ServiceAccountState>,
     secrets: HashMap<(String, String), SecretRead>,
     /// API reads made (for the logs and the benchmark).
     pub reads: u64,
 }
 
 #[derive(Clone)]
+enum ServiceAccountState {
+    Found(Vec<String>),
+    Missing,
+    Failed(crate::report::Finding),
+}
+
+#[derive(Clone)]
 enum SecretRead {
-    Found(Result<Vec<pullsecret::Entry>, pullsecret::Malformed>),
+    Found(Box<K8sSecret>),
     Missing,
     Failed(String),
 }
@@ -324,47 +333,42 @@ impl<'c> Credentials<'c> {
         self.secrets.clear();
     }
 
-    /// The pull secrets the kubelet would have for the workload's pods: its own, else its
-    /// ServiceAccount's, parsed; `None` when there are none (the node's credentials then).
-    pub async fn for_workload(&mut self, w: &Workload) -> Option<SecretSet> {
+    /// The pull secrets the kubelet would have for the workload's pods, by the same rules as
+    /// a single check (`cluster::effective_pull_secrets`, `cluster::add_pull_secret`);
+    /// `None` when there are none (the node's credentials then); with them, who listed them.
+    pub async fn for_workload(&mut self, w: &Workload) -> Option<(SecretSet, &'static str)> {
         let ns = w.namespace.clone();
         let sa_key = (ns.clone(), w.service_account.clone());
         if !self.service_accounts.contains_key(&sa_key) {
             self.reads += 1;
-            let read = Api::<ServiceAccount>::namespaced(self.client.clone(), &ns)
+            let read = match Api::<ServiceAccount>::namespaced(self.client.clone(), &ns)
                 .get(&w.service_account)
                 .await
-                .map(|sa| {
+            {
+                Ok(sa) => ServiceAccountState::Found(
                     sa.image_pull_secrets
                         .iter()
                         .flatten()
                         .map(|r| r.name.clone())
-                        .collect::<Vec<_>>()
-                })
-                .map_err(|e| {
-                    diagnosis::cluster_read_failed(
-                        "ServiceAccount",
-                        &ns,
-                        &w.service_account,
-                        &crate::error_chain(&e),
-                    )
-                });
+                        .collect(),
+                ),
+                Err(kube::Error::Api(s)) if s.code == 404 => ServiceAccountState::Missing,
+                Err(e) => ServiceAccountState::Failed(diagnosis::cluster_read_failed(
+                    "ServiceAccount",
+                    &ns,
+                    &w.service_account,
+                    &crate::error_chain(&e),
+                )),
+            };
             self.service_accounts.insert(sa_key.clone(), read);
         }
         let mut set = SecretSet::default();
-        let sa_secrets = match &self.service_accounts[&sa_key] {
-            Ok(names) => names.clone(),
-            // Only when the pod lists none does the ServiceAccount's matter.
-            Err(f) if w.image_pull_secrets.is_empty() => {
-                set.findings.push(f.clone());
-                vec![]
-            }
-            Err(_) => vec![],
+        let sa = match &self.service_accounts[&sa_key] {
+            ServiceAccountState::Found(names) => ServiceAccountRead::Found(names.clone()),
+            ServiceAccountState::Missing => ServiceAccountRead::Missing,
+            ServiceAccountState::Failed(f) => ServiceAccountRead::Failed(f.clone()),
         };
-        let (names, from) = effective_pull_secrets(w, &sa_secrets);
-        if names.is_empty() && set.findings.is_empty() {
-            return None;
-        }
+        let (names, from) = effective_pull_secrets(w, sa, &mut set);
         for name in names {
             let key = (ns.clone(), name.clone());
             if !self.secrets.contains_key(&key) {
@@ -373,14 +377,16 @@ impl<'c> Credentials<'c> {
                     .get(&name)
                     .await
                 {
-                    Ok(secret) => SecretRead::Found(parse_pull_secret(secret)),
+                    Ok(secret) => SecretRead::Found(Box::new(secret)),
                     Err(kube::Error::Api(s)) if s.code == 404 => SecretRead::Missing,
                     Err(e) => SecretRead::Failed(crate::error_chain(&e)),
                 };
                 self.secrets.insert(key.clone(), read);
             }
             match self.secrets[&key].clone() {
-                SecretRead::Found(parsed) => set.add(&format!("secret/{ns}/{name}"), parsed),
+                SecretRead::Found(secret) => {
+                    add_pull_secret(&mut set, &format!("secret/{ns}/{name}"), *secret)
+                }
                 SecretRead::Missing => set
                     .findings
                     .push(diagnosis::pull_secret_missing(&ns, &name, from)),
@@ -389,7 +395,7 @@ impl<'c> Credentials<'c> {
                 )),
             }
         }
-        Some(set)
+        (!set.is_empty()).then_some((set, from))
     }
 }
 
@@ -412,8 +418,11 @@ pub fn check_id(image: &ImageRef, set: Option<&SecretSet>) -> String {
         for (source, m) in &set.malformed {
             (source, m.to_string()).hash(&mut h);
         }
-        for f in &set.findings {
+        for f in set.findings.iter().chain(&set.blockers) {
             (f.code.name(), &f.summary).hash(&mut h);
+        }
+        for k in &set.skipped_keys {
+            (&k.source, &k.key).hash(&mut h);
         }
     }
     format!("{:016x}", h.finish())
@@ -479,14 +488,10 @@ impl State {
             let Some(w) = self.workloads.all.get(&k) else {
                 continue;
             };
-            let set = creds.for_workload(w).await;
-            let from = set.as_ref().map(|_| {
-                if w.image_pull_secrets.is_empty() {
-                    "serviceaccount"
-                } else {
-                    "pod"
-                }
-            });
+            let (set, from) = match creds.for_workload(w).await {
+                Some((set, from)) => (Some(set), Some(from)),
+                None => (None, None),
+            };
             let mut rows = Vec::new();
             for c in &w.containers {
                 let check = match c.image.parse::<ImageRef>() {
@@ -550,6 +555,9 @@ pub struct Summary {
     pub available: usize,
     pub unavailable: usize,
     pub unknown: usize,
+    /// Checked, but the kubelet's answer depends on node credentials a cluster-wide watcher
+    /// cannot see (its pull secrets do not pull).
+    pub inconclusive: usize,
     pub checks: usize,
 }
 
@@ -569,7 +577,8 @@ pub struct ContainerOut<'a> {
     pub container: &'a str,
     pub image: &'a str,
     pub init: bool,
-    /// `available`, `unavailable`, `unknown` (not checked yet) or `invalid` (not a reference).
+    /// `available`, `unavailable`, `inconclusive` (the kubelet would go on to node
+    /// credentials), `unknown` (not checked yet) or `invalid` (not a reference).
     pub status: &'static str,
     pub check: Option<&'a str>,
     pub error: Option<&'a str>,
@@ -590,6 +599,8 @@ pub fn status_of(state: &State, row: &Row) -> (&'static str, Option<Arc<ImageRep
         Ok(id) => match state.checks.get(id).and_then(|c| c.result.clone()) {
             None => ("unknown", None),
             Some(r) if r.verdict == Verdict::Pass => ("available", Some(r)),
+            // The kubelet would go on to node credentials a cluster-wide watcher cannot see.
+            Some(r) if r.verdict == Verdict::Inconclusive => ("inconclusive", Some(r)),
             Some(r) => ("unavailable", Some(r)),
         },
     }
@@ -622,6 +633,7 @@ pub fn report_json(state: &State, interval: Duration, now: i64) -> String {
                 match status {
                     "available" => summary.available += 1,
                     "unknown" => summary.unknown += 1,
+                    "inconclusive" => summary.inconclusive += 1,
                     _ => summary.unavailable += 1,
                 }
                 ContainerOut {
@@ -744,7 +756,7 @@ fn publish_metrics(state: &State, metrics: &crate::metrics::Metrics) {
                 container: &row.container,
                 image: &row.image,
                 available: match status {
-                    "unknown" => None,
+                    "unknown" | "inconclusive" => None,
                     s => Some(s == "available"),
                 },
                 codes: r.as_deref().map(codes).unwrap_or_default(),

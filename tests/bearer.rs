@@ -55,6 +55,9 @@ fn check_with_secret(repo: &str, user: &str, password: &str) -> (tempfile::TempD
             &image(repo),
             "--docker-config",
             config.to_str().unwrap(),
+            // A node with no credentials of its own: the secret is the kubelet's whole list.
+            "--node-docker-config",
+            NO_NODE_DOCKER_CONFIG,
         ],
         &[("RUST_LOG", Some("trace"))],
     );

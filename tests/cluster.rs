@@ -128,8 +128,18 @@ fn without_its_own_secrets_a_pod_gets_its_serviceaccounts_and_missing_ones_are_n
             docker_secret(NS, "expired-ecr", &auths(s.var("STACK_ECR_HOST"), "stale")),
         ),
     ]));
-    let run = run_with(&api, &["--images-from", "deploy/naming-server"]);
-    assert_eq!(run.code, 1);
+    // On a node known to hold nothing else (no node-wide docker config, no provider), the
+    // pull secrets are the kubelet's whole list.
+    let run = run_with(
+        &api,
+        &[
+            "--images-from",
+            "deploy/naming-server",
+            "--node-docker-config",
+            NO_NODE_DOCKER_CONFIG,
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stdout);
     let r = run.report();
     let img = &r["images"][0];
     let p = &img["paths"]["pull_secrets"];
@@ -478,19 +488,24 @@ fn openshifts_global_pull_secret_is_used_when_asked_for() {
     );
     assert_eq!(run.code, 0, "{}", run.stdout);
     let r = run.report();
-    let p = &r["images"][0]["paths"]["pull_secrets"];
+    // Node-wide config (what the machine-config operator writes to every node's
+    // /var/lib/kubelet/config.json), not one of the pod's pull secrets (issue 21 point 3).
+    assert!(r["images"][0]["paths"]["pull_secrets"].is_null());
+    let p = &r["images"][0]["paths"]["node_docker_config"];
     assert_eq!(p["status"], "pass");
     assert_eq!(
         p["source"], "secret/openshift-config/pull-secret",
         "the hosted-control-plane secret is absent and skipped"
     );
-    // Without the flag, no secret applies at all.
+    let k = &r["images"][0]["paths"]["kubelet"];
+    assert_eq!(k["credentials"][0]["source"], "node_docker_config");
+    assert_eq!(k["used"], 0);
+    // Without the flag, the pod has no pull secrets and the node's sources are not known:
+    // nothing of the kubelet's side is checked.
     let run = run_with(&api, &["--images-from", "deployment/naming-server"]);
     let r = run.report();
-    assert_eq!(
-        r["images"][0]["paths"]["pull_secrets"]["findings"][0]["code"],
-        "PULL_SECRET_NO_MATCH"
-    );
+    assert!(r["images"][0]["paths"]["pull_secrets"].is_null());
+    assert!(r["images"][0]["paths"]["kubelet"].is_null());
 }
 
 /// Issue 15: kube-client logged the whole body of an answer it could not decode at WARN; a
@@ -690,9 +705,12 @@ fn a_service_account_token_provider_gets_the_workloads_token_and_annotations() {
     let dir = tempfile::tempdir().unwrap();
     let bin = local_provider_bin(dir.path());
     let config = dir.path().join("provider.yaml");
+    // The plugin reaches moto through the provider's `env`, as a node's config would set it:
+    // it gets the kubelet's environment, not the probe's.
     std::fs::write(
         &config,
-        "apiVersion: kubelet.config.k8s.io/v1
+        format!(
+            "apiVersion: kubelet.config.k8s.io/v1
 kind: CredentialProviderConfig
 providers:
   - name: ecr-credential-provider
@@ -700,6 +718,8 @@ providers:
     defaultCacheDuration: 12h
     apiVersion: credentialprovider.kubelet.k8s.io/v1
     env:
+      - name: AWS_ENDPOINT_URL
+        value: {}
       - name: PLUGIN_BEHAVIOUR
         value: v1.34
     tokenAttributes:
@@ -708,6 +728,8 @@ providers:
       requiredServiceAccountAnnotationKeys: [\"eks.amazonaws.com/ecr-role-arn\"]
       cacheType: ServiceAccount
 ",
+            s.var("AWS_ENDPOINT_URL")
+        ),
     )
     .unwrap();
     let minted = write_token(

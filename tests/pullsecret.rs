@@ -16,11 +16,23 @@ fn ecr_password(expiration: i64) -> String {
     b64(&json!({"payload": "cGF5bG9hZA==", "datakey": "ZGF0YWtleQ==", "version": "2", "type": "DATA_KEY", "expiration": expiration}).to_string())
 }
 
+/// A node known to hold no credentials of its own: no node-wide docker config, no credential
+/// provider. With it the pull secrets are the kubelet's whole list, so their failure is the
+/// kubelet's; without it the kubelet's answer is unknown (see
+/// `without_the_nodes_sources_a_failing_secret_is_inconclusive`).
+const BARE_NODE: (&str, Option<&str>) = (
+    "ECR_PULL_PROBE_NODE_DOCKER_CONFIG",
+    Some(NO_NODE_DOCKER_CONFIG),
+);
+
 fn with_config(config: &Value, extra_env: &[(&str, Option<&str>)]) -> (tempfile::TempDir, Run) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.json");
     std::fs::write(&path, config.to_string()).unwrap();
-    let mut env = vec![("ECR_PULL_PROBE_DOCKER_CONFIG", Some(path.to_str().unwrap()))];
+    let mut env = vec![
+        ("ECR_PULL_PROBE_DOCKER_CONFIG", Some(path.to_str().unwrap())),
+        BARE_NODE,
+    ];
     env.extend_from_slice(extra_env);
     let run = probe(
         &["check", &Stack::get().image("naming-server-service:latest")],
@@ -245,6 +257,7 @@ fn hostile_pull_secret_keys_neither_hang_nor_crash_the_probe() {
         &[
             ("ECR_PULL_PROBE_DOCKER_CONFIG", Some(path.to_str().unwrap())),
             ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            BARE_NODE,
         ],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -254,7 +267,7 @@ fn hostile_pull_secret_keys_neither_hang_nor_crash_the_probe() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["code"] == "PULL_SECRET_MALFORMED")
+        .filter(|f| f["code"] == "CREDENTIAL_KEY_SKIPPED")
         .collect();
     assert!(
         refused
@@ -295,4 +308,109 @@ fn an_oversized_docker_config_is_refused_at_its_cap() {
             .contains("over the limit of 1048576 bytes"),
         "{f:#}"
     );
+}
+
+/// Issue 21 point 1: with the node's own sources unknown (no `--credential-provider-config`,
+/// no `--node-docker-config`), a pull secret that fails does not make the kubelet fail: it
+/// would go on to the node's credentials. The kubelet's answer is unknown, the run
+/// inconclusive (exit 3), and the pull-secret path still names its own failure.
+#[test]
+fn without_the_nodes_sources_a_failing_secret_is_inconclusive() {
+    let s = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    let config = auths(&[(s.var("STACK_ECR_HOST"), "not-the-password")]);
+    std::fs::write(&path, config.to_string()).unwrap();
+    let run = probe(
+        &["check", &s.image("naming-server-service:latest")],
+        &[("ECR_PULL_PROBE_DOCKER_CONFIG", Some(path.to_str().unwrap()))],
+    );
+    assert_eq!(run.code, 3, "{}", run.stdout);
+    let r = run.report();
+    assert_eq!(r["verdict"], "inconclusive");
+    let img = &r["images"][0];
+    assert_eq!(img["verdict"], "inconclusive");
+    assert_eq!(img["paths"]["pull_secrets"]["status"], "fail");
+    let k = &img["paths"]["kubelet"];
+    assert_eq!(k["status"], "unknown", "{k:#}");
+    assert_eq!(
+        k["unknown_sources"],
+        json!(["node_docker_config", "node_credential_provider"])
+    );
+    assert_eq!(k["findings"][0]["code"], "KUBELET_VERDICT_UNKNOWN");
+    assert_eq!(k["credentials"][0]["status"], "fail");
+}
+
+/// Issue 21 point 4, end to end: the forms Go's decoder reads (no padding, `"auth": ""`
+/// beside a username and password, field names in another case) pull as the kubelet pulls.
+#[test]
+fn docker_configs_are_read_by_gos_rules() {
+    let s = Stack::get();
+    let host = s.var("STACK_ECR_HOST");
+    let pw = s.var("STACK_REGISTRY_PASSWORD");
+    let unpadded = base64::engine::general_purpose::STANDARD_NO_PAD.encode(format!("AWS:{pw}"));
+    for config in [
+        json!({"auths": {host: {"auth": unpadded}}}),
+        json!({"auths": {host: {"auth": "", "username": "AWS", "password": pw}}}),
+        json!({"Auths": {host: {"Auth": b64(&format!("AWS:{pw}"))}}}),
+    ] {
+        let (_d, run) = with_config(&config, &[]);
+        assert_eq!(run.code, 0, "{config}: {}", run.stdout);
+        assert_eq!(secret_path(&run.report())["status"], "pass", "{config}");
+    }
+    // Only an email: an entry with empty credentials, which the runtime sends as none.
+    let (_d, run) = with_config(&json!({"auths": {host: {"email": "a@example.com"}}}), &[]);
+    let r = run.report();
+    assert_eq!(secret_path(&r)["status"], "fail");
+    assert_eq!(
+        r["images"][0]["paths"]["kubelet"]["credentials"][0]["username"],
+        ""
+    );
+}
+
+/// Issue 21 point 1, the second reproduced wrong verdict: a docker config whose only key is
+/// for ECR, on a public image of another registry. No credential covers the image, so the
+/// kubelet pulls anonymously, and a public image is pulled (the probe used to fail the
+/// pull-secret path and with it the image). The public image is the token registry's (in
+/// this file, not tests/bearer.rs, whose grant counts would see its anonymous pulls).
+#[test]
+fn a_secret_for_another_registry_leaves_a_public_image_to_the_anonymous_pull() {
+    let s = Stack::get();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode("AWS:x");
+    std::fs::write(
+        &config,
+        json!({"auths": {s.var("STACK_ECR_HOST"): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let run = probe(
+        &[
+            "check",
+            &format!(
+                "{}/public/small:latest",
+                Stack::get().var("STACK_TOKEN_REGISTRY")
+            ),
+            "--docker-config",
+            config.to_str().unwrap(),
+            "--node-docker-config",
+            NO_NODE_DOCKER_CONFIG,
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let r = run.report();
+    let p = &r["images"][0]["paths"];
+    assert_eq!(p["pull_secrets"]["status"], "skip");
+    assert_eq!(
+        p["pull_secrets"]["findings"][0]["code"],
+        "PULL_SECRET_NO_MATCH"
+    );
+    let k = &p["kubelet"];
+    assert_eq!(k["status"], "pass", "{k:#}");
+    assert_eq!(
+        k["credentials"],
+        json!([{"source": "anonymous", "origin": "no credentials", "key": null, "username": null, "status": "pass"}])
+    );
+    assert_eq!(r["images"][0]["verdict"], "pass");
 }

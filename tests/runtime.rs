@@ -282,7 +282,13 @@ fn probe_path(
                 json!({"auths": {host: {"auth": auth}}}).to_string(),
             )
             .unwrap();
-            args.extend(["--docker-config".into(), config.display().to_string()]);
+            // On a node with nothing of its own, the secret is the kubelet's whole list.
+            args.extend([
+                "--docker-config".into(),
+                config.display().to_string(),
+                "--node-docker-config".into(),
+                NO_NODE_DOCKER_CONFIG.into(),
+            ]);
             "pull_secrets"
         }
         Creds::None => {
@@ -304,18 +310,27 @@ fn probe_path(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = probe(&args, extra_env);
     let r = run.report();
-    let path = &r["images"][0]["paths"][key];
-    let errors = path["stages"]
-        .as_array()
+    // The kubelet's answer over its list (with no provider match, the anonymous pull it
+    // makes), and the registry's reason from that pull or the source's own.
+    let paths = &r["images"][0]["paths"];
+    let kubelet = &paths["kubelet"];
+    let findings = |p: &Value| -> Vec<Value> {
+        p["stages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["findings"].as_array().unwrap().clone())
+            .chain(p["findings"].as_array().into_iter().flatten().cloned())
+            .collect()
+    };
+    let errors = findings(kubelet)
         .into_iter()
-        .flatten()
-        .flat_map(|s| s["findings"].as_array().unwrap())
-        .chain(path["findings"].as_array().into_iter().flatten())
+        .chain(findings(&paths[key]))
         .filter(|f| f["severity"] == "error")
         .map(|f| f["code"].as_str().unwrap().to_string())
-        // The no-match finding only says why the pull was anonymous; the pull's own answer decides.
-        .find(|c| c != "NODE_PROVIDER_NO_MATCH");
-    (path["status"].as_str().unwrap().to_string(), errors)
+        // These only say why the pull was anonymous; the pull's own answer decides.
+        .find(|c| c != "NODE_PROVIDER_NO_MATCH" && c != "KUBELET_NO_CREDENTIALS");
+    (kubelet["status"].as_str().unwrap().to_string(), errors)
 }
 
 /// The runtime's pull of `image` with the same credentials: Ok, or the code its message

@@ -224,7 +224,10 @@ fn serve_on_a_node_reports_each_path_with_the_node() {
     let config = dir.path().join("config.json");
     std::fs::write(
         &config,
-        r#"{"apiVersion":"kubelet.config.k8s.io/v1","kind":"CredentialProviderConfig","providers":[{"name":"ecr-credential-provider","apiVersion":"credentialprovider.kubelet.k8s.io/v1","matchImages":["*.dkr.ecr.*.amazonaws.com"],"defaultCacheDuration":"12h","env":[{"name":"NODE_ROLE_ARN","value":"arn:aws:iam::818140567777:role/eks-node-role"},{"name":"NODE_ACCESS_KEY_ID","value":"AKIANODE"},{"name":"NODE_SECRET_ACCESS_KEY","value":"node-secret-key"}]}]}"#,
+        format!(
+            r#"{{"apiVersion":"kubelet.config.k8s.io/v1","kind":"CredentialProviderConfig","providers":[{{"name":"ecr-credential-provider","apiVersion":"credentialprovider.kubelet.k8s.io/v1","matchImages":["*.dkr.ecr.*.amazonaws.com"],"defaultCacheDuration":"12h","env":[{{"name":"AWS_ENDPOINT_URL","value":"{}"}},{{"name":"NODE_ROLE_ARN","value":"arn:aws:iam::818140567777:role/eks-node-role"}},{{"name":"NODE_ACCESS_KEY_ID","value":"AKIANODE"}},{{"name":"NODE_SECRET_ACCESS_KEY","value":"node-secret-key"}}]}}]}}"#,
+            s.var("AWS_ENDPOINT_URL")
+        ),
     )
     .unwrap();
     let image = s.image("naming-server-service:latest");

@@ -181,18 +181,26 @@ fn serve_watch_keeps_every_workloads_verdict_current() {
         row(&r, "Deployment", "api", "migrate").unwrap()["check"],
         web
     );
-    // legacy's secret holds a wrong password: the kubelet's path fails, honestly.
+    // legacy's secret holds a wrong password: the secret fails, and the kubelet would go on
+    // to the node's own credentials, which a cluster-wide watcher cannot see: inconclusive,
+    // as `check --images-from` says for the same workload (issue 21 point 1).
     let legacy = row(&r, "Deployment", "legacy", "app").unwrap();
-    assert_eq!(legacy["status"], "unavailable", "{r:#}");
+    assert_eq!(legacy["status"], "inconclusive", "{r:#}");
+    for code in ["REGISTRY_UNAUTHORIZED", "KUBELET_VERDICT_UNKNOWN"] {
+        assert!(
+            legacy["codes"].as_array().unwrap().contains(&json!(code)),
+            "{legacy:#}"
+        );
+    }
     assert_ne!(legacy["check"], web);
-    // nightly's ServiceAccount does not exist: said, not passed over.
+    // nightly's ServiceAccount does not exist: admission refuses its pods (issue 21 point 5).
     let nightly = row(&r, "CronJob", "nightly", "report").unwrap();
     assert_eq!(nightly["status"], "unavailable", "{r:#}");
     assert!(
         nightly["codes"]
             .as_array()
             .unwrap()
-            .contains(&json!("CLUSTER_READ_FAILED")),
+            .contains(&json!("SERVICE_ACCOUNT_MISSING")),
         "{nightly:#}"
     );
     // The bare pod's image is not ECR and its registry does not exist.
@@ -219,8 +227,8 @@ fn serve_watch_keeps_every_workloads_verdict_current() {
     );
     assert_eq!(
         available(&samples, "Deployment", "legacy", "app"),
-        Some(0.0),
-        "{text}"
+        None,
+        "an inconclusive container has no availability sample: {text}"
     );
     assert_eq!(
         available(&samples, "CronJob", "nightly", "report"),
@@ -228,7 +236,7 @@ fn serve_watch_keeps_every_workloads_verdict_current() {
         "{text}"
     );
     assert!(
-        finding(&samples, "nightly", "CLUSTER_READ_FAILED"),
+        finding(&samples, "nightly", "SERVICE_ACCOUNT_MISSING"),
         "{text}"
     );
     assert!(finding(&samples, "debug", "REGISTRY_NOT_ECR"), "{text}");

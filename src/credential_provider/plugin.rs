@@ -1,6 +1,7 @@
 //! The exec edge: running a credential provider plugin the way the kubelet does
 //! (`pkg/credentialprovider/plugin/plugin.go`, `execPlugin`): the binary from the bin dir with
-//! the provider's `args`, the caller's environment plus the provider's `env`, the
+//! the provider's `args`, the kubelet's environment plus the provider's `env` (never the
+//! probe's own: see [`plugin_env`]), the
 //! `CredentialProviderRequest` as JSON on stdin, the `CredentialProviderResponse` read from
 //! stdout. The process is killed when the run's deadline passes and always reaped; its output
 //! is capped. The request and response shapes and their checks are pure and tested here.
@@ -71,6 +72,9 @@ pub struct Response {
     pub cache_key_type: String,
     pub cache_duration: Option<String>,
     pub auth: Vec<Auth>,
+    /// `auth` keys dropped, as the kubelet's keyring drops a key it cannot parse (and the
+    /// probe one past its caps); the other keys are used.
+    pub skipped_keys: Vec<crate::pullsecret::SkippedKey>,
 }
 
 /// Why a response is not one the kubelet would use. Messages never carry stdout (it holds
@@ -89,8 +93,6 @@ pub enum ResponseError {
     CacheKeyType(String),
     #[error("cacheDuration {0:?} is not a duration")]
     CacheDuration(String),
-    #[error("auth key {0:?} is not a pattern the kubelet can parse")]
-    AuthKey(String),
 }
 
 /// The request as the kubelet writes it to stdin: JSON, then a newline.
@@ -150,9 +152,15 @@ pub fn parse_response(stdout: &[u8], provider: &Provider) -> Result<Response, Re
     }
     use base64::Engine as _;
     let mut auth = Vec::with_capacity(raw.auth.len());
+    let mut skipped_keys = Vec::new();
     for (key, a) in raw.auth {
-        if crate::keyring::check_pattern(&key).is_err() {
-            return Err(ResponseError::AuthKey(shorten(&key)));
+        if let Err(why) = crate::keyring::check_pattern(&key) {
+            skipped_keys.push(crate::pullsecret::SkippedKey {
+                source: provider.name.clone(),
+                key: shorten(&key),
+                why,
+            });
+            continue;
         }
         let basic = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", a.username, a.password));
@@ -167,6 +175,7 @@ pub fn parse_response(stdout: &[u8], provider: &Provider) -> Result<Response, Re
         cache_key_type,
         cache_duration: raw.cache_duration,
         auth,
+        skipped_keys,
     })
 }
 
@@ -228,6 +237,61 @@ pub fn binary(bin_dir: &Path, provider: &Provider) -> PathBuf {
     bin_dir.join(&provider.name)
 }
 
+/// What a kubelet's environment holds that a plugin may rely on, taken from the probe's own
+/// environment when set. The kubelet passes its own environment (`mergeEnvVars(e.environ(),
+/// configEnvVars)` in `plugin.go`): on EKS (nodeadm) and OpenShift (MCO) the kubelet unit sets
+/// no AWS variables, and the HTTP proxy settings, when a cluster has a proxy, are put into the
+/// kubelet unit (and CRI-O's) by the node's bootstrap. Everything else of the probe's own
+/// environment stays out: above all its `AWS_*` (the pod's web identity, keys, profile),
+/// which an SDK-based plugin prefers to instance metadata, so the node path would pass on the
+/// pod's role.
+pub const KUBELET_ENVIRONMENT: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+];
+
+/// A plugin's environment and the names of what was kept from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginEnv {
+    /// Exactly what the plugin gets: the allowed part of ours, then the provider's `env`
+    /// (a provider's value wins, as in `mergeEnvVars`).
+    pub vars: Vec<(String, String)>,
+    /// Names (never values) of the probe's variables that would change what a plugin does
+    /// and were withheld: `AWS_*` and `ECR_PULL_PROBE_*`.
+    pub withheld: Vec<String>,
+}
+
+/// The environment the kubelet would give the plugin, from the probe's `ours`.
+pub fn plugin_env(
+    ours: impl IntoIterator<Item = (String, String)>,
+    provider_env: &[(String, String)],
+) -> PluginEnv {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut withheld = Vec::new();
+    for (k, v) in ours {
+        if KUBELET_ENVIRONMENT.contains(&k.as_str()) {
+            vars.push((k, v));
+        } else if k.starts_with("AWS_") || k.starts_with("ECR_PULL_PROBE_") {
+            withheld.push(k);
+        }
+    }
+    for (k, v) in provider_env {
+        vars.retain(|(have, _)| have != k);
+        vars.push((k.clone(), v.clone()));
+    }
+    withheld.sort();
+    PluginEnv { vars, withheld }
+}
+
 /// The kubelet's fixed limit on one plugin run (`context.WithTimeout(ctx, 1*time.Minute)`).
 pub const EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
@@ -236,6 +300,7 @@ pub const EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60)
 pub async fn exec(
     bin_dir: &Path,
     provider: &Provider,
+    env: &PluginEnv,
     request: &[u8],
     deadline: Instant,
 ) -> Result<Output, ExecError> {
@@ -246,7 +311,8 @@ pub async fn exec(
     }
     let mut child = tokio::process::Command::new(&path)
         .args(&provider.args)
-        .envs(provider.env.iter().map(|(k, v)| (k, v)))
+        .env_clear()
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

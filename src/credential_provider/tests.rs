@@ -391,3 +391,67 @@ fn redaction_removes_known_secrets_and_token_shapes() {
         "ARNs stay: {r}"
     );
 }
+
+/// Issue 21 point 2: the plugin gets the kubelet's environment plus the provider's `env`,
+/// never the probe's AWS identity (web identity, keys, a profile) nor its own settings.
+#[test]
+fn a_plugin_gets_the_kubelets_environment_not_the_probes() {
+    use crate::credential_provider::plugin::plugin_env;
+    let ours = [
+        ("PATH", "/usr/bin"),
+        ("HOME", "/home/probe"),
+        ("HTTPS_PROXY", "http://proxy:3128"),
+        ("AWS_ROLE_ARN", "arn:aws:iam::1:role/pod"),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/token"),
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+        ("AWS_PROFILE", "pod"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", "x=y"),
+        ("KUBERNETES_SERVICE_HOST", "10.0.0.1"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let provider_env = vec![
+        (
+            "AWS_ENDPOINT_URL".to_string(),
+            "http://127.0.0.1:9".to_string(),
+        ),
+        ("HOME".to_string(), "/root".to_string()),
+    ];
+    let env = plugin_env(ours, &provider_env);
+    let keys: Vec<&str> = env.vars.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["PATH", "HTTPS_PROXY", "AWS_ENDPOINT_URL", "HOME"]);
+    // A provider's value wins over the kubelet's own, as in `mergeEnvVars`.
+    assert!(env.vars.contains(&("HOME".into(), "/root".into())));
+    assert!(
+        env.vars
+            .contains(&("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()))
+    );
+    assert_eq!(
+        env.withheld,
+        [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_ENDPOINT_URL",
+            "AWS_PROFILE",
+            "AWS_ROLE_ARN",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "ECR_PULL_PROBE_REGISTRY_ENDPOINT"
+        ]
+    );
+}
+
+/// Issue 21 point 4: a key the kubelet's keyring would skip drops only that key.
+#[test]
+fn a_response_key_past_the_caps_drops_only_that_key() {
+    let long = format!("{}.example", "a".repeat(600));
+    let body = format!(
+        r#"{{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Registry","auth":{{"{long}":{{"username":"u","password":"p"}},"ok.example":{{"username":"u","password":"p"}}}}}}"#
+    );
+    let p = provider("credentialprovider.kubelet.k8s.io/v1");
+    let r = parse_response(body.as_bytes(), &p).unwrap();
+    assert_eq!(r.auth.len(), 1);
+    assert_eq!(r.auth[0].key, "ok.example");
+    assert_eq!(r.skipped_keys.len(), 1);
+    assert!(r.skipped_keys[0].key.ends_with('…'));
+}

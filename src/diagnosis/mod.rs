@@ -4,12 +4,14 @@
 //! with recorded error bodies and messages. The catalogue of codes is in [`crate::catalogue`].
 
 pub mod denied;
+mod kubelet;
 mod node;
 mod registry;
 mod runtime;
 
 use serde_json::Value;
 
+pub use self::kubelet::*;
 pub use self::node::*;
 pub use self::registry::{Credentials, RegistryContext, registry_finding};
 pub use self::runtime::runtime_message_code;
@@ -19,9 +21,9 @@ use crate::ecr::{EcrError, EcrTokenInfo, ImageFailure};
 use crate::identity::{
     CredentialMode, IdentityEnv, IdentityInspection, STS_AUDIENCE, TokenClaims, TokenProblem,
 };
-use crate::pullsecret::{Entry, Malformed};
+use crate::pullsecret::Entry;
 use crate::reference::{HostForm, ImageRef};
-use crate::report::{Finding, Severity, Status, Verdict};
+use crate::report::{Finding, Severity};
 use crate::sts::{Caller, StsError};
 
 /// Differences between the local clock and a server's below this are normal.
@@ -457,14 +459,6 @@ pub fn not_ecr(image: &ImageRef) -> Finding {
     .with("registry", image.registry.clone())
 }
 
-pub fn pull_secret_malformed(source: &str, m: &Malformed) -> Finding {
-    Finding::new(
-        Code::PULL_SECRET_MALFORMED,
-        format!("{source} is unusable: {m}"),
-    )
-    .with("source", source.to_string())
-}
-
 pub fn pull_secret_missing(namespace: &str, name: &str, referenced_by: &str) -> Finding {
     Finding::new(
         Code::PULL_SECRET_MISSING,
@@ -575,21 +569,6 @@ pub fn canary_inconclusive(pod: &str, reason: &str) -> Finding {
     )
     .with("pod", pod.to_string())
     .with("reason", reason.to_string())
-}
-
-/// The summary when the pod's path and the kubelet's disagree.
-pub fn paths_disagree(pod: Verdict, pull_secrets: Option<Status>) -> Option<Finding> {
-    match (pod, pull_secrets?) {
-        (Verdict::Pass, Status::Fail) => Some(Finding::new(
-            Code::KUBELET_PATH_FAILS_POD_PATH_PASSES,
-            "the pod's identity can pull this image but the pull secrets cannot: the kubelet will fail",
-        )),
-        (Verdict::Fail, Status::Pass) => Some(Finding::new(
-            Code::POD_PATH_FAILS_KUBELET_PATH_PASSES,
-            "the pull secrets can pull this image but the pod's identity cannot",
-        )),
-        _ => None,
-    }
 }
 
 /// A warning for ECR host forms the node credential provider's default patterns miss.

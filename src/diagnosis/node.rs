@@ -14,37 +14,24 @@ pub fn node_provider_config_invalid(path: &str, e: &ConfigError) -> Finding {
     .with("rule", e.to_string())
 }
 
-/// No provider's `matchImages` covers the image. An error when the anonymous pull the runtime
-/// would then make fails; informational when it works (a public image).
+/// No provider's `matchImages` covers the image: the kubelet asks no plugin, and goes on
+/// with what else its list holds (the kubelet's answer says what that does).
 pub fn node_provider_no_match<'a>(
     img: &ImageRef,
     providers: impl Iterator<Item = (&'a str, &'a [String])>,
-    anonymous_pull_works: bool,
 ) -> Finding {
     let patterns: serde_json::Map<String, serde_json::Value> = providers
         .map(|(name, m)| (name.to_string(), serde_json::json!(m)))
         .collect();
-    let f = Finding::new(
+    Finding::new(
         Code::NODE_PROVIDER_NO_MATCH,
-        if anonymous_pull_works {
-            format!(
-                "no credential provider matches {}; the kubelet pulls it without node credentials, and that works",
-                img.name()
-            )
-        } else {
-            format!(
-                "no credential provider matches {}: the kubelet sends no node credentials and the registry refuses an anonymous pull",
-                img.name()
-            )
-        },
+        format!(
+            "no credential provider matches {}: the kubelet sends no node credentials from a plugin",
+            img.name()
+        ),
     )
     .with("image_name", img.name())
-    .with("match_images", serde_json::Value::Object(patterns));
-    if anonymous_pull_works {
-        f.severity(super::Severity::Info)
-    } else {
-        f
-    }
+    .with("match_images", serde_json::Value::Object(patterns))
 }
 
 pub fn node_provider_plugin_not_found(provider: &str, bin_dir: &str, e: &ExecError) -> Finding {

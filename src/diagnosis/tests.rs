@@ -489,21 +489,26 @@ fn ecr_api_failure_codes() {
 
 #[test]
 fn path_disagreements_and_host_forms() {
-    use crate::report::{Status, Verdict};
+    use crate::report::CredentialSource;
+    // Issue 30 point 2: the finding names the failing path, not "the pull secrets".
+    let f = paths_disagree(true, false, &[CredentialSource::NodeCredentialProvider]).unwrap();
+    assert_eq!(f.code, Code::KUBELET_PATH_FAILS_POD_PATH_PASSES);
+    assert!(
+        f.summary.contains("the node's credential provider cannot"),
+        "{}",
+        f.summary
+    );
+    assert!(!f.summary.contains("pull secrets"), "{}", f.summary);
     assert_eq!(
-        paths_disagree(Verdict::Pass, Some(Status::Fail))
-            .unwrap()
-            .code,
-        Code::KUBELET_PATH_FAILS_POD_PATH_PASSES
+        f.evidence["path"],
+        serde_json::json!(["node_credential_provider"])
     );
     assert_eq!(
-        paths_disagree(Verdict::Fail, Some(Status::Pass))
-            .unwrap()
-            .code,
+        paths_disagree(false, true, &[]).unwrap().code,
         Code::POD_PATH_FAILS_KUBELET_PATH_PASSES
     );
-    assert!(paths_disagree(Verdict::Pass, Some(Status::Pass)).is_none());
-    assert!(paths_disagree(Verdict::Pass, None).is_none());
+    assert!(paths_disagree(true, true, &[]).is_none());
+    assert!(paths_disagree(false, false, &[]).is_none());
     let dual: ImageRef = "818140567777.dkr-ecr.us-east-1.on.aws/a/b:1"
         .parse()
         .unwrap();

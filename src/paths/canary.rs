@@ -468,6 +468,7 @@ mod tests {
             name: "app".into(),
             service_account: "naming-server".into(),
             image_pull_secrets: vec!["ecr-pull".into()],
+            pull_secrets_listed: true,
             node_selector: [("pool".to_string(), "a".to_string())]
                 .into_iter()
                 .collect(),

@@ -4,14 +4,17 @@
 //! | --- | --- | --- |
 //! | [`pod_identity`] | an ECR token minted with the pod's own AWS identity | the pod's code (not the kubelet) |
 //! | [`pull_secrets`] | the `imagePullSecrets` entries the kubelet's keyring picks | the kubelet |
+//! | [`pull_secrets`] (node-wide) | the node's docker config (OpenShift's global pull secret) | the kubelet |
 //! | [`node_provider`] | what the node's kubelet credential provider plugin returns | the kubelet |
 //! | [`canary`] | none of its own: a short-lived pod, pulled by the kubelet itself | the kubelet |
 //!
 //! One contract: a path gets its credentials its own way, hands them with their
 //! [`Credentials`] description to the shared [`Puller`] (the same real pull for every path),
-//! and returns its part of the report. `probe.rs` only orchestrates.
+//! and returns its part of the report and its rows of the kubelet's list; [`kubelet`] turns
+//! the list into the kubelet's answer. `probe.rs` only orchestrates.
 
 pub mod canary;
+pub mod kubelet;
 pub mod node_provider;
 pub mod pod_identity;
 mod pull;

@@ -21,15 +21,18 @@ use std::time::Instant as StdInstant;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::kubelet::{Candidate, try_in_order};
 use super::{Credentials, Puller, REGISTRY_STAGES, ms, skip_rest, unix_now};
 use crate::credential_provider::config::{self, ConfigError, Provider};
-use crate::credential_provider::plugin::{self, ExecError, Request, Response};
+use crate::credential_provider::plugin::{self, Auth, ExecError, PluginEnv, Request, Response};
 use crate::credential_provider::{ECR_ROLE_ANNOTATION, IRSA_ROLE_ANNOTATION, redact};
 use crate::diagnosis;
 use crate::ecr;
 use crate::keyring::Keyring;
 use crate::reference::ImageRef;
-use crate::report::{Finding, NodeProviderPath, Stage, Status};
+use crate::report::{
+    CredentialSource, Finding, KubeletCredential, NodeProviderPath, Stage, Status,
+};
 use crate::secret::Secret;
 
 /// The pod's ServiceAccount as a KEP-4412 provider sees it: its token for the provider's
@@ -57,6 +60,9 @@ pub struct NodeProviderSetup {
     pub service_account: ServiceAccountInput,
     /// The node's name (downward API), for the report and metrics.
     pub node: Option<String>,
+    /// The probe's own environment as the kubelet's would be (the allowed part), before each
+    /// provider's `env`.
+    pub environment: PluginEnv,
     /// Responses cached as the kubelet caches them, per provider and cache key.
     cache: Mutex<BTreeMap<(String, String), Arc<Cached>>>,
 }
@@ -81,19 +87,29 @@ impl NodeProviderSetup {
             bin_dir,
             service_account,
             node,
+            environment: plugin::plugin_env(std::env::vars(), &[]),
             cache: Mutex::new(BTreeMap::new()),
         }
     }
 }
 
-/// The node provider path for one image.
-pub async fn check(
-    puller: &Puller<'_>,
-    img: &ImageRef,
-    setup: &NodeProviderSetup,
-) -> NodeProviderPath {
+/// The node provider path for one image, and its part of the kubelet's list.
+pub struct Checked {
+    pub path: NodeProviderPath,
+    pub rows: Vec<KubeletCredential>,
+    /// A config no kubelet would start with: the node pulls nothing at all.
+    pub blocked: bool,
+    /// An answer about the image itself, met with a credential the registry took.
+    pub image_problem: Option<crate::diagnosis::Code>,
+}
+
+/// Runs every provider whose `matchImages` covers the image, in the config's order, merges
+/// their `auth` into one keyring as the kubelet's external-provider keyring does (so the
+/// most specific key comes first whichever provider gave it), and tries the matching
+/// credentials with the shared pull until one works.
+pub async fn check(puller: &Puller<'_>, img: &ImageRef, setup: &NodeProviderSetup) -> Checked {
     let mut path = NodeProviderPath {
-        status: Status::Fail,
+        status: Status::Skip,
         config: setup.config_path.clone(),
         node: setup.node.clone(),
         provider: None,
@@ -103,17 +119,24 @@ pub async fn check(
         password_expires_at: None,
         cache_key_type: None,
         cache_duration: None,
+        environment_withheld: vec![],
         stages: vec![],
         findings: vec![],
     };
     let providers = match &setup.providers {
         Ok(p) => p,
         Err(e) => {
+            path.status = Status::Fail;
             path.findings.push(diagnosis::node_provider_config_invalid(
                 &setup.config_path,
                 e,
             ));
-            return path;
+            return Checked {
+                path,
+                rows: vec![],
+                blocked: true,
+                image_problem: None,
+            };
         }
     };
     // What the kubelet passes: the repository name without tag or digest.
@@ -123,109 +146,141 @@ pub async fn check(
         .filter_map(|p| p.matching_pattern(&name).map(|m| (p, m)))
         .collect();
     if matched.is_empty() {
-        // No credentials from the node: the runtime pulls anonymously, as here.
-        let pulled = puller.pull(img, None, Credentials::None).await;
-        let passed = pulled.passed();
-        path.stages.push(Stage::skipped("credential_provider"));
-        path.stages.extend(pulled.stages);
         path.findings.push(diagnosis::node_provider_no_match(
             img,
             providers
                 .iter()
                 .map(|p| (p.name.as_str(), p.match_images.as_slice())),
-            passed,
         ));
-        path.status = if passed { Status::Pass } else { Status::Fail };
-        return path;
+        return Checked {
+            path,
+            rows: vec![],
+            blocked: false,
+            image_problem: None,
+        };
     }
 
+    let start = StdInstant::now();
+    let mut stage_findings = Vec::new();
+    let mut answers: Vec<(&Provider, Arc<Cached>)> = Vec::new();
+    let mut failed = false;
     for (provider, pattern) in matched {
         path.provider = Some(provider.name.clone());
         path.match_image = Some(pattern.to_string());
-        let start = StdInstant::now();
-        let mut provider_findings = Vec::new();
-        let response = match run_provider(
-            puller.deadline,
-            setup,
-            provider,
-            img,
-            &mut provider_findings,
-        )
-        .await
-        {
-            Ok(r) => r,
+        match run_provider(puller.deadline, setup, provider, img, &mut stage_findings).await {
+            Ok(c) => answers.push((provider, c)),
             Err(f) => {
-                provider_findings.push(f);
-                path.stages = vec![Stage::from_findings(
-                    "credential_provider",
-                    ms(start),
-                    None,
-                    provider_findings,
-                )];
-                skip_rest(&mut path.stages, &REGISTRY_STAGES);
-                continue;
-            }
-        };
-        let r = &response.result.as_ref().expect("errors returned above");
-        path.cache_key_type = Some(r.cache_key_type.clone());
-        path.cache_duration = r.cache_duration.clone();
-        // The kubelet puts the response's `auth` keys in a keyring and looks the image up.
-        let mut ring = Keyring::new();
-        for a in &r.auth {
-            // parse_response refused keys that do not parse.
-            let _ = ring.add(&a.key, a);
-        }
-        let candidates = ring.lookup(&name);
-        if candidates.is_empty() {
-            provider_findings.push(diagnosis::node_provider_auth_miss(
-                &provider.name,
-                img,
-                r.auth.iter().map(|a| a.key.as_str()),
-            ));
-            path.stages = vec![Stage::from_findings(
-                "credential_provider",
-                response.duration_ms,
-                None,
-                provider_findings,
-            )];
-            skip_rest(&mut path.stages, &REGISTRY_STAGES);
-            continue;
-        }
-        for auth in candidates {
-            let expires = ecr::decode_authorization_token(&auth.basic)
-                .ok()
-                .and_then(|d| d.password_expiration);
-            path.auth_key = Some(auth.key.clone());
-            path.username = Some(auth.username.clone());
-            path.password_expires_at = expires;
-            let mut stage_findings = provider_findings.clone();
-            stage_findings.extend(diagnosis::node_provider_token_expired(
-                &provider.name,
-                expires,
-                unix_now(),
-            ));
-            let mut stages = vec![Stage::from_findings(
-                "credential_provider",
-                response.duration_ms,
-                None,
-                stage_findings,
-            )];
-            let credentials = Credentials::NodeProvider {
-                provider: &provider.name,
-                username: &auth.username,
-                ecr_expires_at: expires,
-            };
-            let pulled = puller.pull(img, Some(&auth.basic), credentials).await;
-            let passed = pulled.passed();
-            stages.extend(pulled.stages);
-            path.stages = stages;
-            if passed {
-                path.status = Status::Pass;
-                return path;
+                failed = true;
+                stage_findings.push(f);
             }
         }
     }
-    path
+    // One keyring over every answer, providers in the config's order (the kubelet's
+    // `externalCredentialProviderKeyring.Lookup`).
+    let mut ring = Keyring::new();
+    for (provider, c) in &answers {
+        let r = c.result.as_ref().expect("errors were returned above");
+        path.cache_key_type = Some(r.cache_key_type.clone());
+        path.cache_duration = r.cache_duration.clone();
+        stage_findings.extend(diagnosis::credential_keys_skipped(&r.skipped_keys));
+        for a in &r.auth {
+            // parse_response skipped keys that do not parse.
+            let _ = ring.add(&a.key, (*provider, a));
+        }
+    }
+    path.environment_withheld = setup.environment.withheld.clone();
+    let candidates: Vec<(&Provider, &Auth)> = ring.lookup(&name).into_iter().copied().collect();
+    if candidates.is_empty() && !answers.is_empty() {
+        stage_findings.push(diagnosis::node_provider_auth_miss(
+            &answers
+                .iter()
+                .map(|(p, _)| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            img,
+            answers
+                .iter()
+                .flat_map(|(_, c)| c.result.as_ref().map(|r| r.auth.as_slice()).unwrap_or(&[]))
+                .map(|a| a.key.as_str()),
+        ));
+        failed = true;
+    }
+    let duration = answers
+        .iter()
+        .map(|(_, c)| c.duration_ms)
+        .max()
+        .unwrap_or_else(|| ms(start));
+    let expiries: Vec<Option<i64>> = candidates
+        .iter()
+        .map(|(_, a)| {
+            ecr::decode_authorization_token(&a.basic)
+                .ok()
+                .and_then(|d| d.password_expiration)
+        })
+        .collect();
+    for ((provider, _), expires) in candidates.iter().zip(&expiries) {
+        stage_findings.extend(diagnosis::node_provider_token_expired(
+            &provider.name,
+            *expires,
+            unix_now(),
+        ));
+    }
+    let provider_stage =
+        Stage::from_findings("credential_provider", duration, None, stage_findings);
+    if candidates.is_empty() {
+        path.status = if failed { Status::Fail } else { Status::Skip };
+        path.stages = vec![provider_stage];
+        skip_rest(&mut path.stages, &REGISTRY_STAGES);
+        return Checked {
+            path,
+            rows: vec![],
+            blocked: false,
+            image_problem: None,
+        };
+    }
+    let list: Vec<Candidate<'_>> = candidates
+        .iter()
+        .zip(&expiries)
+        .map(|((provider, auth), expires)| Candidate {
+            row: KubeletCredential {
+                source: CredentialSource::NodeCredentialProvider,
+                origin: provider.name.clone(),
+                key: Some(auth.key.clone()),
+                username: Some(auth.username.clone()),
+                status: Status::Skip,
+            },
+            basic: (!auth.username.is_empty()).then_some(&auth.basic),
+            credentials: Credentials::NodeProvider {
+                provider: &provider.name,
+                username: &auth.username,
+                ecr_expires_at: *expires,
+            },
+            expired: None,
+        })
+        .collect();
+    let tried = try_in_order(puller, img, list).await;
+    if let Some(i) = tried.last {
+        let (provider, auth) = candidates[i];
+        path.provider = Some(provider.name.clone());
+        path.match_image = provider.matching_pattern(&name).map(str::to_string);
+        path.auth_key = Some(auth.key.clone());
+        path.username = Some(auth.username.clone());
+        path.password_expires_at = expiries[i];
+    }
+    path.status = if tried.passed {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
+    path.stages = std::iter::once(provider_stage)
+        .chain(tried.stages)
+        .collect();
+    Checked {
+        path,
+        rows: tried.rows,
+        blocked: false,
+        image_problem: tried.image_problem,
+    }
 }
 
 /// A provider's response for `img`, from the run's cache when the provider's cache key
@@ -375,7 +430,12 @@ async fn exec_provider(
             .filter(|(_, v)| v.len() >= 8)
             .map(|(_, v)| v.clone()),
     );
-    let out = match plugin::exec(&setup.bin_dir, provider, &body, deadline).await {
+    let env = plugin::plugin_env(std::env::vars(), &provider.env);
+    findings.extend(diagnosis::plugin_environment_withheld(
+        &provider.name,
+        &env.withheld,
+    ));
+    let out = match plugin::exec(&setup.bin_dir, provider, &env, &body, deadline).await {
         Ok(o) => o,
         Err(e @ ExecError::NotFound { .. }) => {
             return Err(diagnosis::node_provider_plugin_not_found(

@@ -83,8 +83,8 @@ proptest! {
     fn errors_never_carry_the_credential(k in "[a-z.]{1,20}", secret in "[A-Za-z0-9]{12,40}") {
         for doc in [
             serde_json::json!({"auths": {&k: {"auth": b64(&secret)}}}),
-            serde_json::json!({"auths": {&k: {"username": secret}}}),
-            serde_json::json!({"auths": {&k: {"password": secret}}}),
+            serde_json::json!({"auths": {&k: {"username": secret, "password": 5}}}),
+            serde_json::json!({"auths": {&k: {"password": secret, "email": false}}}),
         ] {
             let e = parse(doc.to_string().as_bytes()).unwrap_err();
             prop_assert!(!e.to_string().contains(&secret), "{}", e);

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{
     Group, clean_report, columns, common_registry, deciding, evidence_lines, groups, headline,
-    image_list, ordered, paths, severity_heading, short_name, status_word,
+    image_list, ordered, paths, severity_heading, short_name,
 };
 use crate::report::{Finding, Report, Severity, Status, Verdict, wire_name};
 
@@ -54,6 +54,7 @@ fn verdict_mark(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "✅",
         Verdict::Fail | Verdict::Error => "❌",
+        Verdict::Inconclusive => "❔",
     }
 }
 
@@ -151,7 +152,7 @@ fn table(out: &mut String, report: &Report, common: Option<&str>) {
         for c in &cols {
             match ps.iter().find(|p| p.label == *c) {
                 Some(p) => {
-                    let _ = write!(out, " {} {} |", mark(p.status), status_word(p.status));
+                    let _ = write!(out, " {} {} |", mark(p.status), p.word);
                 }
                 None => out.push_str(" - |"),
             }

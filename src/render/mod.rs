@@ -17,7 +17,9 @@ pub use markdown::markdown;
 pub use text::text;
 
 use crate::diagnosis::Code;
-use crate::report::{Finding, ImageReport, Report, Require, Severity, Status, Verdict, wire_name};
+use crate::report::{
+    Finding, ImageReport, KubeletStatus, Report, Require, Severity, Status, Verdict, wire_name,
+};
 
 pub fn json(report: &Report) -> String {
     // Serialising plain data with string keys cannot fail.
@@ -86,6 +88,8 @@ pub(crate) struct PathView<'a> {
     /// The report's key, for machine-facing names (JUnit class names).
     pub key: &'static str,
     pub status: Status,
+    /// How the status reads (`UNKNOWN` for a kubelet whose answer the run cannot know).
+    pub word: &'static str,
     /// The most severe finding on this path (the first of equals).
     pub deciding: Option<&'a Finding>,
 }
@@ -118,25 +122,61 @@ pub(crate) fn paths<'a>(report: &'a Report, img: &'a ImageReport) -> Vec<PathVie
         label: "pod identity",
         key: "pod_identity",
         status: p.pod_identity,
+        word: status_word(p.pod_identity),
         deciding: pod,
     }];
     out.extend(p.pull_secrets.as_ref().map(|s| PathView {
         label: "pull secrets",
         key: "pull_secrets",
         status: s.status,
+        word: status_word(s.status),
+        deciding: most_severe(s.stages.iter().flat_map(|s| &s.findings).chain(&s.findings)),
+    }));
+    out.extend(p.node_docker_config.as_ref().map(|s| PathView {
+        label: "node docker config",
+        key: "node_docker_config",
+        status: s.status,
+        word: status_word(s.status),
         deciding: most_severe(s.stages.iter().flat_map(|s| &s.findings).chain(&s.findings)),
     }));
     out.extend(p.node_credential_provider.as_ref().map(|n| PathView {
         label: "node provider",
         key: "node_credential_provider",
         status: n.status,
+        word: status_word(n.status),
         deciding: most_severe(n.stages.iter().flat_map(|s| &s.findings).chain(&n.findings)),
     }));
     out.extend(p.kubelet_canary.as_ref().map(|c| PathView {
         label: "canary",
         key: "kubelet_canary",
         status: c.status,
+        word: status_word(c.status),
         deciding: most_severe(c.findings.iter()),
+    }));
+    // The kubelet's answer over all of them: what it does with its list. A failure is
+    // decided by its own finding (no credentials at all) or else by the last source that
+    // failed: the credentials it tried last.
+    let last_failed = out
+        .iter()
+        .skip(1)
+        .rev()
+        .find(|v| v.status == Status::Fail)
+        .and_then(|v| v.deciding);
+    out.extend(p.kubelet.as_ref().map(|k| {
+        let (status, word) = match k.status {
+            KubeletStatus::Pass => (Status::Pass, "PASS"),
+            KubeletStatus::Fail => (Status::Fail, "FAIL"),
+            KubeletStatus::Unknown => (Status::Warn, "UNKNOWN"),
+        };
+        PathView {
+            label: "kubelet",
+            key: "kubelet",
+            status,
+            word,
+            deciding: most_severe(k.stages.iter().flat_map(|s| &s.findings).chain(&k.findings))
+                .filter(|f| status != Status::Fail || f.severity == Severity::Error)
+                .or(last_failed.filter(|_| status == Status::Fail)),
+        }
     }));
     out
 }
@@ -217,6 +257,7 @@ pub(crate) fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
         Verdict::Error => "ERROR",
+        Verdict::Inconclusive => "INCONCLUSIVE",
     }
 }
 
@@ -260,6 +301,9 @@ pub(crate) fn headline(report: &Report) -> String {
                 .unwrap_or_default();
             format!("{failed} of {n} images cannot be pulled{id}")
         }
+        Verdict::Inconclusive => format!(
+            "for {failed} of {n} images the kubelet's answer cannot be known from this run (KUBELET_VERDICT_UNKNOWN)"
+        ),
     };
     format!(
         "{}: {what}, kubelet path checked: {kubelet}",
@@ -426,9 +470,8 @@ pub fn termination_summary(report: &Report) -> String {
         out.push_str(&format!("identity: {}\n", f.code.name()));
     }
     for img in report.images.iter().filter(|i| i.verdict != Verdict::Pass) {
-        let code = img
-            .all_findings()
-            .find(|f| f.severity == Severity::Error)
+        let code = deciding(report, img)
+            .or_else(|| img.all_findings().find(|f| f.severity == Severity::Error))
             .map_or("NOT_CHECKED", |f| f.code.name());
         out.push_str(&format!("{} {code}\n", clean(&img.image)));
     }

@@ -32,8 +32,10 @@ pub fn image(name: &str, stages: Vec<Stage>) -> ImageReport {
         paths: Paths {
             pod_identity,
             pull_secrets: None,
+            node_docker_config: None,
             node_credential_provider: None,
             kubelet_canary: None,
+            kubelet: None,
         },
         findings: vec![],
     }
@@ -135,6 +137,7 @@ pub fn kubelet_fails() -> Report {
         Code::KUBELET_PATH_FAILS_POD_PATH_PASSES,
         "the pull secrets cannot pull",
     ));
+    img.paths.kubelet = Some(kubelet(KubeletStatus::Fail, vec![]));
     img.verdict = img.paths.verdict(Require::Auto);
     let mut r = report(vec![img, passing("other:latest")]);
     r.images[1].paths.pull_secrets = Some(SecretPath {
@@ -146,8 +149,31 @@ pub fn kubelet_fails() -> Report {
         stages: vec![],
         findings: vec![],
     });
+    r.images[1].paths.kubelet = Some(kubelet(
+        KubeletStatus::Pass,
+        vec![KubeletCredential {
+            source: CredentialSource::PullSecrets,
+            origin: "secret/regcred".into(),
+            key: Some("x.example".into()),
+            username: Some("AWS".into()),
+            status: Status::Pass,
+        }],
+    ));
     r.verdict = Verdict::Fail;
     r
+}
+
+/// The kubelet's answer over `credentials`.
+pub fn kubelet(status: KubeletStatus, credentials: Vec<KubeletCredential>) -> KubeletAnswer {
+    KubeletAnswer {
+        status,
+        decided_by: KubeletDecidedBy::CredentialList,
+        used: credentials.iter().position(|c| c.status == Status::Pass),
+        credentials,
+        unknown_sources: vec![],
+        stages: vec![],
+        findings: vec![],
+    }
 }
 
 /// What a hostile registry could put in its error message: terminal control sequences (clear

@@ -213,8 +213,13 @@ fn markdown_has_one_row_per_image_and_grouped_findings() {
 #[test]
 fn junit_has_a_case_per_image_and_path() {
     let x = junit(&kubelet_fails());
-    assert_eq!(x.matches("<testcase ").count(), 1 + 2 * 2, "{x}");
-    assert!(x.contains("failures=\"1\" errors=\"0\""), "{x}");
+    // The identity, then per image its pod identity, pull secrets and the kubelet's answer.
+    assert_eq!(x.matches("<testcase ").count(), 1 + 2 * 3, "{x}");
+    assert!(x.contains("failures=\"2\" errors=\"0\""), "{x}");
+    assert!(
+        x.contains("classname=\"ecr-pull-probe.kubelet\" name=\"x.example/app:latest\""),
+        "{x}"
+    );
     assert!(
         x.contains("classname=\"ecr-pull-probe.pull_secrets\" name=\"x.example/app:latest\""),
         "{x}"

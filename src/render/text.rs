@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::{
     Group, Style, clean_report, columns, common_registry, deciding, evidence_lines, groups,
-    headline, image_list, ordered, paths, severity_heading, short_name, status_word, verdict_word,
+    headline, image_list, ordered, paths, severity_heading, short_name, verdict_word,
 };
 use crate::report::{Report, Severity, Status, Verdict, wire_name};
 
@@ -54,6 +54,7 @@ fn verdict_color(v: Verdict) -> Color {
     match v {
         Verdict::Pass => Color::Green,
         Verdict::Fail | Verdict::Error => Color::Red,
+        Verdict::Inconclusive => Color::Yellow,
     }
 }
 
@@ -171,12 +172,7 @@ fn images(out: &mut String, report: &Report, style: Style) {
         for (c, w) in cols.iter().zip(&col_w) {
             line.push_str("  ");
             match ps.iter().find(|p| p.label == *c) {
-                Some(p) => line.push_str(&cell(
-                    style,
-                    status_color(p.status),
-                    status_word(p.status),
-                    *w,
-                )),
+                Some(p) => line.push_str(&cell(style, status_color(p.status), p.word, *w)),
                 None => line.push_str(&cell(style, Color::Dim, "-", *w)),
             }
         }

@@ -126,6 +126,11 @@ pub fn probe_command_of(bin: &Path, args: &[&str], env: &[(&str, Option<&str>)])
     cmd
 }
 
+/// A node-wide docker config that is not there: passed as `--node-docker-config`, it makes
+/// the node's sources known and empty (no node-wide docker config, no credential provider), so
+/// a run's pull secrets are the kubelet's whole list and their failure is the kubelet's.
+pub const NO_NODE_DOCKER_CONFIG: &str = "/nonexistent/var/lib/kubelet/config.json";
+
 /// Runs [`probe_command`] to its end.
 pub fn probe(args: &[&str], env: &[(&str, Option<&str>)]) -> Run {
     let Output {
