@@ -87,6 +87,12 @@ def pod_security_problems(where, pod):
 NODE_HOST_PATHS = {"/etc/eks/image-credential-provider",
                    "/etc/kubernetes/credential-providers",
                    "/usr/libexec/kubelet-image-credential-provider-plugins"}
+# The one host file mounted as a file: the node-wide docker config. A single-file mount keeps
+# the inode it was made with after the host renames a new file over it; the probe detects that
+# (link count 0: NODE_DOCKER_CONFIG_REPLACED) and fails /healthz, so the kubelet restarts the
+# container onto the new file. Mounting /var/lib/kubelet instead would expose every pod's
+# volumes on the node.
+NODE_HOST_FILES = {"/var/lib/kubelet/config.json"}
 NODE_PROVIDER_ENV = ("ECR_PULL_PROBE_CREDENTIAL_PROVIDER_CONFIG", "ECR_PULL_PROBE_CREDENTIAL_PROVIDER_BIN_DIR")
 
 
@@ -118,6 +124,10 @@ def node_problems(doc):
         if "hostPath" in kinds:
             host_vols.add(v.get("name"))
             hp = v["hostPath"]
+            if hp.get("path") in NODE_HOST_FILES:
+                if hp.get("type") != "File":
+                    out.append(f"{where}: hostPath {hp.get('path')!r} must have type File (never created on the host)")
+                continue
             if hp.get("path") not in NODE_HOST_PATHS:
                 out.append(f"{where}: hostPath {hp.get('path')!r} is not a known credential provider directory {sorted(NODE_HOST_PATHS)}")
             if hp.get("type") != "Directory":
