@@ -389,6 +389,9 @@ async fn checked(
     }
 
     let verdict = report::run_verdict(&id_stages, &image_reports, config.require);
+    if verdict == Verdict::Error {
+        image_reports.iter_mut().for_each(report::mark_not_checked);
+    }
     Ok(Report {
         schema_version: report::SCHEMA_VERSION.into(),
         tool: Tool {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::catalogue::{Code, Severity};
 
-pub const SCHEMA_VERSION: &str = "1.3";
+pub const SCHEMA_VERSION: &str = "1.4";
 
 /// A unit enum's name on the wire (`web_identity`, `warning`, `dual_stack`): one spelling for
 /// the report, the text output, metric labels and docs.
@@ -29,6 +29,9 @@ pub enum Verdict {
     Fail,
     /// The probe could not run as asked (its configuration is wrong).
     Error,
+    /// An image's only: the run could not run as asked and never got to this image, so
+    /// nothing about it is known (since 1.4). A run's verdict is never this.
+    NotChecked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -460,6 +463,23 @@ pub fn run_verdict(identity: &[Stage], images: &[ImageReport], require: Require)
         Verdict::Fail
     } else {
         Verdict::Pass
+    }
+}
+
+/// In a run that could not run as asked (`error`), an image no path got to: every stage of
+/// every path skipped. It is `not_checked`, not `fail`: nothing was refused.
+pub fn mark_not_checked(img: &mut ImageReport) {
+    let skipped = |stages: &[Stage]| stages.iter().all(|s| s.status == Status::Skip);
+    let p = &img.paths;
+    let untouched = skipped(&img.stages)
+        && p.pull_secrets.as_ref().is_none_or(|s| skipped(&s.stages))
+        && p.node_credential_provider
+            .as_ref()
+            .is_none_or(|n| skipped(&n.stages))
+        && p.kubelet_canary.is_none();
+    if untouched {
+        img.verdict = Verdict::NotChecked;
+        img.paths.pod_identity = Status::Skip;
     }
 }
 

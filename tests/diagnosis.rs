@@ -126,27 +126,30 @@ fn a_trust_policy_denial_prints_the_statement_for_this_token() {
 
 #[test]
 fn caller_identity_errors_throttling_and_expired_signatures() {
+    // Throttling is "could not tell" (exit 3, README "Exit codes"); the others are a "no".
     let cases = [
-        ("Throttling", 400, "Rate exceeded", "AWS_THROTTLED"),
+        ("Throttling", 400, "Rate exceeded", "AWS_THROTTLED", 3),
         (
             "SignatureDoesNotMatch",
             403,
             "Signature expired: 20261128T010000Z is now earlier than 20261128T011500Z (20261128T013000Z - 15 min.)",
             "CLOCK_SKEW",
+            1,
         ),
         (
             "InvalidClientTokenId",
             403,
             "The security token included in the request is invalid.",
             "STS_CALL_FAILED",
+            1,
         ),
     ];
-    for (code, status, message, want) in cases {
+    for (code, status, message, want, exit) in cases {
         let (_, run) = with_aws_errors(
             vec![Rule::new("GetCallerIdentity", status, code, message)],
             0,
         );
-        assert_eq!(run.code, 1);
+        assert_eq!(run.code, exit, "{code}");
         let r = run.report();
         let f = sts_finding(&r);
         assert_eq!(f["code"], want, "{code}");
@@ -241,7 +244,7 @@ fn an_unreachable_aws_endpoint_is_named() {
         ],
         &[("AWS_ENDPOINT_URL", Some(&url))],
     );
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 3, "inconclusive: nothing was refused");
     let r = run.report();
     let f = sts_finding(&r);
     assert_eq!(f["code"], "AWS_API_UNREACHABLE", "{f:#}");

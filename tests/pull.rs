@@ -283,7 +283,7 @@ fn an_unreachable_registry_is_named() {
         &["check", &s.image("naming-server-service:latest")],
         &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
     );
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 3, "unreachable is inconclusive, not a refusal");
     let r = run.report();
     let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
     assert_eq!(f["evidence"]["host"], format!("127.0.0.1:{port}"));
@@ -324,7 +324,7 @@ fn text_output_leads_with_the_verdict_then_the_image_then_the_finding() {
     assert_eq!(run.code, 1);
     assert!(
         run.stdout
-            .starts_with("FAIL: 1 of 1 images cannot be pulled, kubelet path checked: no\n"),
+            .starts_with("FAIL: 1 of 1 image cannot be pulled, kubelet path checked: no\n"),
         "{}",
         run.stdout
     );
@@ -390,7 +390,7 @@ fn an_unreachable_non_ecr_registry_gets_a_fix_for_its_own_host() {
         &["check", "mirror.example/team/app:1"],
         &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
     );
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 3, "unreachable is inconclusive, not a refusal");
     let r = run.report();
     let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
     let fix = f["remediation"].as_str().unwrap();
