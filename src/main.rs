@@ -154,7 +154,7 @@ fn render_saved(args: RenderArgs) -> Result<ExitCode, BoxError> {
 
 fn serve(args: ServeArgs) -> Result<ExitCode, BoxError> {
     let config = ServeConfig::from_args(args)?;
-    logging::init(config.check.log_format);
+    logging::init_with_default(config.check.log_format, logging::SERVE_DEFAULT_FILTER);
     for w in &config.check.warnings {
         tracing::warn!("{w}");
     }

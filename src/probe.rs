@@ -369,9 +369,14 @@ async fn checked(
     // The futures are made up front, not by a closure inside the stream: a closure there
     // makes the whole run's future not provably `Send` (rust-lang/rust#102211), and serve
     // spawns it.
+    // Each image's stage logs carry its name (the span), so a log of many images reads.
     let pending: Vec<_> = items
         .iter()
-        .map(|(img, secrets)| ctx.check(img, *secrets))
+        .map(|(img, secrets)| {
+            use tracing::Instrument as _;
+            ctx.check(img, *secrets)
+                .instrument(tracing::info_span!("image", image = %img.original))
+        })
         .collect();
     let checks = stream::iter(pending)
         .buffered(config.concurrency)
