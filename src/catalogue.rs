@@ -173,7 +173,7 @@ catalogue! {
         cause: "HTTP 403 / `DENIED` whose message names no policy class.",
         fix: "Check the identity policy, the repository policy and any SCP or VPC endpoint policy for the ECR read actions.";
     REPOSITORY_NOT_FOUND: Error, false, "The repository does not exist",
-        cause: "`NAME_UNKNOWN`: no repository of that name in the registry's account and region. With a pull-through cache prefix, the cache rule may be missing or the identity may lack `ecr:CreateRepository`/`ecr:BatchImportUpstreamImage`.",
+        cause: "`NAME_UNKNOWN` on the manifest, or `MANIFEST_UNKNOWN` on the manifest and then `NAME_UNKNOWN` on the repository's tag list (how a registry that answers `MANIFEST_UNKNOWN` for both is told apart; the summary says which): no repository of that name in the registry's account and region. With a pull-through cache prefix, the cache rule may be missing or the identity may lack `ecr:CreateRepository`/`ecr:BatchImportUpstreamImage`.",
         fix: "Check the repository name, account and region in the image reference; for pull-through cache, check the rule and those permissions.";
     MANIFEST_NOT_FOUND: Error, false, "The tag or digest does not exist",
         cause: "`MANIFEST_UNKNOWN`: the repository exists but not this tag or digest; a lifecycle policy may have expired it.",

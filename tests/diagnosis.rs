@@ -249,6 +249,43 @@ fn an_unreachable_aws_endpoint_is_named() {
     let f = sts_finding(&r);
     assert_eq!(f["code"], "AWS_API_UNREACHABLE", "{f:#}");
     assert_eq!(f["evidence"]["endpoint"], format!("127.0.0.1:{port}"));
+    // Issue 30 point 5: the fix names the setting that gave the address, and its port.
+    let fix = f["remediation"].as_str().unwrap();
+    assert!(
+        fix.contains("AWS_ENDPOINT_URL") && fix.contains(&format!("port {port}")),
+        "{fix}"
+    );
+}
+
+/// Issue 30 point 5: with no credential source at all, no AWS call was made: the evidence
+/// names none, and the chain's report is one line, not `\n`-escaped paragraphs.
+#[test]
+fn no_credentials_at_all_name_no_call_and_read_as_one_line() {
+    let run = probe(
+        &["check", &Stack::get().image("naming-server-service:latest")],
+        &[
+            ("AWS_ROLE_ARN", None),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", None),
+        ],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = sts_finding(&r);
+    assert_eq!(f["code"], "AWS_CREDENTIALS_UNAVAILABLE", "{f:#}");
+    assert!(f["evidence"].get("operation").is_none(), "{f:#}");
+    assert!(f["evidence"].get("endpoint").is_none(), "{f:#}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        !summary.contains('\n') && summary.contains("Environment:"),
+        "{summary}"
+    );
+    let chain = f["evidence"]["credential_chain"].as_array().unwrap();
+    assert!(
+        chain
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("WebIdentityToken:")),
+        "{chain:?}"
+    );
 }
 
 #[test]

@@ -228,7 +228,26 @@ fn a_missing_repository_and_a_missing_tag_are_told_apart() {
         repo["evidence"]["repository"],
         "consultingfirm/no-such-repo"
     );
+    // Issue 30 point 5: the registry said MANIFEST_UNKNOWN; the finding says how it knew.
+    assert_eq!(
+        repo["evidence"]["registry_codes"],
+        serde_json::json!(["MANIFEST_UNKNOWN"])
+    );
+    let how = repo["evidence"]["known_by"].as_str().unwrap();
+    assert!(
+        how.contains("MANIFEST_UNKNOWN") && how.contains("tag list NAME_UNKNOWN"),
+        "{how}"
+    );
+    assert!(repo["summary"].as_str().unwrap().contains(how), "{repo:#}");
     let tag = finding(&r["images"][1], "MANIFEST_NOT_FOUND");
+    // The repository by name, not a host.
+    assert_eq!(
+        tag["summary"],
+        format!(
+            "tag no-such-tag not found in repository consultingfirm/naming-server-service (on {})",
+            s.var("STACK_ECR_HOST")
+        )
+    );
     assert_eq!(
         tag["evidence"]["registry_codes"],
         serde_json::json!(["MANIFEST_UNKNOWN"])
@@ -287,7 +306,15 @@ fn an_unreachable_registry_is_named() {
     let r = run.report();
     let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
     assert_eq!(f["evidence"]["host"], format!("127.0.0.1:{port}"));
-    assert!(f["remediation"].as_str().unwrap().contains("ecr.dkr"));
+    // Issue 30 point 5: the fix names the override that gave the address, and its port.
+    let fix = f["remediation"].as_str().unwrap();
+    assert!(
+        fix.starts_with(&format!(
+            "127.0.0.1:{port} is the address `--registry-endpoint`"
+        )) && fix.contains(&format!("port {port}"))
+            && fix.contains("ecr.dkr"),
+        "{fix}"
+    );
 }
 
 #[test]
