@@ -314,3 +314,31 @@ fn junit_timestamps_are_the_ant_form_without_zone_or_fraction() {
         "2026-11-28T09:15:36"
     );
 }
+
+/// Issue 30 point 4: a run that could not tell says so in the first line every view starts
+/// with, instead of "cannot be pulled"; one refusal beside it keeps the FAIL.
+#[test]
+fn an_inconclusive_run_says_so_in_the_headline() {
+    let unreachable = |name: &str| {
+        let f = Finding::new(Code::REGISTRY_UNREACHABLE, "cannot connect to x.example");
+        image(
+            name,
+            vec![Stage::from_findings("manifest", 5, None, vec![f])],
+        )
+    };
+    let r = report(vec![unreachable("a:1"), passing("b:1")]);
+    assert_eq!(crate::exit::exit(&r), crate::exit::Exit::Inconclusive);
+    let first = text(&r, PLAIN).lines().next().unwrap().to_string();
+    assert_eq!(
+        first,
+        "INCONCLUSIVE: 1 of 2 images could not be checked to an answer (REGISTRY_UNREACHABLE), kubelet path checked: no"
+    );
+    let md = markdown(&r);
+    assert!(
+        md.starts_with("### ❌ INCONCLUSIVE: 1 of 2 images could not be checked"),
+        "{md}"
+    );
+    let r = report(vec![unreachable("a:1"), failing("b:1")]);
+    assert_eq!(crate::exit::exit(&r), crate::exit::Exit::No);
+    assert!(text(&r, PLAIN).starts_with("FAIL: 2 of 2 images cannot be pulled"));
+}
