@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pre-rollout gate: run the probe as a Job in the target namespace, under the ServiceAccount
 # the workload will use, wait for it, print its report, and exit with the probe's code
-# (0 every image pullable, 1 at least one is not, 2 the probe could not run as asked).
+# (0 every image pullable, 1 at least one is not, 2 the probe could not run as asked, 3 it
+# could not tell: README, "Exit codes").
 #
 #   scripts/gate.sh -n NAMESPACE -s SERVICE_ACCOUNT [-p PROBE_IMAGE] [-t SECONDS]
 #                   [-j JUNIT_FILE] [-m MARKDOWN_FILE] IMAGE...
@@ -66,7 +67,7 @@ trap 'cleanup; rm -rf "$work"' EXIT
 kubectl logs -n "$ns" "$pod" -c probe | tee "$work/log"
 code=$(kubectl get pod "$pod" -n "$ns" -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}')
 case "$code" in
-  0|1|2) ;;
+  0|1|2|3) ;;
   *) echo "gate: the probe did not exit normally (exit code '${code}')" >&2; exit 2 ;;
 esac
 
@@ -97,11 +98,14 @@ for line in text.splitlines(keepends=True):
     pos += len(line)
 sys.exit(1)
 PY
-  # A view asked for by name must exist (exit 2 otherwise); the job summary is a courtesy.
-  if [ -n "$junit" ]; then render junit < "$work/report.json" > "$junit" || exit 2; fi
-  if [ -n "$markdown" ]; then render markdown < "$work/report.json" > "$markdown" || exit 2; fi
+  # `render` exits with the saved run's own code, the probe's: any other code is a failure
+  # to render. A view asked for by name must exist (exit 2 otherwise); the job summary is a
+  # courtesy.
+  rendered() { local rc=0; render "$1" < "$work/report.json" || rc=$?; [ "$rc" = "$code" ]; }
+  if [ -n "$junit" ]; then rendered junit > "$junit" || exit 2; fi
+  if [ -n "$markdown" ]; then rendered markdown > "$markdown" || exit 2; fi
   if [ -n "${GITHUB_STEP_SUMMARY:-}" ]; then
-    render markdown < "$work/report.json" >> "$GITHUB_STEP_SUMMARY" \
+    rendered markdown >> "$GITHUB_STEP_SUMMARY" \
       || echo "gate: could not write the job summary" >&2
   fi
 fi

@@ -58,6 +58,35 @@ impl Code {
     pub fn name(self) -> &'static str {
         self.spec().name
     }
+
+    /// The exit code of a run this finding decides (README, "Exit codes"): 2 for a
+    /// configuration error, 3 for an inconclusive failure, 1 for any other error, else 0.
+    pub fn exit_code(self) -> u8 {
+        let spec = self.spec();
+        match (spec.severity, spec.configuration_error) {
+            (_, true) => 2,
+            (Severity::Error, false) if self.inconclusive() => 3,
+            (Severity::Error, false) => 1,
+            _ => 0,
+        }
+    }
+
+    /// A failure with this code says "could not tell", not "no": the probe did not get an
+    /// answer (a deadline, a host it could not reach, a throttled call, a canary that never
+    /// reported), so a run whose failures are all of these exits 3, not 1 (see [`crate::exit`]).
+    pub fn inconclusive(self) -> bool {
+        matches!(
+            self,
+            Code::DEADLINE_EXCEEDED
+                | Code::REGISTRY_UNREACHABLE
+                | Code::AWS_API_UNREACHABLE
+                | Code::LAYER_STORAGE_UNREACHABLE
+                | Code::AWS_THROTTLED
+                | Code::CANARY_INCONCLUSIVE
+                | Code::KUBELET_VERDICT_UNKNOWN
+                | Code::NODE_DOCKER_CONFIG_UNREADABLE
+        )
+    }
 }
 
 catalogue! {
@@ -146,7 +175,7 @@ catalogue! {
         cause: "HTTP 403 / `DENIED` whose message names no policy class.",
         fix: "Check the identity policy, the repository policy and any SCP or VPC endpoint policy for the ECR read actions.";
     REPOSITORY_NOT_FOUND: Error, false, "The repository does not exist",
-        cause: "`NAME_UNKNOWN`: no repository of that name in the registry's account and region. With a pull-through cache prefix, the cache rule may be missing or the identity may lack `ecr:CreateRepository`/`ecr:BatchImportUpstreamImage`.",
+        cause: "`NAME_UNKNOWN` on the manifest, or `MANIFEST_UNKNOWN` on the manifest and then `NAME_UNKNOWN` on the repository's tag list (how a registry that answers `MANIFEST_UNKNOWN` for both is told apart; the summary says which): no repository of that name in the registry's account and region. With a pull-through cache prefix, the cache rule may be missing or the identity may lack `ecr:CreateRepository`/`ecr:BatchImportUpstreamImage`.",
         fix: "Check the repository name, account and region in the image reference; for pull-through cache, check the rule and those permissions.";
     MANIFEST_NOT_FOUND: Error, false, "The tag or digest does not exist",
         cause: "`MANIFEST_UNKNOWN`: the repository exists but not this tag or digest; a lifecycle policy may have expired it.",
@@ -288,16 +317,13 @@ pub fn render_markdown() -> String {
         "# Finding codes\n\n\
          Generated from `src/catalogue.rs` by `UPDATE_DOCS=1 cargo test findings_doc`; \
          a test fails when this file and the code differ. Codes are stable: they are never \
-         renamed or reused.\n\n\
+         renamed or reused. The exit column is the code a run exits with when this finding \
+         decides it (README, \"Exit codes\").\n\n\
          | code | severity | exit | title |\n|---|---|---|---|\n",
     );
     for s in CATALOGUE {
         let sev = crate::report::wire_name(&s.severity);
-        let exit = match (s.severity, s.configuration_error) {
-            (_, true) => "2",
-            (Severity::Error, false) => "1",
-            _ => "0",
-        };
+        let exit = s.code.exit_code();
         out.push_str(&format!(
             "| [`{}`](#{}) | {sev} | {exit} | {} |\n",
             s.name,

@@ -2,6 +2,7 @@
 //! values clap accepted, [`Config`] the validated ones. Validation is pure: no file or network
 //! is touched, so every rejection is a unit test.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,11 +19,53 @@ use crate::report::Require;
     name = "ecr-pull-probe",
     version,
     about = "Can this identity, from inside this cluster, really pull this image from Amazon ECR - and if not, exactly why?",
-    after_help = "Exit codes: 0 every image can be pulled; 1 at least one cannot; 2 the probe could not run as asked."
+    after_help = "Exit codes: 0 every check passed; 1 the gate says no (an image cannot be pulled); 2 the probe could not run as asked; 3 inconclusive (a deadline, an unreachable host: nothing was refused). README, \"Exit codes\"."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses argv as [`clap::Parser::parse`] does (a usage error exits 2), and records which
+    /// values came from the environment, so an error names the variable the user set rather
+    /// than a flag they never typed.
+    pub fn parse_with_sources() -> Cli {
+        use clap::CommandFactory as _;
+        let matches = Cli::command().get_matches();
+        Cli::from_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`Cli::parse_with_sources`] of matches already made (tests use `try_get_matches_from`).
+    pub fn from_matches(matches: &clap::ArgMatches) -> Result<Cli, clap::Error> {
+        use clap::CommandFactory as _;
+        use clap::FromArgMatches as _;
+        let mut cli = Cli::from_arg_matches(matches)?;
+        let Some((name, sub)) = matches.subcommand() else {
+            return Ok(cli);
+        };
+        let command = Cli::command();
+        let env_of = |id: &str| {
+            command
+                .find_subcommand(name)
+                .and_then(|c| c.get_arguments().find(|a| a.get_id() == id))
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+        };
+        let from_env: BTreeMap<String, String> = sub
+            .ids()
+            .filter(|id| {
+                sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::EnvVariable)
+            })
+            .filter_map(|id| env_of(id.as_str()).map(|e| (id.to_string(), e)))
+            .collect();
+        match &mut cli.command {
+            Command::Check(a) => a.from_env = from_env,
+            Command::Serve(a) => a.check.from_env = from_env,
+            Command::Render(_) => {}
+        }
+        Ok(cli)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,14 +137,9 @@ pub enum OutputFormat {
 /// Where the report goes: one format on stdout, any others to files, all from the same run.
 #[derive(Debug, Clone, Args)]
 pub struct OutputArgs {
-    /// Report format on stdout.
-    #[arg(
-        long,
-        env = "ECR_PULL_PROBE_OUTPUT",
-        value_enum,
-        default_value = "json"
-    )]
-    pub output: OutputFormat,
+    /// Report format on stdout [default: json for check, text for render].
+    #[arg(long, env = "ECR_PULL_PROBE_OUTPUT", value_enum)]
+    pub output: Option<OutputFormat>,
 
     /// Also write the JSON report to FILE.
     #[arg(long = "json", env = "ECR_PULL_PROBE_JSON", value_name = "FILE")]
@@ -131,9 +169,12 @@ pub struct Outputs {
     pub files: Vec<(OutputFormat, PathBuf)>,
 }
 
-impl From<OutputArgs> for Outputs {
-    fn from(a: OutputArgs) -> Outputs {
-        let files = [
+impl Outputs {
+    /// Two formats to one file would leave only the last written: refused, naming both flags.
+    /// `stdout` is the format when `--output` is not given (json for a check, whose stdout a
+    /// pipeline reads; text for render, which a person runs to read a saved report).
+    pub fn from_args(a: OutputArgs, stdout: OutputFormat) -> Result<Outputs, ConfigError> {
+        let files: Vec<(OutputFormat, PathBuf)> = [
             (OutputFormat::Json, a.json_file),
             (OutputFormat::Text, a.text_file),
             (OutputFormat::Markdown, a.markdown_file),
@@ -142,17 +183,37 @@ impl From<OutputArgs> for Outputs {
         .into_iter()
         .filter_map(|(f, p)| p.filter(|p| !p.as_os_str().is_empty()).map(|p| (f, p)))
         .collect();
-        Outputs {
-            stdout: a.output,
-            files,
+        for (i, (f, p)) in files.iter().enumerate() {
+            if let Some((g, _)) = files[..i].iter().find(|(_, q)| q == p) {
+                return Err(ConfigError::SameOutputFile {
+                    first: output_flag(*g),
+                    second: output_flag(*f),
+                    path: p.display().to_string(),
+                });
+            }
         }
+        Ok(Outputs {
+            stdout: a.output.unwrap_or(stdout),
+            files,
+        })
     }
 }
 
-/// `render`: an existing JSON report (a Job's, a saved one) in another format.
+fn output_flag(f: OutputFormat) -> &'static str {
+    match f {
+        OutputFormat::Json => "--json",
+        OutputFormat::Text => "--text",
+        OutputFormat::Markdown => "--markdown",
+        OutputFormat::Junit => "--junit",
+    }
+}
+
+/// `render`: an existing JSON report (a Job's, a saved one) in another format. Exits with
+/// the saved run's exit code (0, 1, 2 or 3, as `check` did).
 #[derive(Debug, Clone, Args)]
 pub struct RenderArgs {
-    /// The JSON report to read; `-` for stdin.
+    /// The JSON report to read; `-` for stdin. A saved `kubectl logs` works too: log lines
+    /// before (and after) the report are skipped.
     #[arg(default_value = "-")]
     pub report: PathBuf,
 
@@ -320,6 +381,31 @@ pub struct CheckArgs {
         value_name = "POLICY"
     )]
     pub require: String,
+
+    /// Which of these values came from the environment: argument id -> variable name (filled
+    /// by [`Cli::from_matches`]), for errors that name what the user actually set.
+    #[arg(skip)]
+    pub from_env: BTreeMap<String, String>,
+}
+
+impl CheckArgs {
+    /// A duration flag's value, its error naming the variable when the value came from one.
+    fn duration(&self, id: &str, flag: &'static str, input: &str) -> Result<Duration, ConfigError> {
+        parse_duration(flag, input).map_err(|e| match e {
+            ConfigError::Duration {
+                flag,
+                input,
+                reason,
+                ..
+            } => ConfigError::Duration {
+                flag,
+                env: self.from_env.get(id).cloned(),
+                input,
+                reason,
+            },
+            other => other,
+        })
+    }
 }
 
 /// `serve --watch`'s default `--registry-rate`: the 1,000-workload benchmark's ~500 registry
@@ -357,6 +443,9 @@ pub struct Config {
     pub service_account_token_file: Option<PathBuf>,
     pub node_name: Option<String>,
     pub require: Require,
+    /// What the user asked that the run does differently (an image given twice), for `main`
+    /// to log once logging is set up: validation itself logs nothing.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -366,9 +455,16 @@ pub enum ConfigError {
     #[error(transparent)]
     Platform(#[from] PlatformError),
     #[error(
-        "invalid {flag} {input:?}: use a number with a unit, e.g. 120s, 2m or 500ms, above zero"
+        "invalid {flag} {input:?}{}: {reason}; use a number with a unit, e.g. 120s, 2m30s, 1.5s or 500ms",
+        env.as_ref().map(|e| format!(" (from {e})")).unwrap_or_default()
     )]
-    Duration { flag: &'static str, input: String },
+    Duration {
+        flag: &'static str,
+        /// The environment variable the value came from, when it did not come from the flag.
+        env: Option<String>,
+        input: String,
+        reason: &'static str,
+    },
     #[error(
         "invalid --registry-endpoint {input:?}: {reason}; expected HOST=URL, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com=https://127.0.0.1:5000"
     )]
@@ -397,6 +493,28 @@ pub enum ConfigError {
     Namespaces,
     #[error("{0}")]
     Watch(&'static str),
+    #[error(
+        "{first} and {second} both write {path:?}: the file would hold only the last; give each its own file"
+    )]
+    SameOutputFile {
+        first: &'static str,
+        second: &'static str,
+        path: String,
+    },
+    #[error(
+        "--registry-endpoint is given twice for {host}: {first} and {second}; give one endpoint per host"
+    )]
+    EndpointTwice {
+        host: String,
+        first: String,
+        second: String,
+    },
+    /// A flag that would be ignored without another one.
+    #[error("{flag} does nothing without {needs}")]
+    Needs {
+        flag: &'static str,
+        needs: &'static str,
+    },
 }
 
 /// What `serve --watch` watches.
@@ -455,13 +573,14 @@ impl ServeConfig {
             }
             None
         };
+        let interval = a.check.duration("interval", "--interval", &a.interval)?;
         let check = Config::build(a.check, watch.is_some())?;
         if !check.outputs.files.is_empty() {
             return Err(ConfigError::ServeOutputFiles);
         }
         Ok(ServeConfig {
             watch,
-            interval: parse_duration("--interval", &a.interval)?,
+            interval,
             listen: a.listen.parse().map_err(|_| ConfigError::Listen {
                 input: a.listen.clone(),
             })?,
@@ -470,27 +589,86 @@ impl ServeConfig {
     }
 }
 
-/// Parses `120`, `120s`, `2m`, `500ms`.
+/// Parses a duration as people write them: a number with a unit (`ms`, `s`, `m`, `h`),
+/// decimals allowed (`1.5s`), units combined largest first as Go and kubectl write them
+/// (`2m30s`, `1h30m`). A bare number is refused: `90` could mean seconds or minutes.
 pub fn parse_duration(flag: &'static str, input: &str) -> Result<Duration, ConfigError> {
-    let err = || ConfigError::Duration {
+    duration_value(input.trim()).map_err(|reason| ConfigError::Duration {
         flag,
+        env: None,
         input: input.to_string(),
-    };
-    let s = input.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| err())?;
-    let d = match unit {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(err)?),
-        _ => return Err(err()),
-    };
-    if d.is_zero() {
-        return Err(err());
+        reason,
+    })
+}
+
+/// The value of a duration, or why it is not one.
+fn duration_value(s: &str) -> Result<Duration, &'static str> {
+    const NANOS: [(&str, u128); 4] = [
+        ("h", 3_600_000_000_000),
+        ("m", 60_000_000_000),
+        ("s", 1_000_000_000),
+        ("ms", 1_000_000),
+    ];
+    if s.is_empty() {
+        return Err("empty");
     }
-    Ok(d)
+    if s.starts_with('-') {
+        return Err("a negative duration is no timeout");
+    }
+    let mut rest = s;
+    let mut total: u128 = 0;
+    // Each unit at most once and largest first, so `30s2m` or `1s1s` are caught as typos.
+    let mut last_unit = None::<usize>;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (num, after) = rest.split_at(num_len);
+        if num.is_empty() {
+            return Err("expected a number");
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        if unit.is_empty() {
+            return Err("a number needs a unit");
+        }
+        let Some(i) = NANOS.iter().position(|(u, _)| *u == unit) else {
+            return Err("unknown unit (use ms, s, m or h)");
+        };
+        if last_unit.is_some_and(|l| l >= i) {
+            return Err("units go largest first, each once (e.g. 1h30m, 2m30s)");
+        }
+        last_unit = Some(i);
+        let unit_ns = NANOS[i].1;
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        if int.is_empty() && frac.is_empty() || frac.contains('.') || frac.len() > 9 {
+            return Err("not a number");
+        }
+        let int: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| "too large")?
+        };
+        let frac_ns = if frac.is_empty() {
+            0
+        } else {
+            let digits: u128 = frac.parse().map_err(|_| "not a number")?;
+            digits * unit_ns / 10u128.pow(frac.len() as u32)
+        };
+        total = int
+            .checked_mul(unit_ns)
+            .and_then(|v| v.checked_add(frac_ns))
+            .and_then(|v| v.checked_add(total))
+            .ok_or("too large")?;
+        rest = next;
+    }
+    if total == 0 {
+        return Err("it must be above zero");
+    }
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| "too large")?;
+    Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
 }
 
 fn parse_endpoint(input: &str, allow_plain_http: bool) -> Result<(String, Url), ConfigError> {
@@ -548,13 +726,19 @@ impl Config {
     /// `watch`: serve --watch, which finds its images in the cluster, checks the smallest
     /// layer by default and may watch several namespaces.
     fn build(a: CheckArgs, watch: bool) -> Result<Config, ConfigError> {
-        let images = a
-            .images
-            .iter()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-            .map(str::parse)
-            .collect::<Result<Vec<ImageRef>, _>>()?;
+        let mut warnings = Vec::new();
+        let mut images: Vec<ImageRef> = Vec::new();
+        for written in a.images.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            let image: ImageRef = written.parse()?;
+            // The same pull written twice (or two ways) is checked and counted once.
+            match images.iter().find(|i| i.normalized() == image.normalized()) {
+                Some(first) => warnings.push(format!(
+                    "image {written:?} is the same pull as {:?}: checked once",
+                    first.original
+                )),
+                None => images.push(image),
+            }
+        }
         if images.is_empty() && a.images_from.is_none() && !watch {
             return Err(ReferenceError {
                 input: String::new(),
@@ -562,8 +746,37 @@ impl Config {
             }
             .into());
         }
-        if (a.canary || a.canary_node.is_some()) && a.images_from.is_none() {
+        if a.canary_node
+            .as_deref()
+            .is_some_and(|n| !n.trim().is_empty())
+            && !a.canary
+        {
+            return Err(ConfigError::Needs {
+                flag: "--canary-node",
+                needs: "--canary (the node is where the canary pod runs)",
+            });
+        }
+        if a.canary && a.images_from.is_none() {
             return Err(ConfigError::CanaryNeedsWorkload);
+        }
+        let named_namespace = a.namespace.iter().any(|n| !n.trim().is_empty());
+        if named_namespace && a.images_from.is_none() && !watch {
+            return Err(ConfigError::Needs {
+                flag: "--namespace (-n)",
+                needs: "--images-from (or serve --watch): it is the namespace of the workload",
+            });
+        }
+        if a.global_pull_secret && a.images_from.is_none() {
+            return Err(ConfigError::Needs {
+                flag: "--global-pull-secret",
+                needs: "--images-from: it joins the workload's pull secrets",
+            });
+        }
+        if a.service_account_token_file.is_some() && a.credential_provider_config.is_none() {
+            return Err(ConfigError::Needs {
+                flag: "--service-account-token-file",
+                needs: "--credential-provider-config: it is sent to the node's credential provider",
+            });
         }
         if a.concurrency == 0 {
             return Err(ConfigError::Concurrency);
@@ -580,11 +793,33 @@ impl Config {
         if require == Require::Kubelet && !kubelet_path {
             return Err(ConfigError::RequireKubeletPath);
         }
+        let mut registry_endpoints: Vec<(String, Url)> = Vec::new();
+        for e in a
+            .registry_endpoints
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+        {
+            let (host, url) = parse_endpoint(e, a.allow_plain_http)?;
+            if let Some((_, first)) = registry_endpoints.iter().find(|(h, _)| *h == host) {
+                return Err(ConfigError::EndpointTwice {
+                    host,
+                    first: first.to_string(),
+                    second: url.to_string(),
+                });
+            }
+            registry_endpoints.push((host, url));
+        }
+        let timeout = a.duration("timeout", "--timeout", &a.timeout)?;
+        let connect_timeout =
+            a.duration("connect_timeout", "--connect-timeout", &a.connect_timeout)?;
+        let read_timeout = a.duration("read_timeout", "--read-timeout", &a.read_timeout)?;
+        let canary_timeout = a.duration("canary_timeout", "--canary-timeout", &a.canary_timeout)?;
         Ok(Config {
             images,
-            timeout: parse_duration("--timeout", &a.timeout)?,
-            connect_timeout: parse_duration("--connect-timeout", &a.connect_timeout)?,
-            read_timeout: parse_duration("--read-timeout", &a.read_timeout)?,
+            timeout,
+            connect_timeout,
+            read_timeout,
             platform: match a
                 .platform
                 .as_deref()
@@ -599,15 +834,9 @@ impl Config {
             } else {
                 LayerMode::All
             }),
-            outputs: a.outputs.into(),
+            outputs: Outputs::from_args(a.outputs, OutputFormat::Json)?,
             log_format: a.log_format,
-            registry_endpoints: a
-                .registry_endpoints
-                .iter()
-                .map(|s| s.trim())
-                .filter(|s| !s.is_empty())
-                .map(|e| parse_endpoint(e, a.allow_plain_http))
-                .collect::<Result<_, _>>()?,
+            registry_endpoints,
             ca_file: a.ca_file,
             concurrency: a.concurrency,
             registry_rate: a
@@ -620,13 +849,14 @@ impl Config {
             global_pull_secret: a.global_pull_secret,
             canary: a.canary,
             canary_node: a.canary_node.filter(|n| !n.is_empty()),
-            canary_timeout: parse_duration("--canary-timeout", &a.canary_timeout)?,
+            canary_timeout,
             credential_provider: a
                 .credential_provider_config
                 .zip(a.credential_provider_bin_dir),
             service_account_token_file: a.service_account_token_file,
             node_name: a.node_name.filter(|n| !n.trim().is_empty()),
             require,
+            warnings,
         })
     }
 }
@@ -717,37 +947,148 @@ mod tests {
         );
     }
 
+    /// Durations as people write them (issue 30 point 8): Go's and kubectl's forms.
     #[test]
     fn durations() {
-        assert_eq!(
-            parse_duration("--timeout", "2m").unwrap(),
-            Duration::from_secs(120)
-        );
-        assert_eq!(
-            parse_duration("--timeout", "500ms").unwrap(),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            parse_duration("--timeout", "7").unwrap(),
-            Duration::from_secs(7)
-        );
-        for bad in [
-            "",
-            "0",
-            "0s",
-            "-1s",
-            "1.5s",
-            "10 s",
-            "ten",
-            "5d",
-            "99999999999999999999h",
+        let ok = |s: &str| parse_duration("--timeout", s).unwrap();
+        for (input, want) in [
+            ("2m", Duration::from_secs(120)),
+            ("500ms", Duration::from_millis(500)),
+            ("2m30s", Duration::from_secs(150)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("1h30m", Duration::from_secs(5400)),
+            ("0.25m", Duration::from_secs(15)),
+            ("1m500ms", Duration::from_millis(60_500)),
+            (" 90s ", Duration::from_secs(90)),
+        ] {
+            assert_eq!(ok(input), want, "{input}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("0", "unit"),
+            ("90", "a number needs a unit"),
+            ("0s", "above zero"),
+            ("-1s", "negative"),
+            ("10 s", "unknown unit"),
+            ("ten", "expected a number"),
+            ("5d", "unknown unit"),
+            ("30s2m", "largest first"),
+            ("1s1s", "largest first"),
+            ("1..5s", "not a number"),
+            ("99999999999999999999h", "too large"),
         ] {
             let e = parse_duration("--timeout", bad).unwrap_err().to_string();
             assert!(
-                e.contains("--timeout") && e.contains(&format!("{bad:?}")),
-                "{e}"
+                e.contains("--timeout") && e.contains(&format!("{bad:?}")) && e.contains(why),
+                "{bad:?}: {e}"
             );
         }
+    }
+
+    /// A bad value from the environment names the variable (issue 30 point 8).
+    #[test]
+    fn a_bad_duration_from_the_environment_names_the_variable() {
+        let mut a = match Cli::try_parse_from(["ecr-pull-probe", "check", "a/b"])
+            .unwrap()
+            .command
+        {
+            Command::Check(a) => a,
+            _ => unreachable!("check"),
+        };
+        a.timeout = "90".into();
+        a.from_env
+            .insert("timeout".into(), "ECR_PULL_PROBE_TIMEOUT".into());
+        let e = Config::from_args(a).unwrap_err().to_string();
+        assert!(
+            e.contains("--timeout \"90\" (from ECR_PULL_PROBE_TIMEOUT)"),
+            "{e}"
+        );
+    }
+
+    /// Flags that would do nothing are refused, naming the flag (issue 30 point 7).
+    #[test]
+    fn flags_that_would_do_nothing_are_refused() {
+        for (argv, names) in [
+            (
+                &["a/b", "--json", "r", "--junit", "r"][..],
+                &["--json", "--junit", "\"r\""][..],
+            ),
+            (
+                &[
+                    "a/b",
+                    "--registry-endpoint",
+                    "h=https://one",
+                    "--registry-endpoint",
+                    "H=https://two",
+                ],
+                &[
+                    "--registry-endpoint",
+                    "twice",
+                    "https://one/",
+                    "https://two/",
+                ],
+            ),
+            (&["a/b", "-n", "shop"], &["--namespace", "--images-from"]),
+            (
+                &["a/b", "--global-pull-secret"],
+                &["--global-pull-secret", "--images-from"],
+            ),
+            (
+                &["a/b", "--service-account-token-file", "t"],
+                &[
+                    "--service-account-token-file",
+                    "--credential-provider-config",
+                ],
+            ),
+            (
+                &["a/b", "--canary-node", "n1"],
+                &["--canary-node", "--canary "],
+            ),
+            (
+                &[
+                    "a/b",
+                    "--canary-node",
+                    "n1",
+                    "--images-from",
+                    "deployment/x",
+                ],
+                &["--canary-node", "--canary "],
+            ),
+        ] {
+            let e = args(argv).unwrap_err();
+            for n in names {
+                assert!(e.contains(n), "{argv:?}: {e}");
+            }
+        }
+        // What they need makes them fine.
+        args(&["a/b", "-n", "shop", "--images-from", "deployment/x"]).unwrap();
+        args(&["--images-from", "deployment/x", "--global-pull-secret"]).unwrap();
+        args(&[
+            "--images-from",
+            "deployment/x",
+            "--canary",
+            "--canary-node",
+            "n1",
+        ])
+        .unwrap();
+    }
+
+    /// An image given twice (or written two ways) is checked once, with a warning.
+    #[test]
+    fn a_duplicate_image_is_checked_once_with_a_warning() {
+        let c = args(&[
+            "x.example/a:1",
+            "x.example/a:1",
+            "busybox",
+            "docker.io/library/busybox:latest",
+        ])
+        .unwrap();
+        assert_eq!(c.images.len(), 2);
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(
+            c.warnings[1].contains("docker.io/library/busybox:latest")
+                && c.warnings[1].contains("busybox")
+        );
     }
 
     #[test]

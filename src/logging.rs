@@ -41,13 +41,24 @@ const CEILINGS: &[(&str, LevelFilter)] = &[
     ("tower_http", LevelFilter::INFO),
 ];
 
+/// Without `RUST_LOG`, for `serve`: also what the server does (the address it listens on,
+/// one summary line per run), which a long-running process must tell at its default level;
+/// the stages of each image stay at `RUST_LOG=ecr_pull_probe=info`.
+pub const SERVE_DEFAULT_FILTER: &str =
+    "ecr_pull_probe=warn,ecr_pull_probe::serve=info,ecr_pull_probe::watch=info";
+
 pub fn init(format: LogFormat) {
+    init_with_default(format, DEFAULT_FILTER)
+}
+
+/// [`init`] with another filter for when `RUST_LOG` is unset.
+pub fn init_with_default(format: LogFormat, default_filter: &str) {
     // Quiet by default: the probe's own warnings only. The SDK warns about things a user
     // cannot act on (a region lookup from instance metadata, "config file overridden via
     // environment variable not found"); those appear once RUST_LOG asks for them.
     let env = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::builder().parse_lossy(v),
-        _ => EnvFilter::new(DEFAULT_FILTER),
+        _ => EnvFilter::new(default_filter),
     };
     let ceiling = Targets::new()
         .with_default(LevelFilter::TRACE)

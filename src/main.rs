@@ -6,26 +6,19 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser as _;
 use ecr_pull_probe::config::{
     CheckArgs, Cli, Command, Config, OutputFormat, Outputs, RenderArgs, ServeArgs, ServeConfig,
 };
-use ecr_pull_probe::report::{Report, Verdict};
-use ecr_pull_probe::{logging, probe, render, serve};
+use ecr_pull_probe::report::Report;
+use ecr_pull_probe::{exit, logging, probe, render, serve};
 
 type BoxError = Box<dyn Error>;
 
-/// 0: every image can be pulled. 1: at least one cannot (the gate says no). 2: the probe could
-/// not run as asked (usage or configuration error); `main` maps every error to 2. 3: no image
-/// fails, but the answer asked for cannot be known from this run (the kubelet would go on to
-/// node credentials the run was not given).
+/// The one place a report becomes an exit code: 0 pass, 1 the gate says no, 2 the probe could
+/// not run as asked, 3 inconclusive ([`exit::exit`], the README's table). `main` maps every
+/// error to 2.
 fn exit_code(report: &Report) -> ExitCode {
-    match report.verdict {
-        Verdict::Pass => ExitCode::from(0),
-        Verdict::Fail => ExitCode::from(1),
-        Verdict::Error => ExitCode::from(2),
-        Verdict::Inconclusive => ExitCode::from(3),
-    }
+    ExitCode::from(exit::exit(report).code())
 }
 
 /// Runs `fut` on a fresh runtime, then shuts the runtime down with a bounded wait: idle pool
@@ -85,14 +78,28 @@ struct WriteOutput {
     source: std::io::Error,
 }
 
+/// Writes the main output to stdout. A reader that went away (`| head -1`, `| true`) is a
+/// quiet end, as for ripgrep and jq: the rest is dropped and the verdict's exit code stands.
+/// Any other write error is one (exit 2).
+fn print_stdout(text: &str) -> Result<(), std::io::Error> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// The main output on stdout, then every extra file. The verdict stands whatever happens to a
 /// file, but a file the caller asked for and did not get is an error (exit 2): a gate must not
 /// pass with its CI view missing.
 fn emit(report: &Report, outputs: &Outputs) -> Result<(), BoxError> {
-    print!(
-        "{}",
-        rendered(report, outputs.stdout, stdout_style(outputs.stdout))
-    );
+    print_stdout(&rendered(
+        report,
+        outputs.stdout,
+        stdout_style(outputs.stdout),
+    ))
+    .map_err(|e| format!("cannot write the report to stdout: {e}"))?;
     for (format, path) in &outputs.files {
         std::fs::write(path, rendered(report, *format, render::Style::default())).map_err(
             |source| WriteOutput {
@@ -108,35 +115,49 @@ fn emit(report: &Report, outputs: &Outputs) -> Result<(), BoxError> {
 fn check(args: CheckArgs) -> Result<ExitCode, BoxError> {
     let config = Config::from_args(args)?;
     logging::init(config.log_format);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
     let report = block_on(probe::run(&config))?;
     write_termination_message(&report);
     emit(&report, &config.outputs)?;
     Ok(exit_code(&report))
 }
 
-/// A saved report in other formats. Exits 0 when it was rendered: the verdict was the run's.
+/// A saved report in other formats. Exits with the saved run's own code (the same
+/// [`exit_code`] as `check`), so `render` in a pipeline gates as the run would have.
 fn render_saved(args: RenderArgs) -> Result<ExitCode, BoxError> {
     use std::io::Read as _;
-    let mut text = String::new();
-    if args.report.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text)?;
+    logging::init(ecr_pull_probe::config::LogFormat::Text);
+    // A report is a few MiB at most; a log around it is capped too, so a wrong file (a
+    // layer, /dev/zero) is refused instead of read to the end.
+    let limit = render::saved::MAX_SAVED_BYTES;
+    let mut bytes = Vec::new();
+    let name = args.report.display().to_string();
+    let read = if args.report.as_os_str() == "-" {
+        std::io::stdin().take(limit + 1).read_to_end(&mut bytes)
     } else {
-        text = std::fs::read_to_string(&args.report)
-            .map_err(|e| format!("cannot read {}: {e}", args.report.display()))?;
+        std::fs::File::open(&args.report).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| format!("cannot read {name}: {e}"))?;
+    let saved = render::saved::read(&bytes).map_err(|e| format!("{name}: {e}"))?;
+    if let Some(w) = &saved.warning {
+        tracing::warn!("{name}: {w}");
     }
-    let report: Report = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{} is not an ecr-pull-probe JSON report: {e}",
-            args.report.display()
-        )
-    })?;
-    emit(&report, &args.outputs.into())?;
-    Ok(ExitCode::SUCCESS)
+    let report = saved.report;
+    emit(
+        &report,
+        &Outputs::from_args(args.outputs, OutputFormat::Text)?,
+    )?;
+    Ok(exit_code(&report))
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode, BoxError> {
     let config = ServeConfig::from_args(args)?;
-    logging::init(config.check.log_format);
+    logging::init_with_default(config.check.log_format, logging::SERVE_DEFAULT_FILTER);
+    for w in &config.check.warnings {
+        tracing::warn!("{w}");
+    }
     block_on(serve::serve(
         config.check,
         config.interval,
@@ -148,7 +169,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, BoxError> {
 
 fn main() -> ExitCode {
     // clap itself exits 2 on usage errors, 0 for --help and --version.
-    let result = match Cli::parse().command {
+    let result = match Cli::parse_with_sources().command {
         Command::Check(args) => check(args),
         Command::Serve(args) => serve(args),
         Command::Render(args) => render_saved(args),

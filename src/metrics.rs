@@ -115,8 +115,10 @@ pub struct Metrics {
     web_identity_token_expiry: Family<NoLabels, FloatGauge>,
     pull_secret_token_expiry: Family<ImageLabel, FloatGauge>,
     interval: FloatGauge,
-    last_run: FloatGauge,
-    last_run_duration: FloatGauge,
+    /// Absent before the first run: a 0 would read as "last ran in 1970" to the staleness
+    /// alert, and as a run to a person.
+    last_run: Family<NoLabels, FloatGauge>,
+    last_run_duration: Family<NoLabels, FloatGauge>,
     findings: Family<FindingLabel, Gauge>,
     runs: Family<VerdictLabel, Counter>,
     workload_available: Family<WorkloadImageLabel, Gauge>,
@@ -146,8 +148,8 @@ impl Metrics {
             web_identity_token_expiry: Family::default(),
             pull_secret_token_expiry: Family::default(),
             interval: FloatGauge::default(),
-            last_run: FloatGauge::default(),
-            last_run_duration: FloatGauge::default(),
+            last_run: Family::default(),
+            last_run_duration: Family::default(),
             findings: Family::default(),
             runs: Family::default(),
             workload_available: Family::default(),
@@ -298,8 +300,9 @@ impl Metrics {
         self.observe_token_expiry(report);
         let verdict = wire_name(&report.verdict);
         self.runs.get_or_create(&VerdictLabel { verdict }).inc();
-        self.last_run.set(finished_at);
+        self.last_run.get_or_create(&[]).set(finished_at);
         self.last_run_duration
+            .get_or_create(&[])
             .set(report.duration_ms as f64 / 1000.0);
     }
 
@@ -315,7 +318,7 @@ impl Metrics {
     /// Marks the watch state current without a run (nothing was due): staleness is about
     /// the scheduler stopping, not about there being nothing to check.
     pub fn touch(&self, at: f64) {
-        self.last_run.set(at);
+        self.last_run.get_or_create(&[]).set(at);
     }
 
     /// The configured interval between runs, for the staleness alert.
@@ -447,8 +450,9 @@ impl Metrics {
         }
         let verdict = wire_name(&report.verdict);
         self.runs.get_or_create(&VerdictLabel { verdict }).inc();
-        self.last_run.set(finished_at);
+        self.last_run.get_or_create(&[]).set(finished_at);
         self.last_run_duration
+            .get_or_create(&[])
             .set(report.duration_ms as f64 / 1000.0);
     }
 
@@ -475,12 +479,12 @@ impl Metrics {
         *live = (images, regions);
     }
 
-    /// The OpenMetrics text exposition.
+    /// The OpenMetrics text exposition, each family's series in a stable order.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        stable_order(&out)
     }
 
     /// The same samples in the Prometheus text format 0.0.4, for a client that asks for
@@ -488,6 +492,43 @@ impl Metrics {
     pub fn encode_text(&self) -> String {
         openmetrics_to_text(&self.encode())
     }
+}
+
+/// Sorts each family's samples by their labels (`le` aside, so a histogram's buckets keep
+/// their order): prometheus-client keeps series in a hash map, and a page whose lines move
+/// from scrape to scrape cannot be diffed or read twice the same way.
+fn stable_order(om: &str) -> String {
+    fn key(line: &str) -> String {
+        let labels = line
+            .split_once('{')
+            .and_then(|(_, rest)| rest.rsplit_once('}'))
+            .map_or("", |(l, _)| l);
+        let kept: Vec<&str> = labels
+            .split(',')
+            .filter(|l| !l.starts_with("le="))
+            .collect();
+        kept.join(",")
+    }
+    let mut out = String::with_capacity(om.len());
+    let mut samples: Vec<&str> = Vec::new();
+    let flush = |samples: &mut Vec<&str>, out: &mut String| {
+        samples.sort_by_cached_key(|l| key(l));
+        for l in samples.drain(..) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    };
+    for line in om.lines() {
+        if line.starts_with('#') {
+            flush(&mut samples, &mut out);
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            samples.push(line);
+        }
+    }
+    flush(&mut samples, &mut out);
+    out
 }
 
 /// The classic text format of what prometheus-client writes: a counter family is named by
@@ -641,6 +682,54 @@ mod tests {
         assert!(!m.encode().contains(name));
         m.observe_watch_run(&fixtures::passing(&[], 0), 3.0);
         assert!(!m.encode().contains(name));
+    }
+
+    /// Issue 30 point 9: nothing claims a run before the first one.
+    #[test]
+    fn the_last_run_is_absent_before_the_first_run() {
+        let m = Metrics::new();
+        let page = m.encode();
+        assert!(
+            !page.contains("\necr_pull_probe_last_run_timestamp_seconds "),
+            "{page}"
+        );
+        assert!(
+            !page.contains("\necr_pull_probe_last_run_duration_seconds "),
+            "{page}"
+        );
+        m.observe(&fixtures::passing(&["a/one"], 10), 1_800_000_000.0);
+        let page = m.encode();
+        assert!(
+            page.contains("\necr_pull_probe_last_run_timestamp_seconds 1800000000"),
+            "{page}"
+        );
+        assert!(
+            page.contains("\necr_pull_probe_last_run_duration_seconds "),
+            "{page}"
+        );
+    }
+
+    /// Issue 30 point 9: the same series in the same order whatever order they were made in.
+    #[test]
+    fn series_are_in_a_stable_order() {
+        let names: Vec<String> = (0..12).map(|i| format!("x.example/img-{i:02}")).collect();
+        let forward: Vec<&str> = names.iter().map(String::as_str).collect();
+        let backward: Vec<&str> = forward.iter().rev().copied().collect();
+        let page = |images: &[&str]| {
+            let m = Metrics::new();
+            m.observe(&fixtures::passing(images, 10), 1.0);
+            m.encode()
+        };
+        let (a, b) = (page(&forward), page(&backward));
+        assert_eq!(a, b);
+        let rows: Vec<&str> = a
+            .lines()
+            .filter(|l| l.starts_with("ecr_pull_probe_success{"))
+            .collect();
+        let mut sorted = rows.clone();
+        sorted.sort();
+        assert_eq!(rows, sorted);
+        assert_eq!(rows.len(), 12);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::registry::transport::{Transport, TransportConfig, TransportConfigErro
 use crate::report::{
     self, CredentialSource, EcrRef, IdentityReport, ImageReport, KubeletAnswer, KubeletStatus,
     NodeProviderPath, Paths, ReferenceReport, Report, RetryPolicyReport, SecretPath, Stage, Status,
-    Tool,
+    Tool, Verdict,
 };
 use crate::secret::Secret;
 use crate::sts;
@@ -442,9 +442,14 @@ async fn checked(
     // The futures are made up front, not by a closure inside the stream: a closure there
     // makes the whole run's future not provably `Send` (rust-lang/rust#102211), and serve
     // spawns it.
+    // Each image's stage logs carry its name (the span), so a log of many images reads.
     let pending: Vec<_> = items
         .iter()
-        .map(|(img, secrets)| ctx.check(img, *secrets))
+        .map(|(img, secrets)| {
+            use tracing::Instrument as _;
+            ctx.check(img, *secrets)
+                .instrument(tracing::info_span!("image", image = %img.original))
+        })
         .collect();
     let checks = stream::iter(pending)
         .buffered(config.concurrency)
@@ -462,6 +467,9 @@ async fn checked(
     }
 
     let verdict = report::run_verdict(&id_stages, &image_reports, config.require);
+    if verdict == Verdict::Error {
+        image_reports.iter_mut().for_each(report::mark_not_checked);
+    }
     Ok(Report {
         schema_version: report::SCHEMA_VERSION.into(),
         tool: Tool {

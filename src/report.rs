@@ -32,6 +32,9 @@ pub enum Verdict {
     Inconclusive,
     /// The probe could not run as asked (its configuration is wrong).
     Error,
+    /// An image's only: the run could not run as asked and never got to this image, so
+    /// nothing about it is known (since 1.4). A run's verdict is never this.
+    NotChecked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -541,6 +544,23 @@ pub fn run_verdict(identity: &[Stage], images: &[ImageReport], require: Require)
         Verdict::Inconclusive
     } else {
         Verdict::Pass
+    }
+}
+
+/// In a run that could not run as asked (`error`), an image no path got to: every stage of
+/// every path skipped. It is `not_checked`, not `fail`: nothing was refused.
+pub fn mark_not_checked(img: &mut ImageReport) {
+    let skipped = |stages: &[Stage]| stages.iter().all(|s| s.status == Status::Skip);
+    let p = &img.paths;
+    let untouched = skipped(&img.stages)
+        && p.pull_secrets.as_ref().is_none_or(|s| skipped(&s.stages))
+        && p.node_credential_provider
+            .as_ref()
+            .is_none_or(|n| skipped(&n.stages))
+        && p.kubelet_canary.is_none();
+    if untouched {
+        img.verdict = Verdict::NotChecked;
+        img.paths.pod_identity = Status::Skip;
     }
 }
 

@@ -29,6 +29,15 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Transport(#[from] TransportConfigError),
+    /// `--watch` with no cluster to watch: said at start (exit 2), not by a /readyz that
+    /// stays "first run pending" forever.
+    #[error(
+        "serve --watch needs a Kubernetes API: none is configured (no in-cluster ServiceAccount, no KUBECONFIG or ~/.kube/config)"
+    )]
+    NoCluster {
+        #[source]
+        source: kube::config::InferConfigError,
+    },
 }
 
 struct Shared {
@@ -134,11 +143,29 @@ async fn check_loop(config: Config, interval: Duration, shared: Arc<Shared>) {
             Ok(r) => {
                 let json = render::json(&r);
                 shared.publish(json, |m| m.observe(&r, probe::unix_now() as f64));
-                tracing::info!(verdict = ?r.verdict, duration_ms = r.duration_ms, "run finished");
+                run_summary(&r);
             }
             Err(e) => tracing::error!(error = %crate::error_chain(&e), "run could not start"),
         }
     }
+}
+
+/// The one line a run leaves at the default level: what `check` would have printed as its
+/// headline and exit code, in fields a log search can filter on.
+pub(crate) fn run_summary(r: &crate::report::Report) {
+    let failures = r
+        .images
+        .iter()
+        .filter(|i| i.verdict != crate::report::Verdict::Pass)
+        .count();
+    tracing::info!(
+        verdict = %crate::report::wire_name(&r.verdict),
+        exit_code = crate::exit::exit(r).code(),
+        images = r.images.len(),
+        failures,
+        duration_ms = r.duration_ms,
+        "run finished"
+    );
 }
 
 async fn shutdown_signal() {
@@ -172,6 +199,11 @@ pub async fn serve(
         ca_file: config.ca_file.as_deref(),
         rate_per_second: config.registry_rate,
     })?;
+    if watch.is_some() {
+        kube::Config::infer()
+            .await
+            .map_err(|source| ServeError::NoCluster { source })?;
+    }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {

@@ -726,6 +726,11 @@ pub async fn run_due(
     state.identity = Some(report.identity.clone());
     tracing::info!(
         checks = due.len(),
+        failures = report
+            .images
+            .iter()
+            .filter(|i| i.verdict != Verdict::Pass)
+            .count(),
         duration_ms = report.duration_ms,
         "checks finished"
     );

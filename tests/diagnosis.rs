@@ -126,27 +126,30 @@ fn a_trust_policy_denial_prints_the_statement_for_this_token() {
 
 #[test]
 fn caller_identity_errors_throttling_and_expired_signatures() {
+    // Throttling is "could not tell" (exit 3, README "Exit codes"); the others are a "no".
     let cases = [
-        ("Throttling", 400, "Rate exceeded", "AWS_THROTTLED"),
+        ("Throttling", 400, "Rate exceeded", "AWS_THROTTLED", 3),
         (
             "SignatureDoesNotMatch",
             403,
             "Signature expired: 20261128T010000Z is now earlier than 20261128T011500Z (20261128T013000Z - 15 min.)",
             "CLOCK_SKEW",
+            1,
         ),
         (
             "InvalidClientTokenId",
             403,
             "The security token included in the request is invalid.",
             "STS_CALL_FAILED",
+            1,
         ),
     ];
-    for (code, status, message, want) in cases {
+    for (code, status, message, want, exit) in cases {
         let (_, run) = with_aws_errors(
             vec![Rule::new("GetCallerIdentity", status, code, message)],
             0,
         );
-        assert_eq!(run.code, 1);
+        assert_eq!(run.code, exit, "{code}");
         let r = run.report();
         let f = sts_finding(&r);
         assert_eq!(f["code"], want, "{code}");
@@ -241,11 +244,48 @@ fn an_unreachable_aws_endpoint_is_named() {
         ],
         &[("AWS_ENDPOINT_URL", Some(&url))],
     );
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 3, "inconclusive: nothing was refused");
     let r = run.report();
     let f = sts_finding(&r);
     assert_eq!(f["code"], "AWS_API_UNREACHABLE", "{f:#}");
     assert_eq!(f["evidence"]["endpoint"], format!("127.0.0.1:{port}"));
+    // Issue 30 point 5: the fix names the setting that gave the address, and its port.
+    let fix = f["remediation"].as_str().unwrap();
+    assert!(
+        fix.contains("AWS_ENDPOINT_URL") && fix.contains(&format!("port {port}")),
+        "{fix}"
+    );
+}
+
+/// Issue 30 point 5: with no credential source at all, no AWS call was made: the evidence
+/// names none, and the chain's report is one line, not `\n`-escaped paragraphs.
+#[test]
+fn no_credentials_at_all_name_no_call_and_read_as_one_line() {
+    let run = probe(
+        &["check", &Stack::get().image("naming-server-service:latest")],
+        &[
+            ("AWS_ROLE_ARN", None),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", None),
+        ],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = sts_finding(&r);
+    assert_eq!(f["code"], "AWS_CREDENTIALS_UNAVAILABLE", "{f:#}");
+    assert!(f["evidence"].get("operation").is_none(), "{f:#}");
+    assert!(f["evidence"].get("endpoint").is_none(), "{f:#}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        !summary.contains('\n') && summary.contains("Environment:"),
+        "{summary}"
+    );
+    let chain = f["evidence"]["credential_chain"].as_array().unwrap();
+    assert!(
+        chain
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("WebIdentityToken:")),
+        "{chain:?}"
+    );
 }
 
 #[test]

@@ -223,7 +223,7 @@ fn a_refused_node_role_is_named_with_the_policy_that_would_let_it_pull() {
     );
     assert!(
         text.stdout
-            .starts_with("FAIL: 1 of 1 images cannot be pulled, kubelet path checked: yes, the verdict is the kubelet's"),
+            .starts_with("FAIL: 1 of 1 image cannot be pulled, kubelet path checked: yes, the verdict is the kubelet's"),
         "{}",
         text.stdout
     );

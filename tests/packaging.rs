@@ -58,7 +58,7 @@ fn gate_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::O
 
 #[test]
 fn the_gate_applies_the_job_prints_the_report_and_exits_with_the_probes_code() {
-    for code in ["0", "1", "2"] {
+    for code in ["0", "1", "2", "3"] {
         let dir = tempfile::tempdir().unwrap();
         fake_kubectl(dir.path(), code);
         let out = gate(

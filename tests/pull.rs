@@ -228,7 +228,26 @@ fn a_missing_repository_and_a_missing_tag_are_told_apart() {
         repo["evidence"]["repository"],
         "consultingfirm/no-such-repo"
     );
+    // Issue 30 point 5: the registry said MANIFEST_UNKNOWN; the finding says how it knew.
+    assert_eq!(
+        repo["evidence"]["registry_codes"],
+        serde_json::json!(["MANIFEST_UNKNOWN"])
+    );
+    let how = repo["evidence"]["known_by"].as_str().unwrap();
+    assert!(
+        how.contains("MANIFEST_UNKNOWN") && how.contains("tag list NAME_UNKNOWN"),
+        "{how}"
+    );
+    assert!(repo["summary"].as_str().unwrap().contains(how), "{repo:#}");
     let tag = finding(&r["images"][1], "MANIFEST_NOT_FOUND");
+    // The repository by name, not a host.
+    assert_eq!(
+        tag["summary"],
+        format!(
+            "tag no-such-tag not found in repository consultingfirm/naming-server-service (on {})",
+            s.var("STACK_ECR_HOST")
+        )
+    );
     assert_eq!(
         tag["evidence"]["registry_codes"],
         serde_json::json!(["MANIFEST_UNKNOWN"])
@@ -283,11 +302,19 @@ fn an_unreachable_registry_is_named() {
         &["check", &s.image("naming-server-service:latest")],
         &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
     );
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 3, "unreachable is inconclusive, not a refusal");
     let r = run.report();
     let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
     assert_eq!(f["evidence"]["host"], format!("127.0.0.1:{port}"));
-    assert!(f["remediation"].as_str().unwrap().contains("ecr.dkr"));
+    // Issue 30 point 5: the fix names the override that gave the address, and its port.
+    let fix = f["remediation"].as_str().unwrap();
+    assert!(
+        fix.starts_with(&format!(
+            "127.0.0.1:{port} is the address `--registry-endpoint`"
+        )) && fix.contains(&format!("port {port}"))
+            && fix.contains("ecr.dkr"),
+        "{fix}"
+    );
 }
 
 #[test]
@@ -324,7 +351,7 @@ fn text_output_leads_with_the_verdict_then_the_image_then_the_finding() {
     assert_eq!(run.code, 1);
     assert!(
         run.stdout
-            .starts_with("FAIL: 1 of 1 images cannot be pulled, kubelet path checked: no\n"),
+            .starts_with("FAIL: 1 of 1 image cannot be pulled, kubelet path checked: no\n"),
         "{}",
         run.stdout
     );
@@ -390,7 +417,7 @@ fn an_unreachable_non_ecr_registry_gets_a_fix_for_its_own_host() {
         &["check", "mirror.example/team/app:1"],
         &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
     );
-    assert_eq!(run.code, 1);
+    assert_eq!(run.code, 3, "unreachable is inconclusive, not a refusal");
     let r = run.report();
     let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
     let fix = f["remediation"].as_str().unwrap();

@@ -279,3 +279,108 @@ fn serve_on_a_node_reports_each_path_with_the_node() {
         "ip-10-0-1-23.ec2.internal"
     );
 }
+
+/// Issue 30 point 9: at the default log level (no `RUST_LOG`) serve says where it listens and
+/// leaves one summary line per run, and nothing per stage; with `info`, a stage's line names
+/// its image.
+#[test]
+fn serve_tells_what_it_does_at_the_default_level() {
+    use std::io::BufRead as _;
+    let s = Stack::get();
+    let (ok, missing) = (
+        s.image("naming-server-service:latest"),
+        s.image("no-such-repo:latest"),
+    );
+    let mut child = probe_command(
+        &[
+            "serve",
+            "--log-format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--interval",
+            "1h",
+            &ok,
+            &missing,
+        ],
+        &[("RUST_LOG", None)],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lines
+        .iter()
+        .any(|l| l["fields"]["message"] == "run finished")
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("a run summary in time");
+        lines.push(serde_json::from_str(&line).unwrap_or(Value::Null));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let listen = lines
+        .iter()
+        .find_map(|l| l["fields"]["listen"].as_str())
+        .expect("the address it listens on");
+    assert!(
+        listen.starts_with("127.0.0.1:") && !listen.ends_with(":0"),
+        "{listen}"
+    );
+    let run = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "run finished")
+        .unwrap();
+    assert_eq!(run["fields"]["verdict"], "fail", "{run}");
+    assert_eq!(run["fields"]["exit_code"], 1, "{run}");
+    assert_eq!(run["fields"]["images"], 2, "{run}");
+    assert_eq!(run["fields"]["failures"], 1, "{run}");
+    assert!(run["fields"]["duration_ms"].is_u64(), "{run}");
+    assert!(
+        !lines.iter().any(|l| l["fields"]["message"] == "stage done"),
+        "stage lines only when asked for: {lines:?}"
+    );
+
+    // Asked for, each stage line names its image.
+    let run = probe(
+        &["check", "--log-format", "json", &missing],
+        &[("RUST_LOG", Some("ecr_pull_probe=info"))],
+    );
+    let manifest = run
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "stage done" && l["fields"]["stage"] == "manifest")
+        .unwrap_or_else(|| panic!("no manifest stage line: {}", run.stderr));
+    assert_eq!(manifest["span"]["image"], missing.as_str(), "{manifest}");
+}
+
+/// Issue 30 point 9: `serve --watch` with no Kubernetes API configured says so and exits 2,
+/// instead of a /readyz that stays "first run pending".
+#[test]
+fn serve_watch_without_a_cluster_exits_2_saying_why() {
+    let run = probe(
+        &["serve", "--watch", "--listen", "127.0.0.1:0"],
+        &[("KUBECONFIG", Some("/nonexistent/kubeconfig"))],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("needs a Kubernetes API"),
+        "{}",
+        run.stderr
+    );
+}

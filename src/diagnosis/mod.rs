@@ -59,6 +59,14 @@ impl Finding {
         self
     }
 
+    /// [`Finding::fix`] when there is one; the catalogue's otherwise.
+    pub fn fix_opt(self, remediation: Option<String>) -> Finding {
+        match remediation {
+            Some(r) => self.fix(r),
+            None => self,
+        }
+    }
+
     pub fn severity(mut self, severity: Severity) -> Finding {
         self.severity = severity;
         self
@@ -157,6 +165,22 @@ fn aws_evidence(f: Finding, a: &AwsFailure) -> Finding {
         .with_opt("request_id", a.request_id.clone())
 }
 
+/// For an AWS endpoint that is not AWS's own name: it came from `AWS_ENDPOINT_URL` (or its
+/// per-service form), and the fix is that setting and its port, not egress to AWS.
+fn endpoint_override_fix(endpoint: &str) -> Option<String> {
+    let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
+    let aws = [".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".on.aws"]
+        .iter()
+        .any(|s| host.ends_with(s));
+    if aws {
+        return None;
+    }
+    let port = endpoint.rsplit_once(':').map_or("443", |(_, p)| p);
+    Some(format!(
+        "{endpoint} is the address `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_STS` / `AWS_ENDPOINT_URL_ECR`) gives: check that it is the endpoint meant and that it answers on port {port}; unset it to reach AWS itself."
+    ))
+}
+
 /// Rules any AWS call shares: reachability, throttling, clock.
 fn common_aws_finding(a: &AwsFailure) -> Option<Finding> {
     let code = a.code.as_deref().unwrap_or("");
@@ -175,7 +199,8 @@ fn common_aws_finding(a: &AwsFailure) -> Option<Finding> {
                 }
             ),
         )
-        .with("detail", a.detail.clone()),
+        .with("detail", a.detail.clone())
+        .fix_opt(endpoint_override_fix(&a.endpoint)),
         _ if matches!(
             code,
             "Throttling"
@@ -310,9 +335,33 @@ pub fn sts_findings(
             Code::STS_TOKEN_REJECTED,
             format!("STS rejected the token: {code}: {message}"),
         ),
+        // No AWS call failed: the chain found no source. Evidence names no operation and
+        // no endpoint, since none was called; the chain's own report, one line per source
+        // it tried, becomes one line of evidence each and a one-line summary.
+        (StsError::Credentials(_), "") if a.kind == crate::aws::AwsFailureKind::Other => {
+            let tried: Vec<String> = a
+                .detail
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            let f = Finding::new(
+                Code::AWS_CREDENTIALS_UNAVAILABLE,
+                format!(
+                    "obtaining credentials failed: {}",
+                    tried.join("; ").replace(":; ", ": ")
+                ),
+            )
+            .with("credential_chain", tried);
+            return with_claims(f);
+        }
         (StsError::Credentials(_), "") => Finding::new(
             Code::AWS_CREDENTIALS_UNAVAILABLE,
-            format!("obtaining credentials failed: {}", a.detail),
+            format!(
+                "obtaining credentials failed: {}",
+                a.detail.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
         ),
         _ => Finding::new(Code::STS_CALL_FAILED, a.to_string()),
     };

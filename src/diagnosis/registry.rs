@@ -174,6 +174,23 @@ pub struct RegistryContext<'a> {
     pub repository_exists: Option<bool>,
 }
 
+/// Whether the registry was reached at another address than its name (`--registry-endpoint`).
+fn is_override(ctx: &RegistryContext<'_>) -> bool {
+    !ctx.registry_host.eq_ignore_ascii_case(&ctx.image.registry)
+}
+
+/// For an address `--registry-endpoint` gave: where it came from and the port it names.
+fn override_note(ctx: &RegistryContext<'_>, host: &str) -> String {
+    if !is_override(ctx) || host != ctx.registry_host {
+        return String::new();
+    }
+    let port = host.rsplit_once(':').map_or("443", |(_, p)| p);
+    format!(
+        "{host} is the address `--registry-endpoint` (or `ECR_PULL_PROBE_REGISTRY_ENDPOINT`) gives for {}: check that it is the one meant and that the registry listens on port {port} there. ",
+        ctx.image.registry
+    )
+}
+
 fn storage_hint(ctx: &RegistryContext<'_>) -> String {
     match &ctx.image.ecr {
         Some(e) => format!("prod-{}-starport-layer-bucket", e.region),
@@ -293,11 +310,20 @@ fn transport_finding(t: &TransportError, ctx: &RegistryContext<'_>) -> Finding {
             ),
         },
         // The catalogue's fix is ECR's (its `ecr.dkr` VPC endpoint); another registry needs
-        // egress or a copy in ECR.
+        // egress or a copy in ECR. An address from --registry-endpoint is named as such
+        // first: "egress on 443" is no help when the user typed the port.
         _ if ctx.image.ecr.is_none() => Finding::new(Code::REGISTRY_UNREACHABLE, t.to_string())
             .fix(format!(
-                "Allow egress from the pod's network to {host} (DNS and HTTPS), or set `HTTPS_PROXY`/`NO_PROXY`; if the cluster may only reach AWS, pull the image through an ECR pull-through cache rule or copy it into ECR."
+                "{}Allow egress from the pod's network to {host} (DNS and HTTPS), or set `HTTPS_PROXY`/`NO_PROXY`; if the cluster may only reach AWS, pull the image through an ECR pull-through cache rule or copy it into ECR.",
+                override_note(ctx, &host)
             )),
+        _ if is_override(ctx) => Finding::new(Code::REGISTRY_UNREACHABLE, t.to_string()).fix(
+            format!(
+                "{}Without the override: allow egress to {} on 443, or create the interface VPC endpoint `com.amazonaws.<region>.ecr.dkr` with private DNS; check `HTTPS_PROXY`/`NO_PROXY`.",
+                override_note(ctx, &host),
+                ctx.image.registry
+            ),
+        ),
         _ => Finding::new(Code::REGISTRY_UNREACHABLE, t.to_string()),
     };
     f.with("host", host).with("detail", detail)
@@ -475,14 +501,22 @@ fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
         (_, Request::Manifest)
             if codes.contains(&"NAME_UNKNOWN") || ctx.repository_exists == Some(false) =>
         {
+            // Say how it is known: the manifest's own NAME_UNKNOWN, or a MANIFEST_UNKNOWN
+            // followed by the repository's tag list answering NAME_UNKNOWN.
+            let how = if codes.contains(&"NAME_UNKNOWN") {
+                "the manifest request answered NAME_UNKNOWN"
+            } else {
+                "the manifest request answered MANIFEST_UNKNOWN and the repository's tag list NAME_UNKNOWN"
+            };
             let mut f = Finding::new(
                 Code::REPOSITORY_NOT_FOUND,
                 format!(
-                    "repository {} does not exist on {}",
+                    "repository {} does not exist on {} ({how})",
                     ctx.image.repository, ctx.image.registry
                 ),
             )
-            .with("repository", ctx.image.repository.clone());
+            .with("repository", ctx.image.repository.clone())
+            .with("known_by", how);
             let prefix = ctx.image.repository.split('/').next().unwrap_or("");
             if ctx.image.repository.contains('/') && PULL_THROUGH_PREFIXES.contains(&prefix) {
                 f = f.with("pull_through_cache_prefix", prefix.to_string()).fix(format!(
@@ -494,9 +528,14 @@ fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
         (404, Request::Manifest) => Finding::new(
             Code::MANIFEST_NOT_FOUND,
             format!(
-                "{}:{} not found in repository {}",
-                ctx.image.repository,
+                "{} {} not found in repository {} (on {})",
+                if ctx.image.manifest_reference().contains(':') {
+                    "digest"
+                } else {
+                    "tag"
+                },
                 ctx.image.manifest_reference(),
+                ctx.image.repository,
                 ctx.image.registry
             ),
         )

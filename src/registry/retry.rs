@@ -38,8 +38,8 @@ impl Default for RetryPolicy {
 /// Why a failure may pass on another try; `None` when it will not.
 pub fn transient(e: &RegistryError) -> Option<String> {
     match e {
-        RegistryError::Transport(TransportError::Connect { host, .. }) => {
-            Some(format!("connection to {host} refused or reset"))
+        RegistryError::Transport(t @ TransportError::Connect { host, .. }) => {
+            Some(connect_failure(host, &crate::error_chain(t)))
         }
         RegistryError::Transport(TransportError::Other { host, .. }) => {
             Some(format!("request to {host} broke off"))
@@ -59,6 +59,30 @@ pub fn transient(e: &RegistryError) -> Option<String> {
         )),
         RegistryError::Body { host, .. } => Some(format!("reading the answer of {host} failed")),
         _ => None,
+    }
+}
+
+/// What a failed connection was, read from its error chain (hyper's and the resolver's
+/// words): a name that did not resolve is not a refused connection, and says so.
+pub fn connect_failure(host: &str, chain: &str) -> String {
+    let c = chain.to_ascii_lowercase();
+    if [
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no such host",
+        "name does not resolve",
+    ]
+    .iter()
+    .any(|m| c.contains(m))
+    {
+        format!("the name {host} did not resolve (DNS)")
+    } else if c.contains("connection refused") {
+        format!("connection to {host} refused")
+    } else if c.contains("connection reset") {
+        format!("connection to {host} reset")
+    } else {
+        format!("could not connect to {host}")
     }
 }
 
@@ -136,6 +160,32 @@ mod tests {
             challenge: None,
             body: String::new(),
             retry_after: None,
+        }
+    }
+
+    /// Issue 30 point 5: a name that does not resolve is not "refused or reset". The chains
+    /// are hyper-util's and the system resolver's words.
+    #[test]
+    fn a_connect_failure_says_what_failed() {
+        for (chain, want) in [
+            (
+                "error sending request: client error (Connect): dns error: failed to lookup address information: Name or service not known",
+                "the name h did not resolve (DNS)",
+            ),
+            (
+                "error sending request: client error (Connect): tcp connect error: Connection refused (os error 111)",
+                "connection to h refused",
+            ),
+            (
+                "connection error: Connection reset by peer (os error 104)",
+                "connection to h reset",
+            ),
+            (
+                "client error (Connect): something else",
+                "could not connect to h",
+            ),
+        ] {
+            assert_eq!(connect_failure("h", chain), want, "{chain}");
         }
     }
 

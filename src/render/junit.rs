@@ -100,7 +100,7 @@ fn outcome(status: Status, deciding: Option<&Finding>) -> Outcome {
             body: String::new(),
         },
         (Status::Skip, f) => Outcome::Skipped(
-            f.map(|f| format!("{}: {}", f.code.name(), f.summary))
+            f.map(|f| format!("not checked: {}: {}", f.code.name(), f.summary))
                 .unwrap_or_else(|| "not checked".into()),
         ),
         _ => Outcome::Pass,

@@ -55,6 +55,7 @@ fn verdict_mark(v: Verdict) -> &'static str {
         Verdict::Pass => "✅",
         Verdict::Fail | Verdict::Error => "❌",
         Verdict::Inconclusive => "❔",
+        Verdict::NotChecked => "➖",
     }
 }
 
@@ -90,12 +91,12 @@ pub fn markdown(report: &Report) -> String {
     let common = common_registry(report);
     let _ = write!(
         out,
-        "Identity {} ({}); {} {}, {} images in {} ms",
+        "Identity {} ({}); {} {}, {} in {} ms",
         escape(who),
         wire_name(&id.mode),
         report.tool.name,
         escape(&report.tool.version),
-        report.images.len(),
+        super::images_count(report.images.len()),
         report.duration_ms
     );
     if let Some(c) = &common {
@@ -172,6 +173,18 @@ fn group(out: &mut String, report: &Report, g: &Group<'_>) {
     }
     if !names.is_empty() {
         on.push(escape(&image_list(&names, total, NAMES_PER_GROUP)));
+    }
+    if super::brief(g.code) {
+        let _ = writeln!(
+            out,
+            "**{} `{}`** {} — {} ([why]({}))\n",
+            severity_mark(g.severity),
+            g.code.name(),
+            spec.title,
+            on.join(", "),
+            super::doc_link(g.code)
+        );
+        return;
     }
     let _ = writeln!(
         out,

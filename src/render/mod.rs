@@ -8,6 +8,7 @@
 
 mod junit;
 mod markdown;
+pub mod saved;
 mod text;
 
 use std::collections::BTreeMap;
@@ -197,17 +198,13 @@ pub(crate) fn columns(report: &Report) -> Vec<&'static str> {
     cols
 }
 
-/// The finding that decides an image: a failed path's (the first that failed). A pass is
-/// decided by nothing, but shows a warning of its own; one that every image has is said once,
-/// below the table, rather than on every row.
+/// The finding that decides an image: a failed path's (the first that failed), else its
+/// most severe warning or error. A pass is decided by nothing: its warnings are below the
+/// table, so a passing row reads the same with one image as with twenty.
 pub(crate) fn deciding<'a>(report: &'a Report, img: &'a ImageReport) -> Option<&'a Finding> {
-    let everywhere = |f: &Finding| {
-        report.images.len() > 1
-            && report
-                .images
-                .iter()
-                .all(|i| i.all_findings().any(|g| g.code == f.code))
-    };
+    if img.verdict == Verdict::Pass {
+        return None;
+    }
     paths(report, img)
         .iter()
         .find(|p| p.status == Status::Fail)
@@ -215,9 +212,26 @@ pub(crate) fn deciding<'a>(report: &'a Report, img: &'a ImageReport) -> Option<&
         .or_else(|| {
             most_severe(
                 img.all_findings()
-                    .filter(|f| f.severity >= Severity::Warning && !everywhere(f)),
+                    .filter(|f| f.severity >= Severity::Warning),
             )
         })
+}
+
+/// Findings said in one line with a link to their page in docs/findings.md, not with their
+/// cause and fix: the note on every pass that the kubelet may pull otherwise. Repeating four
+/// paragraphs on each green run teaches readers to skip the findings.
+pub(crate) fn brief(code: Code) -> bool {
+    code == Code::POD_IDENTITY_CAN_PULL
+}
+
+/// Where a code's cause and fix are documented.
+pub(crate) fn doc_link(code: Code) -> String {
+    format!("docs/findings.md#{}", code.name().to_ascii_lowercase())
+}
+
+/// `1 image`, `2 images`.
+pub(crate) fn images_count(n: usize) -> String {
+    format!("{n} image{}", if n == 1 { "" } else { "s" })
 }
 
 /// Images in reading order: failed ones first, each group in the report's order.
@@ -258,6 +272,7 @@ pub(crate) fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Fail => "FAIL",
         Verdict::Error => "ERROR",
         Verdict::Inconclusive => "INCONCLUSIVE",
+        Verdict::NotChecked => "NOT CHECKED",
     }
 }
 
@@ -287,9 +302,44 @@ pub(crate) fn headline(report: &Report) -> String {
         (true, Require::Pod) => "yes, the verdict is the pod identity's",
     };
     let what = match report.verdict {
+        _ if crate::exit::exit(report) == crate::exit::Exit::Inconclusive => {
+            let code = crate::report::all_findings(report)
+                .find(|f| f.severity == Severity::Error && f.code.inconclusive())
+                .or_else(|| crate::report::all_findings(report).find(|f| f.code.inconclusive()))
+                .map_or(String::new(), |f| format!(" ({})", f.code.name()));
+            // A pass whose kubelet answer is unknown counts those images; a fail, its failures.
+            let open = if report.verdict == Verdict::Pass {
+                report
+                    .images
+                    .iter()
+                    .filter(|i| {
+                        i.paths.effective(report.require) == Require::Kubelet
+                            && !matches!(
+                                i.paths.kubelet_status(),
+                                Some(KubeletStatus::Pass | KubeletStatus::Fail)
+                            )
+                    })
+                    .count()
+            } else {
+                failed
+            };
+            return format!(
+                "INCONCLUSIVE: {open} of {} could not be checked to an answer{code}, kubelet path checked: {kubelet}",
+                images_count(n)
+            );
+        }
+        // With no kubelet path, a pass says whose: the kubelet pulls with other credentials.
+        Verdict::Pass if !kubelet_checked(report) => {
+            let what = if n == 1 {
+                "the image can be pulled".to_string()
+            } else {
+                format!("all {n} images can be pulled")
+            };
+            return format!("PASS (pod identity only; the kubelet's path not checked): {what}");
+        }
         Verdict::Pass if n == 1 => "the image can be pulled".to_string(),
         Verdict::Pass => format!("all {n} images can be pulled"),
-        Verdict::Error => {
+        Verdict::Error | Verdict::NotChecked => {
             let code = crate::report::all_findings(report)
                 .find(|f| f.code.spec().configuration_error)
                 .map_or("", |f| f.code.name());
@@ -299,10 +349,12 @@ pub(crate) fn headline(report: &Report) -> String {
             let id = identity_error(report)
                 .map(|f| format!(" (identity: {})", f.code.name()))
                 .unwrap_or_default();
-            format!("{failed} of {n} images cannot be pulled{id}")
+            format!("{failed} of {} cannot be pulled{id}", images_count(n))
         }
+        // Caught by the first arm (`exit` is inconclusive for every such run).
         Verdict::Inconclusive => format!(
-            "for {failed} of {n} images the kubelet's answer cannot be known from this run (KUBELET_VERDICT_UNKNOWN)"
+            "for {failed} of {} the kubelet's answer cannot be known from this run",
+            images_count(n)
         ),
     };
     format!(
@@ -452,13 +504,13 @@ pub const TERMINATION_LIMIT: usize = 4096;
 pub fn termination_summary(report: &Report) -> String {
     let verdict = wire_name(&report.verdict);
     let mut out = format!(
-        "ecr-pull-probe {verdict}: {} of {} images pullable\n",
+        "ecr-pull-probe {verdict}: {} of {} pullable\n",
         report
             .images
             .iter()
             .filter(|i| i.verdict == Verdict::Pass)
             .count(),
-        report.images.len()
+        images_count(report.images.len())
     );
     let identity_errors = report
         .identity

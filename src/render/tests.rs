@@ -52,8 +52,64 @@ fn text_starts_with_the_verdict_and_counts() {
         first,
         "FAIL: 1 of 3 images cannot be pulled, kubelet path checked: no"
     );
+    // A pass with no kubelet path says whose pass it is (issue 30 point 6).
     let t = text(&fleet(2, 9), PLAIN);
-    assert!(t.starts_with("PASS: all 2 images can be pulled, kubelet path checked: no\n"));
+    assert!(
+        t.starts_with(
+            "PASS (pod identity only; the kubelet's path not checked): all 2 images can be pulled\n"
+        ),
+        "{t}"
+    );
+    let t = text(&fleet(1, 9), PLAIN);
+    assert!(
+        t.starts_with(
+            "PASS (pod identity only; the kubelet's path not checked): the image can be pulled\n"
+        ),
+        "{t}"
+    );
+    assert!(t.contains(", 1 image in "), "no \"1 images\": {t}");
+}
+
+/// A passing row is decided by nothing, with one image as with many: its warnings are said
+/// below the table (issue 30 point 6).
+#[test]
+fn a_passing_row_shows_no_warning_under_decided_by() {
+    for n in [1, 2] {
+        let t = text(&fleet(n, 9), PLAIN);
+        let row = t
+            .lines()
+            .skip_while(|l| !l.contains("DECIDED BY"))
+            .nth(1)
+            .unwrap();
+        assert!(
+            row.starts_with("PASS") && row.ends_with("PASS"),
+            "{n} images: {row:?}\n{t}"
+        );
+    }
+}
+
+/// The note on every pass is one line with a link, in text and Markdown (issue 30 point 6).
+#[test]
+fn the_pod_identity_note_is_one_line_with_a_link() {
+    let spec = Code::POD_IDENTITY_CAN_PULL.spec();
+    for out in [text(&fleet(2, 9), PLAIN), markdown(&fleet(2, 9))] {
+        assert!(
+            !out.contains(spec.cause) && !out.contains(spec.remediation),
+            "{out}"
+        );
+        let line = out
+            .lines()
+            .find(|l| l.contains("POD_IDENTITY_CAN_PULL"))
+            .unwrap();
+        assert!(
+            line.contains("docs/findings.md#pod_identity_can_pull"),
+            "{line}"
+        );
+        assert!(
+            !out.contains("can pull x.example"),
+            "no summary lines: {out}"
+        );
+    }
 }
 
 #[test]
@@ -77,16 +133,10 @@ fn text_lists_failed_images_first_with_the_deciding_finding() {
 #[test]
 fn text_prints_each_cause_and_fix_once() {
     let t = text(&fleet(16, 9), PLAIN);
-    for code in [
-        Code::ECR_TOKEN_EXPIRED_AT_ISSUE,
-        Code::POD_IDENTITY_CAN_PULL,
-    ] {
-        let spec = code.spec();
-        let code = code.name();
-        assert_eq!(t.matches(spec.cause).count(), 1, "{code}: {t}");
-        assert_eq!(t.matches(spec.remediation).count(), 1, "{code}: {t}");
-        assert!(t.contains(&format!("  {code}: ")), "{t}");
-    }
+    let spec = Code::ECR_TOKEN_EXPIRED_AT_ISSUE.spec();
+    assert_eq!(t.matches(spec.cause).count(), 1, "{t}");
+    assert_eq!(t.matches(spec.remediation).count(), 1, "{t}");
+    assert!(t.contains("  ECR_TOKEN_EXPIRED_AT_ISSUE: "), "{t}");
     assert!(
         t.contains("all 15 images") || t.contains("(15 images)"),
         "{t}"
@@ -232,7 +282,7 @@ fn termination_summary_names_failures_and_fits_the_limit() {
     let t = termination_summary(&sample());
     assert_eq!(
         t,
-        "ecr-pull-probe fail: 0 of 1 images pullable\nx.example/app:v9 MANIFEST_NOT_FOUND\n"
+        "ecr-pull-probe fail: 0 of 1 image pullable\nx.example/app:v9 MANIFEST_NOT_FOUND\n"
     );
     let mut big = sample();
     let img = big.images[0].clone();
@@ -268,4 +318,32 @@ fn junit_timestamps_are_the_ant_form_without_zone_or_fraction() {
         ant_timestamp("2026-11-28T09:15:36+00:00"),
         "2026-11-28T09:15:36"
     );
+}
+
+/// Issue 30 point 4: a run that could not tell says so in the first line every view starts
+/// with, instead of "cannot be pulled"; one refusal beside it keeps the FAIL.
+#[test]
+fn an_inconclusive_run_says_so_in_the_headline() {
+    let unreachable = |name: &str| {
+        let f = Finding::new(Code::REGISTRY_UNREACHABLE, "cannot connect to x.example");
+        image(
+            name,
+            vec![Stage::from_findings("manifest", 5, None, vec![f])],
+        )
+    };
+    let r = report(vec![unreachable("a:1"), passing("b:1")]);
+    assert_eq!(crate::exit::exit(&r), crate::exit::Exit::Inconclusive);
+    let first = text(&r, PLAIN).lines().next().unwrap().to_string();
+    assert_eq!(
+        first,
+        "INCONCLUSIVE: 1 of 2 images could not be checked to an answer (REGISTRY_UNREACHABLE), kubelet path checked: no"
+    );
+    let md = markdown(&r);
+    assert!(
+        md.starts_with("### ❌ INCONCLUSIVE: 1 of 2 images could not be checked"),
+        "{md}"
+    );
+    let r = report(vec![unreachable("a:1"), failing("b:1")]);
+    assert_eq!(crate::exit::exit(&r), crate::exit::Exit::No);
+    assert!(text(&r, PLAIN).starts_with("FAIL: 2 of 2 images cannot be pulled"));
 }

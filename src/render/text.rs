@@ -55,6 +55,7 @@ fn verdict_color(v: Verdict) -> Color {
         Verdict::Pass => Color::Green,
         Verdict::Fail | Verdict::Error => Color::Red,
         Verdict::Inconclusive => Color::Yellow,
+        Verdict::NotChecked => Color::Dim,
     }
 }
 
@@ -118,11 +119,10 @@ fn identity_lines(out: &mut String, report: &Report) {
     out.push('\n');
     let _ = writeln!(
         out,
-        "{} {}, {} image{} in {} ms",
+        "{} {}, {} in {} ms",
         report.tool.name,
         report.tool.version,
-        report.images.len(),
-        if report.images.len() == 1 { "" } else { "s" },
+        super::images_count(report.images.len()),
         report.duration_ms
     );
 }
@@ -148,8 +148,15 @@ fn images(out: &mut String, report: &Report, style: Style) {
         .unwrap_or(0)
         .max("IMAGE".len());
     let col_w: Vec<usize> = cols.iter().map(|c| c.len().max(4)).collect();
+    // "NOT CHECKED" is wider than PASS/FAIL/ERROR; the column grows only when it is shown.
+    let verdict_w = shown
+        .iter()
+        .map(|i| verdict_word(i.verdict).len() + 2)
+        .max()
+        .unwrap_or(0)
+        .max(7);
     out.push('\n');
-    let mut header = format!("{:<7}{:<name_w$}", "", "IMAGE");
+    let mut header = format!("{:<verdict_w$}{:<name_w$}", "", "IMAGE");
     for (c, w) in cols.iter().zip(&col_w) {
         let _ = write!(header, "  {:<w$}", c.to_uppercase());
     }
@@ -160,7 +167,7 @@ fn images(out: &mut String, report: &Report, style: Style) {
             style,
             verdict_color(img.verdict),
             verdict_word(img.verdict),
-            7,
+            verdict_w,
         );
         line.push_str(&cell(
             style,
@@ -212,8 +219,18 @@ fn group(out: &mut String, report: &Report, g: &Group<'_>, style: Style) {
             "identity, {}",
             image_list(&names, report.images.len(), NAMES_PER_GROUP)
         ),
-        (false, n) => format!("{} image{}", n, if n == 1 { "" } else { "s" }),
+        (false, n) => super::images_count(n),
     };
+    if super::brief(g.code) {
+        let _ = writeln!(
+            out,
+            "  {}: {} ({applies}); see {}",
+            paint(style, severity_color(g.severity), g.code.name()),
+            spec.title,
+            super::doc_link(g.code)
+        );
+        return;
+    }
     let _ = writeln!(
         out,
         "  {}: {} ({applies})",
