@@ -351,6 +351,11 @@ async fn checked(
             .collect(),
         None => vec![],
     };
+    // KEP-4412 providers that will see the canary's images want a token for their audience.
+    let token_audiences = match node.as_ref().map(|n| &n.providers) {
+        Some(Ok(providers)) => canary::token_audiences(providers, &canary_images),
+        _ => vec![],
+    };
     let canary = async {
         match (&cluster, &workload) {
             (Some(c), Some(w)) if config.canary => Some(
@@ -359,6 +364,7 @@ async fn checked(
                     w,
                     &canary_images,
                     config.canary_node.as_deref(),
+                    &token_audiences,
                     canary_until,
                 )
                 .await,

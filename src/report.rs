@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::catalogue::{Code, Severity};
 
-pub const SCHEMA_VERSION: &str = "1.3";
+pub const SCHEMA_VERSION: &str = "1.4";
 
 /// A unit enum's name on the wire (`web_identity`, `warning`, `dual_stack`): one spelling for
 /// the report, the text output, metric labels and docs.
@@ -153,6 +153,11 @@ pub struct CanaryPath {
     pub status: Status,
     pub pod: String,
     pub node: Option<String>,
+    /// The node's labels that the canary's placement named: its node selector's and node
+    /// affinity's keys, or the hostname for `--canary-node` (since 1.4). Empty when the node
+    /// could not be read.
+    #[serde(default)]
+    pub node_labels: BTreeMap<String, String>,
     pub findings: Vec<Finding>,
 }
 
@@ -486,6 +491,22 @@ pub struct Workload {
     pub image_pull_secrets: Vec<String>,
     pub node_selector: BTreeMap<String, String>,
     pub containers: Vec<ContainerImage>,
+    /// Where and how the pod runs beyond the node selector, for the canary to copy. Not part
+    /// of the report: an affinity can be long, and the canary reports where it landed.
+    #[serde(skip)]
+    pub placement: Placement,
+}
+
+/// The pod template's scheduling and runtime fields the canary copies as they are (raw API
+/// JSON: the canary passes them through and never interprets more than the label keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// `spec.affinity`.
+    pub affinity: Option<serde_json::Value>,
+    /// `spec.tolerations`.
+    pub tolerations: Vec<serde_json::Value>,
+    /// `spec.runtimeClassName`: a RuntimeClass may select its own nodes and handler.
+    pub runtime_class_name: Option<String>,
 }
 
 /// How the password inside the token is built.
