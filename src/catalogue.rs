@@ -244,6 +244,15 @@ catalogue! {
     NODE_PROVIDER_TOKEN_EXPIRED: Error, false, "The credential provider returned an expired ECR token",
         cause: "The password the plugin returned is an ECR token whose `expiration` has passed: a cache on the plugin's side, or a clock far off.",
         fix: "Check the node's clock and the plugin's own caching; the kubelet caches for the response's `cacheDuration`.";
+    NODE_IMAGE_CACHED_UNVERIFIED: Warning, false, "This node would start the image from its cache without checking credentials",
+        cause: "The kubelet's pulled-image records (`/var/lib/kubelet/image_manager/pulled`, KEP-2535) show this node holds the image, and under its `imagePullCredentialsVerificationPolicy` a pod asking for it with `imagePullPolicy: IfNotPresent` starts from the cache without any registry check: the record says the image was pulled with node-wide or anonymous credentials (`nodePodsAccessible`), the policy is `NeverVerify`, the image is on the `NeverVerifyAllowlistedImages` allowlist, or the `KubeletEnsureSecretPulledImages` feature gate is off. Pods already running here say nothing about a node that must pull it: \"works on node A, fails on node B\".",
+        fix: "Judge the image by a fresh pull (this probe's other paths, `--canary`, which pulls with `imagePullPolicy: Always`), not by pods that run. For the containers named in the evidence, `imagePullPolicy: Always` makes every start check the registry; `imagePullCredentialsVerificationPolicy: AlwaysVerify` makes the kubelet re-check credentials for images pulled with a pod's secrets or ServiceAccount.";
+    NODE_CACHE_UNREADABLE: Warning, false, "The kubelet's image records or config could not be read",
+        cause: "`--kubelet-image-manager-dir` or `--kubelet-config` was given but the directory, a record, or the config cannot be read or decoded as the kubelet's types (`ImagePulledRecord` of `kubelet.config.k8s.io/v1alpha1` or `v1beta1`, `KubeletConfiguration`). The kubelet itself ignores a record it cannot decode and verifies the image again; the probe cannot say which images this node would start unverified.",
+        fix: "Mount `/var/lib/kubelet/image_manager` and the kubelet's config file read-only at the paths given (manifests/node/), or check the path in the evidence.";
+    NODE_PROVIDER_CACHE_GRACE: Info, false, "The kubelet may keep pulling from its cached credentials for a while",
+        cause: "The kubelet caches a credential provider's answer for the response's `cacheDuration` (else the provider's `defaultCacheDuration`), per `cacheKeyType` (`Image`: that image, `Registry`: every image of the registry, `Global`: every image the provider matches), across pods. A node whose plugin or role just broke still pulls with the cached answer until it expires, so this fresh failure is an early warning: pulls on this node may keep succeeding until the time in the evidence, then fail.",
+        fix: "Fix what the node path's findings name before the cached answer expires; do not read pulls that still succeed on this node as a sign the fix is not needed.";
 }
 
 /// The catalogue as Markdown, the content of `docs/findings.md`.

@@ -322,6 +322,36 @@ pub struct ImageReport {
     pub paths: Paths,
     /// Findings about the image as a whole, such as what a pass means for the kubelet.
     pub findings: Vec<Finding>,
+    /// This node's cache of the image, from the kubelet's records (`--kubelet-image-manager-dir`,
+    /// since 1.4).
+    #[serde(default)]
+    pub node_cache: Option<NodeCacheReport>,
+}
+
+/// What the kubelet's records say about one image on this node (KEP-2535).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCacheReport {
+    /// `--kubelet-image-manager-dir` as given.
+    pub image_manager_dir: String,
+    /// `--kubelet-config` as given.
+    pub kubelet_config: Option<String>,
+    /// `imagePullCredentialsVerificationPolicy` in force (the kubelet's default when unset).
+    pub policy: crate::node_cache::Policy,
+    /// `featureGates.KubeletEnsureSecretPulledImages`; null: unset (on by default since 1.35).
+    pub feature_gate: Option<bool>,
+    /// A pulled-image record names the image: the kubelet pulled it here.
+    pub held: bool,
+    pub image_ref: Option<String>,
+    pub last_updated_time: Option<String>,
+    pub credential_kind: Option<crate::node_cache::CredentialKind>,
+    /// A pod asking for it with `IfNotPresent` starts without any credential check.
+    pub if_not_present_starts_unverified: bool,
+    pub reason: String,
+    /// The workload's containers (`--images-from`) that ask for this image with
+    /// `IfNotPresent`, their pull policy defaulted as the API server does.
+    pub if_not_present_containers: Vec<String>,
+    /// Records or config that could not be read or decoded.
+    pub unreadable: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -687,6 +717,7 @@ pub(crate) mod fixtures {
                         kubelet_canary: None,
                     },
                     findings: vec![],
+                    node_cache: None,
                 })
                 .collect(),
         }

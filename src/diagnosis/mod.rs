@@ -5,6 +5,7 @@
 
 pub mod denied;
 mod node;
+pub mod node_cache;
 mod registry;
 mod runtime;
 
