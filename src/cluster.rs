@@ -17,7 +17,7 @@ use crate::diagnosis;
 use crate::pullsecret::{self, SecretSet};
 
 /// Plain data of the report, produced here.
-pub use crate::report::{ContainerImage, Workload};
+pub use crate::report::{ContainerImage, Placement, Workload};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkloadKind {
@@ -210,6 +210,19 @@ pub fn workload_from_spec(
             .map(|c| image(c, true))
             .chain(spec.containers.iter().map(|c| image(c, false)))
             .collect(),
+        placement: Placement {
+            affinity: spec
+                .affinity
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok()),
+            tolerations: spec
+                .tolerations
+                .iter()
+                .flatten()
+                .filter_map(|t| serde_json::to_value(t).ok())
+                .collect(),
+            runtime_class_name: spec.runtime_class_name.clone().filter(|s| !s.is_empty()),
+        },
     }
 }
 

@@ -372,6 +372,26 @@ pub struct CheckArgs {
     #[arg(long, env = "ECR_PULL_PROBE_NODE_NAME", value_name = "NODE")]
     pub node_name: Option<String>,
 
+    /// The kubelet's image records (its root dir's `image_manager`, mounted read-only): report
+    /// per image whether this node holds it and would start it for an `IfNotPresent` pod
+    /// without a credential check (KEP-2535).
+    #[arg(
+        long,
+        env = "ECR_PULL_PROBE_KUBELET_IMAGE_MANAGER_DIR",
+        value_name = "DIR"
+    )]
+    pub kubelet_image_manager_dir: Option<PathBuf>,
+
+    /// The kubelet's KubeletConfiguration file (its --config), for
+    /// imagePullCredentialsVerificationPolicy and the feature gate; unset: the defaults.
+    #[arg(
+        long,
+        env = "ECR_PULL_PROBE_KUBELET_CONFIG",
+        value_name = "FILE",
+        requires = "kubelet_image_manager_dir"
+    )]
+    pub kubelet_config: Option<PathBuf>,
+
     /// Which paths decide the verdict: auto (the kubelet's when one was checked, else the
     /// pod's), kubelet, pod, or all (every path checked must pass).
     #[arg(
@@ -442,6 +462,8 @@ pub struct Config {
     pub credential_provider: Option<(PathBuf, PathBuf)>,
     pub service_account_token_file: Option<PathBuf>,
     pub node_name: Option<String>,
+    /// `(image_manager dir, kubelet config)` of the node's image records.
+    pub kubelet_cache: Option<(PathBuf, Option<PathBuf>)>,
     pub require: Require,
     /// What the user asked that the run does differently (an image given twice), for `main`
     /// to log once logging is set up: validation itself logs nothing.
@@ -855,6 +877,7 @@ impl Config {
                 .zip(a.credential_provider_bin_dir),
             service_account_token_file: a.service_account_token_file,
             node_name: a.node_name.filter(|n| !n.trim().is_empty()),
+            kubelet_cache: a.kubelet_image_manager_dir.map(|d| (d, a.kubelet_config)),
             require,
             warnings,
         })

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod keyring;
 pub mod logging;
 pub mod metrics;
+pub mod node_cache;
 pub mod paths;
 pub mod probe;
 pub mod pullsecret;

@@ -424,6 +424,11 @@ async fn checked(
             .collect(),
         None => vec![],
     };
+    // KEP-4412 providers that will see the canary's images want a token for their audience.
+    let token_audiences = match node.as_ref().map(|n| &n.providers) {
+        Some(Ok(providers)) => canary::token_audiences(providers, &canary_images),
+        _ => vec![],
+    };
     let canary = async {
         match (&cluster, &workload) {
             (Some(c), Some(w)) if config.canary => Some(
@@ -432,6 +437,7 @@ async fn checked(
                     w,
                     &canary_images,
                     config.canary_node.as_deref(),
+                    &token_audiences,
                     canary_until,
                 )
                 .await,
@@ -455,7 +461,20 @@ async fn checked(
         .buffered(config.concurrency)
         .collect::<Vec<ImageReport>>();
     let (mut image_reports, canary) = tokio::join!(checks, canary);
-    for (img, r) in images.iter().zip(image_reports.iter_mut()) {
+    // The node's image cache (KEP-2535), read once; small files, bounded in count and size.
+    let node_cache = config
+        .kubelet_cache
+        .as_ref()
+        .map(|(dir, cfg)| crate::node_cache::load(dir, cfg.as_deref()));
+    for (i, (img, r)) in images.iter().zip(image_reports.iter_mut()).enumerate() {
+        if let Some(cache) = &node_cache {
+            attach_node_cache(r, img, cache, workload.as_ref(), i == 0);
+        }
+        if let (Some(setup), Some(path)) =
+            (node.as_ref(), r.paths.node_credential_provider.as_mut())
+        {
+            path.findings.extend(provider_cache_grace(setup, path));
+        }
         let in_canary = canary_images
             .iter()
             .position(|c| c.original == img.original);
@@ -602,6 +621,71 @@ async fn node_service_account(
         }
     }
     Ok(sa)
+}
+
+/// The node cache's report and finding for one image; what could not be read is said once,
+/// on the first image.
+fn attach_node_cache(
+    r: &mut ImageReport,
+    img: &ImageRef,
+    cache: &crate::node_cache::NodeCache,
+    workload: Option<&crate::report::Workload>,
+    first: bool,
+) {
+    let (report, judgement) = crate::node_cache::image_report(cache, img, workload);
+    r.findings.extend(diagnosis::node_cache::cached_unverified(
+        &img.original,
+        &judgement,
+        &report,
+    ));
+    if first {
+        r.findings
+            .extend(diagnosis::node_cache::cache_unreadable(&cache.unreadable));
+    }
+    r.node_cache = Some(report);
+}
+
+/// For a node path that failed now: how long the kubelet may keep pulling with an answer it
+/// cached before (the response's cacheDuration when there was one, else the provider's
+/// defaultCacheDuration).
+fn provider_cache_grace(
+    setup: &NodeProviderSetup,
+    path: &report::NodeProviderPath,
+) -> Option<report::Finding> {
+    if path.status != Status::Fail {
+        return None;
+    }
+    let name = path.provider.as_deref()?;
+    let from_response = path
+        .cache_duration
+        .as_deref()
+        .and_then(|d| provider_config::parse_go_duration(d).ok());
+    let (duration, source) = match from_response {
+        Some(d) => (d, "the plugin's cacheDuration"),
+        None => {
+            let p = setup
+                .providers
+                .as_ref()
+                .ok()?
+                .iter()
+                .find(|p| p.name == name)?;
+            (
+                p.default_cache_duration,
+                "the provider's defaultCacheDuration",
+            )
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    diagnosis::node_cache::provider_cache_grace(
+        name,
+        path.cache_key_type.as_deref(),
+        duration,
+        source,
+        now,
+    )
 }
 
 /// Settles an image once all its paths are in: the canary's answer (the kubelet's own, when
@@ -794,6 +878,7 @@ impl ImageCtx<'_> {
             verdict: paths.verdict(self.puller.config.require),
             paths,
             findings,
+            node_cache: None,
         }
     }
 }

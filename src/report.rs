@@ -159,6 +159,11 @@ pub struct CanaryPath {
     pub status: Status,
     pub pod: String,
     pub node: Option<String>,
+    /// The node's labels that the canary's placement named: its node selector's and node
+    /// affinity's keys, or the hostname for `--canary-node` (since 1.4). Empty when the node
+    /// could not be read.
+    #[serde(default)]
+    pub node_labels: BTreeMap<String, String>,
     pub findings: Vec<Finding>,
 }
 
@@ -387,6 +392,36 @@ pub struct ImageReport {
     pub paths: Paths,
     /// Findings about the image as a whole, such as what a pass means for the kubelet.
     pub findings: Vec<Finding>,
+    /// This node's cache of the image, from the kubelet's records (`--kubelet-image-manager-dir`,
+    /// since 1.4).
+    #[serde(default)]
+    pub node_cache: Option<NodeCacheReport>,
+}
+
+/// What the kubelet's records say about one image on this node (KEP-2535).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCacheReport {
+    /// `--kubelet-image-manager-dir` as given.
+    pub image_manager_dir: String,
+    /// `--kubelet-config` as given.
+    pub kubelet_config: Option<String>,
+    /// `imagePullCredentialsVerificationPolicy` in force (the kubelet's default when unset).
+    pub policy: crate::node_cache::Policy,
+    /// `featureGates.KubeletEnsureSecretPulledImages`; null: unset (on by default since 1.35).
+    pub feature_gate: Option<bool>,
+    /// A pulled-image record names the image: the kubelet pulled it here.
+    pub held: bool,
+    pub image_ref: Option<String>,
+    pub last_updated_time: Option<String>,
+    pub credential_kind: Option<crate::node_cache::CredentialKind>,
+    /// A pod asking for it with `IfNotPresent` starts without any credential check.
+    pub if_not_present_starts_unverified: bool,
+    pub reason: String,
+    /// The workload's containers (`--images-from`) that ask for this image with
+    /// `IfNotPresent`, their pull policy defaulted as the API server does.
+    pub if_not_present_containers: Vec<String>,
+    /// Records or config that could not be read or decoded.
+    pub unreadable: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -592,6 +627,22 @@ pub struct Workload {
     pub pull_secrets_listed: bool,
     pub node_selector: BTreeMap<String, String>,
     pub containers: Vec<ContainerImage>,
+    /// Where and how the pod runs beyond the node selector, for the canary to copy. Not part
+    /// of the report: an affinity can be long, and the canary reports where it landed.
+    #[serde(skip)]
+    pub placement: Placement,
+}
+
+/// The pod template's scheduling and runtime fields the canary copies as they are (raw API
+/// JSON: the canary passes them through and never interprets more than the label keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// `spec.affinity`.
+    pub affinity: Option<serde_json::Value>,
+    /// `spec.tolerations`.
+    pub tolerations: Vec<serde_json::Value>,
+    /// `spec.runtimeClassName`: a RuntimeClass may select its own nodes and handler.
+    pub runtime_class_name: Option<String>,
 }
 
 /// How the password inside the token is built.
@@ -774,6 +825,7 @@ pub(crate) mod fixtures {
                         kubelet: None,
                     },
                     findings: vec![],
+                    node_cache: None,
                 })
                 .collect(),
         }

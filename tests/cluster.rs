@@ -6,7 +6,10 @@ mod common;
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use common::fake_api::{FakeApi, deployment, docker_secret, pod_status, service_account, status};
+use common::fake_api::{
+    FakeApi, deployment, docker_secret, node, pod_status, service_account, status,
+    unschedulable_pod,
+};
 use common::*;
 use serde_json::{Value, json};
 
@@ -432,6 +435,146 @@ fn a_pulled_canary_passes_and_an_unscheduled_one_is_inconclusive_and_deleted() {
             .unwrap()
             .iter()
             .any(|(k, _)| k.starts_with("DELETE "))
+    );
+}
+
+/// Issue 22: a workload placed by affinity, tolerations and a RuntimeClass gets a canary placed
+/// the same way, and the report names the node's labels that placed it.
+#[test]
+fn a_canary_for_a_workload_with_affinity_and_tolerations_carries_them() {
+    let app = Stack::get().image("naming-server-service:latest");
+    let pulled = json!([{"name": "image-0", "image": "x", "imageID": "x@sha256:aa", "ready": false, "restartCount": 0,
+                         "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]);
+    let mut table = canary_table(
+        &app,
+        vec![pod_status(NS, Some("gpu-a-1"), pulled)],
+        json!({"items": []}),
+    );
+    let mut deploy = deployment(
+        NS,
+        "naming-server",
+        "naming-server",
+        &["ecr-pull"],
+        &app,
+        &app,
+    );
+    let spec = &mut deploy["spec"]["template"]["spec"];
+    spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "eks.amazonaws.com/nodegroup", "operator": "In", "values": ["gpu-a"]}]}]}}});
+    spec["tolerations"] =
+        json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]);
+    spec["runtimeClassName"] = json!("nvidia");
+    table.insert(
+        format!("GET {}", deploy_path("naming-server")),
+        vec![(200, deploy)],
+    );
+    table.insert(
+        "GET /api/v1/nodes/gpu-a-1".into(),
+        vec![(
+            200,
+            node(
+                "gpu-a-1",
+                json!({"eks.amazonaws.com/nodegroup": "gpu-a", "node-role.kubernetes.io/worker": "",
+                       "kubernetes.io/hostname": "gpu-a-1", "kubernetes.io/arch": "amd64"}),
+            ),
+        )],
+    );
+    let (api, run) = run_canary(table, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = run.report();
+    let c = &r["images"][0]["paths"]["kubelet_canary"];
+    assert_eq!(c["status"], "pass");
+    assert_eq!(c["node"], "gpu-a-1");
+    assert_eq!(
+        c["node_labels"],
+        json!({"eks.amazonaws.com/nodegroup": "gpu-a", "node-role.kubernetes.io/worker": ""}),
+        "the labels the selector and the affinity named, no others"
+    );
+
+    let requests = api.requests.lock().unwrap().clone();
+    let (_, created) = requests
+        .iter()
+        .find(|(k, _)| k.starts_with("POST "))
+        .expect("a canary was created");
+    let pod: Value = serde_json::from_str(created).unwrap();
+    assert_eq!(
+        pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0],
+        json!({"key": "eks.amazonaws.com/nodegroup", "operator": "In", "values": ["gpu-a"]})
+    );
+    assert_eq!(
+        pod["spec"]["tolerations"],
+        json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}])
+    );
+    assert_eq!(pod["spec"]["runtimeClassName"], "nvidia");
+    assert_eq!(
+        pod["spec"]["nodeSelector"]["node-role.kubernetes.io/worker"],
+        ""
+    );
+}
+
+/// Issue 22: with a KEP-4412 provider for the image, the canary names the provider's audience
+/// in a projected token volume (mounted nowhere), as the real pod must for the kubelet to be
+/// allowed the token under ServiceAccountNodeAudienceRestriction.
+#[test]
+fn a_canary_carries_the_kep_4412_providers_audience() {
+    let app = Stack::get().image("naming-server-service:latest");
+    let pulled = json!([{"name": "image-0", "image": "x", "imageID": "x@sha256:aa", "ready": false, "restartCount": 0,
+                         "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("provider.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: ecr-credential-provider\n    matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]\n    defaultCacheDuration: 12h\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    tokenAttributes:\n      serviceAccountTokenAudience: sts.amazonaws.com\n      requireServiceAccount: true\n      cacheType: ServiceAccount\n",
+    )
+    .unwrap();
+    let (api, run) = run_canary(
+        canary_table(
+            &app,
+            vec![pod_status(NS, Some("worker-a"), pulled)],
+            json!({"items": []}),
+        ),
+        &[
+            "--credential-provider-config",
+            config.to_str().unwrap(),
+            "--credential-provider-bin-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let requests = api.requests.lock().unwrap().clone();
+    // The node path's TokenRequest is a POST too.
+    let (_, created) = requests
+        .iter()
+        .find(|(k, _)| k == &format!("POST /api/v1/namespaces/{NS}/pods"))
+        .unwrap_or_else(|| panic!("no canary was created: {}", run.stderr));
+    let pod: Value = serde_json::from_str(created).unwrap();
+    assert_eq!(
+        pod["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"]["audience"],
+        "sts.amazonaws.com"
+    );
+    assert_eq!(pod["spec"]["automountServiceAccountToken"], false);
+    assert!(pod["spec"]["containers"][0].get("volumeMounts").is_none());
+}
+
+/// Issue 22: a canary the scheduler cannot place is inconclusive with the scheduler's own
+/// reason (its PodScheduled condition), not a pass or a fail.
+#[test]
+fn a_pending_canary_is_inconclusive_with_the_schedulers_reason() {
+    let app = Stack::get().image("naming-server-service:latest");
+    let why = "0/3 nodes are available: 3 node(s) had untolerated taint {nvidia.com/gpu: }. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.";
+    let (_api, run) = run_canary(
+        canary_table(&app, vec![unschedulable_pod(NS, why)], json!({"items": []})),
+        &["--canary-timeout", "2s"],
+    );
+    let r = run.report();
+    let c = &r["images"][0]["paths"]["kubelet_canary"];
+    assert_eq!(c["status"], "skip");
+    assert_eq!(c["node"], Value::Null);
+    assert_eq!(c["findings"][0]["code"], "CANARY_INCONCLUSIVE");
+    assert_eq!(
+        c["findings"][0]["evidence"]["reason"],
+        format!("Unschedulable: {why}")
     );
 }
 

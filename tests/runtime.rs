@@ -7,8 +7,13 @@
 //! `tests/fixtures/runtime/containerd-<version>.json` when one exists for the running version;
 //! `RECORD_RUNTIME_FIXTURES=1` writes that file instead (see the README there).
 //!
-//! Where containerd cannot run (scripts/stack wrote STACK_CONTAINERD_UNAVAILABLE), each test
-//! prints `SKIPPED: <reason>` and returns.
+//! The same scenarios are held against containers/image, the library CRI-O pulls through, by
+//! `skopeo copy` with the same credentials (`common::containers_image`); its messages are
+//! recorded in `tests/fixtures/runtime/skopeo-<version>.json`.
+//!
+//! Where a runtime cannot run (scripts/stack wrote STACK_CONTAINERD_UNAVAILABLE, skopeo is not
+//! installed), each test prints `SKIPPED: <reason>` and returns, except under `CI=true`, where
+//! it fails: a CI run must compare, not skip.
 
 mod common;
 
@@ -16,6 +21,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use common::containers_image::{Skopeo, stack_skopeo};
 use common::cri::{Runtime, stack_runtime};
 use common::*;
 use serde_json::{Value, json};
@@ -63,13 +69,33 @@ fn fixture_path(name: &str, version: &str) -> PathBuf {
 /// version, or records them there with `RECORD_RUNTIME_FIXTURES=1`. No fixture for this
 /// version: printed only.
 fn check_recorded(rt: &Runtime, scenario: &str, status: &Status) {
+    let (name, version) = describe(rt);
+    let code = format!("{:?}", status.code());
+    check_message(
+        &name,
+        &version,
+        scenario,
+        status.message(),
+        Some(code),
+        None,
+    );
+}
+
+/// [`check_recorded`] for any runtime: `code` is the gRPC code where there is one, `library`
+/// what the runtime pulls through, recorded beside its version.
+fn check_message(
+    name: &str,
+    version: &str,
+    scenario: &str,
+    message: &str,
+    code: Option<String>,
+    library: Option<String>,
+) {
     // The tests run in parallel threads; the fixture is read, changed and written by one at a time.
     static FILE: Mutex<()> = Mutex::new(());
-    let (name, version) = describe(rt);
-    let message = normalize(status.message());
-    let code = format!("{:?}", status.code());
-    eprintln!("{scenario}: [{code}] {message}");
-    let path = fixture_path(&name, &version);
+    let message = normalize(message);
+    eprintln!("{scenario}: [{code:?}] {message}");
+    let path = fixture_path(name, version);
     let _guard = FILE.lock().unwrap_or_else(|e| e.into_inner());
     let recorded: Option<Value> = std::fs::read_to_string(&path)
         .ok()
@@ -83,14 +109,19 @@ fn check_recorded(rt: &Runtime, scenario: &str, status: &Status) {
         };
         let (mut messages, mut codes) = (map("messages"), map("codes"));
         messages.insert(scenario.into(), message.into());
-        codes.insert(scenario.into(), code.into());
-        let doc = json!({
+        let mut doc = json!({
             "runtime_name": name,
             "runtime_version": version,
             "recorded_with": "RECORD_RUNTIME_FIXTURES=1 cargo test --test runtime (see README.md)",
             "messages": messages,
-            "codes": codes,
         });
+        if let Some(code) = code {
+            codes.insert(scenario.into(), code.into());
+            doc["codes"] = json!(codes);
+        }
+        if let Some(library) = library {
+            doc["library"] = json!(library);
+        }
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, serde_json::to_string_pretty(&doc).unwrap() + "\n").unwrap();
         eprintln!("recorded {scenario} in {}", path.display());
@@ -107,7 +138,9 @@ fn check_recorded(rt: &Runtime, scenario: &str, status: &Status) {
                 "{scenario}: {name} {version} no longer says what {} recorded",
                 path.display()
             );
-            assert_eq!(want_code, &Value::String(code), "{scenario}: gRPC code");
+            if let Some(code) = code {
+                assert_eq!(want_code, &Value::String(code), "{scenario}: gRPC code");
+            }
         }
         _ => eprintln!(
             "note: {scenario} not recorded for {name} {version} ({}); not compared",
@@ -236,9 +269,9 @@ fn a_registry_that_refuses_connections_fails() {
 // difference (below) where the runtime cannot know what the probe does.
 // ---------------------------------------------------------------------------------------
 
-/// What the runtime's message cannot tell apart, by design: containerd asks with HEAD and
+/// What containerd's message cannot tell apart, by design: containerd asks with HEAD and
 /// gets no body. `(probe's code, runtime's code)`.
-const DOCUMENTED_DIFFERENCES: [(&str, &str); 2] = [
+const CONTAINERD_DIFFERENCES: &[(&str, &str)] = &[
     // containerd says `not found` for a missing repository and a missing tag alike; the
     // registry's GET body (NAME_UNKNOWN) tells the probe which.
     ("REPOSITORY_NOT_FOUND", "MANIFEST_NOT_FOUND"),
@@ -246,6 +279,36 @@ const DOCUMENTED_DIFFERENCES: [(&str, &str); 2] = [
     // does not have: the runtime can only say 403 Forbidden.
     ("REGISTRY_TOKEN_EXPIRED", "REGISTRY_DENIED"),
 ];
+
+/// What containers/image's message cannot tell apart. It reads the manifest with GET and
+/// quotes the registry's error body, so an ECR denial's reason reaches it; but the stack's
+/// docker-registry answers a missing repository's manifest with MANIFEST_UNKNOWN, which the
+/// library quotes as is (`manifest unknown: manifest unknown`), while the probe also asks the
+/// ECR API whether the repository exists.
+const CONTAINERS_IMAGE_DIFFERENCES: &[(&str, &str)] =
+    &[("REPOSITORY_NOT_FOUND", "MANIFEST_NOT_FOUND")];
+
+/// The runtime a scenario is held against.
+enum Truth<'a> {
+    Containerd(&'a Runtime),
+    ContainersImage(&'a Skopeo),
+}
+
+impl Truth<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Truth::Containerd(_) => "containerd",
+            Truth::ContainersImage(_) => "containers/image",
+        }
+    }
+
+    fn differences(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Truth::Containerd(_) => CONTAINERD_DIFFERENCES,
+            Truth::ContainersImage(_) => CONTAINERS_IMAGE_DIFFERENCES,
+        }
+    }
+}
 
 /// Credentials a path used.
 #[derive(Clone, Copy)]
@@ -334,67 +397,80 @@ fn probe_path(
 }
 
 /// The runtime's pull of `image` with the same credentials: Ok, or the code its message
-/// stands for (and the message).
+/// stands for (and the message). For containers/image the message is classified in each of
+/// CRI-O's wrappings, which must all read as the same code: that is what the canary sees.
 fn runtime_pull(
-    rt: &Runtime,
+    truth: &Truth<'_>,
     image: &str,
     creds: Creds<'_>,
 ) -> Result<(), (Option<String>, String)> {
-    rt.remove(image).expect("RemoveImage answers");
     let auth = match creds {
         Creds::Secret(u, p) => Some((u, p)),
         Creds::None => None,
     };
-    let result = rt.pull(image, auth);
-    let _ = rt.remove(image);
-    result.map(|_| ()).map_err(|e| {
-        let code = ecr_pull_probe::diagnosis::runtime_message_code(e.message())
-            .map(|c| c.name().to_string());
-        (code, e.message().to_string())
-    })
+    let code_of =
+        |m: &str| ecr_pull_probe::diagnosis::runtime_message_code(m).map(|c| c.name().to_string());
+    match truth {
+        Truth::Containerd(rt) => {
+            rt.remove(image).expect("RemoveImage answers");
+            let result = rt.pull(image, auth);
+            let _ = rt.remove(image);
+            result
+                .map(|_| ())
+                .map_err(|e| (code_of(e.message()), e.message().to_string()))
+        }
+        Truth::ContainersImage(skopeo) => skopeo.pull(image, auth).map_err(|message| {
+            let code = code_of(&message);
+            for wrapped in common::containers_image::crio_wrappings(&message) {
+                assert_eq!(
+                    code_of(&wrapped),
+                    code,
+                    "CRI-O's wrapping changes what the message reads as: {wrapped}"
+                );
+            }
+            (code, message)
+        }),
+    }
 }
 
 fn assert_agree(
-    rt: &Runtime,
+    truth: &Truth<'_>,
     scenario: &str,
     image: &str,
     creds: Creds<'_>,
     probe_env: &[(&str, Option<&str>)],
 ) {
+    let name = truth.name();
     let (status, probe_code) = probe_path(image, creds, probe_env);
-    let runtime = runtime_pull(rt, image, creds);
-    eprintln!("{scenario}: probe {status} {probe_code:?}; runtime {runtime:?}");
+    let runtime = runtime_pull(truth, image, creds);
+    eprintln!("{scenario}: probe {status} {probe_code:?}; {name} {runtime:?}");
     match &runtime {
         Ok(()) => assert_eq!(
             status, "pass",
-            "{scenario}: containerd pulled, the probe said {status} ({probe_code:?})"
+            "{scenario}: {name} pulled, the probe said {status} ({probe_code:?})"
         ),
         Err((code, message)) => {
             assert_eq!(
                 status, "fail",
-                "{scenario}: containerd failed ({message}), the probe said {status}"
+                "{scenario}: {name} failed ({message}), the probe said {status}"
             );
             let (p, r) = (
                 probe_code.as_deref().unwrap_or("?"),
                 code.as_deref().unwrap_or("?"),
             );
             assert!(
-                p == r || DOCUMENTED_DIFFERENCES.contains(&(p, r)),
-                "{scenario}: the probe says {p}, containerd's message reads as {r}: {message}"
+                p == r || truth.differences().contains(&(p, r)),
+                "{scenario}: the probe says {p}, {name}'s message reads as {r}: {message}"
             );
         }
     }
 }
 
-#[test]
-fn the_probe_and_containerd_agree_on_the_stacks_registry() {
-    let Some(rt) = stack_runtime("the_probe_and_containerd_agree_on_the_stacks_registry") else {
-        return;
-    };
-    describe(&rt);
+/// The stack's scenarios: (name, image, the credentials both sides use).
+fn stack_cases() -> Vec<(&'static str, String, Creds<'static>)> {
     let s = Stack::get();
     let good = s.image("naming-server-service:latest");
-    let cases: Vec<(&str, String, Creds<'_>)> = vec![
+    let mut cases = vec![
         (
             "good credentials",
             good.clone(),
@@ -425,31 +501,22 @@ fn the_probe_and_containerd_agree_on_the_stacks_registry() {
             Creds::Secret("AWS", password()),
         ),
     ];
-    for (scenario, image, creds) in &cases {
-        assert_agree(&rt, scenario, image, *creds, &[]);
-    }
     if std::env::consts::ARCH == "x86_64" {
-        // arm64-only has no entry for this machine's platform; both resolve for linux/amd64.
-        assert_agree(
-            &rt,
+        // arm64-only has no entry for this machine's platform; all resolve for linux/amd64.
+        cases.push((
             "platform absent",
-            &s.image("arm64-only:latest"),
+            s.image("arm64-only:latest"),
             Creds::Secret("AWS", password()),
-            &[],
-        );
+        ));
     }
+    cases
 }
 
 /// Faults no real registry produces on demand, from the fake registry over plain HTTP on
-/// loopback (which containerd uses for a loopback host by default, and the probe with
-/// `--allow-plain-http`).
-#[test]
-fn the_probe_and_containerd_agree_on_faults() {
+/// loopback (which containerd uses for a loopback host by default, containers/image with TLS
+/// verification off, and the probe with `--allow-plain-http`).
+fn agree_on_faults(truth: &Truth<'_>) {
     use common::fault::{Fault, FaultRegistry};
-    let Some(rt) = stack_runtime("the_probe_and_containerd_agree_on_faults") else {
-        return;
-    };
-    describe(&rt);
     const EXPIRED: &str = "Your authorization token has expired. Reauthenticate and try again.";
     for (scenario, fault) in [
         ("a good image", Fault::None),
@@ -462,7 +529,7 @@ fn the_probe_and_containerd_agree_on_faults() {
         let image = format!("{host}/consultingfirm/faulty:latest");
         let endpoint = format!("{host}=http://{host}");
         assert_agree(
-            &rt,
+            truth,
             scenario,
             &image,
             Creds::Secret("AWS", "a-password"),
@@ -472,4 +539,123 @@ fn the_probe_and_containerd_agree_on_faults() {
             ],
         );
     }
+}
+
+#[test]
+fn the_probe_and_containerd_agree_on_the_stacks_registry() {
+    let Some(rt) = stack_runtime("the_probe_and_containerd_agree_on_the_stacks_registry") else {
+        return;
+    };
+    describe(&rt);
+    for (scenario, image, creds) in &stack_cases() {
+        assert_agree(&Truth::Containerd(&rt), scenario, image, *creds, &[]);
+    }
+}
+
+#[test]
+fn the_probe_and_containerd_agree_on_faults() {
+    let Some(rt) = stack_runtime("the_probe_and_containerd_agree_on_faults") else {
+        return;
+    };
+    describe(&rt);
+    agree_on_faults(&Truth::Containerd(&rt));
+}
+
+#[test]
+fn the_probe_and_containers_image_agree_on_the_stacks_registry() {
+    let Some(sk) = stack_skopeo("the_probe_and_containers_image_agree_on_the_stacks_registry")
+    else {
+        return;
+    };
+    eprintln!("containers/image through skopeo {}", sk.version);
+    for (scenario, image, creds) in &stack_cases() {
+        assert_agree(&Truth::ContainersImage(&sk), scenario, image, *creds, &[]);
+    }
+}
+
+#[test]
+fn the_probe_and_containers_image_agree_on_faults() {
+    let Some(sk) = stack_skopeo("the_probe_and_containers_image_agree_on_faults") else {
+        return;
+    };
+    eprintln!("containers/image through skopeo {}", sk.version);
+    agree_on_faults(&Truth::ContainersImage(&sk));
+}
+
+/// The version of containers/image this skopeo was built with (Debian's `Built-Using`), to
+/// record beside skopeo's own.
+fn containers_image_version() -> Option<String> {
+    let out = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f", "${Built-Using}", "skopeo"])
+        .output()
+        .ok()?;
+    let built_using = String::from_utf8_lossy(&out.stdout).to_string();
+    built_using.split(", ").find_map(|p| {
+        p.strip_prefix("golang-github-containers-image (= ")
+            .map(|v| format!("containers/image {}", v.trim_end_matches(')')))
+    })
+}
+
+/// What containers/image says for each failure of the stack, recorded beside containerd's
+/// (`tests/fixtures/runtime/skopeo-<version>.json`) so the canary's mapping is held to it.
+#[test]
+fn containers_image_says_what_was_recorded() {
+    let Some(sk) = stack_skopeo("containers_image_says_what_was_recorded") else {
+        return;
+    };
+    let s = Stack::get();
+    let good = s.image("naming-server-service:latest");
+    let ok = Some(("AWS", password()));
+    let mut cases = vec![
+        (
+            "wrong_password",
+            good.clone(),
+            Some(("AWS", "not-the-ecr-password")),
+        ),
+        ("no_credentials", good.clone(), None),
+        (
+            "missing_tag",
+            s.image("naming-server-service:no-such-tag"),
+            ok,
+        ),
+        (
+            "missing_repository",
+            s.image("no-such-repository:latest"),
+            ok,
+        ),
+        (
+            "registry_refused",
+            format!(
+                "127.0.0.1:{}/consultingfirm/naming-server-service:latest",
+                refused_port()
+            ),
+            ok,
+        ),
+    ];
+    if std::env::consts::ARCH == "x86_64" {
+        cases.push(("platform_absent", s.image("arm64-only:latest"), ok));
+    }
+    let library = containers_image_version();
+    for (scenario, image, creds) in cases {
+        match sk.pull(&image, creds) {
+            Ok(()) => panic!("{image} pulled; expected a failure"),
+            Err(message) => check_message(
+                "skopeo",
+                &sk.version,
+                scenario,
+                &message,
+                None,
+                library.clone(),
+            ),
+        }
+    }
+}
+
+#[test]
+fn skopeos_fatal_line_is_unquoted() {
+    let stderr = "time=\"2026-12-02T05:31:57Z\" level=fatal msg=\"choosing an image from manifest list docker://h/r:latest: no image found in image index for architecture amd64, variant \\\"\\\", OS linux\"\n";
+    assert_eq!(
+        common::containers_image::library_message(stderr),
+        "choosing an image from manifest list docker://h/r:latest: no image found in image index for architecture amd64, variant \"\", OS linux"
+    );
 }

@@ -479,8 +479,8 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Go's `Duration.String()` for a whole number of seconds (`6h0m0s`, `1m30s`, `0s`), the form
-/// a provider's `cacheDuration` takes; the tests write configs and responses with it.
-#[cfg(test)]
+/// a provider's `cacheDuration` takes; the tests write configs and responses with it, and the
+/// node cache's findings name durations the way the kubelet's config writes them.
 pub fn go_duration_string(d: Duration) -> String {
     let s = d.as_secs();
     if s == 0 {

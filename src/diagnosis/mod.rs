@@ -6,6 +6,7 @@
 pub mod denied;
 mod kubelet;
 mod node;
+pub mod node_cache;
 mod registry;
 mod runtime;
 

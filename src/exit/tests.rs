@@ -62,6 +62,7 @@ fn canary(status: Status, code: Code) -> CanaryPath {
         status,
         pod: "c".into(),
         node: None,
+        node_labels: Default::default(),
         findings: vec![Finding::new(code, "x")],
     }
 }

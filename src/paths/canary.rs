@@ -2,6 +2,17 @@
 //! `imagePullPolicy: Always`, the workload's ServiceAccount, pull secrets and placement, whose
 //! container statuses say whether the kubelet could pull. The pod is always deleted: on
 //! success, failure, deadline and interruption.
+//!
+//! Placement is the workload's whole placement (node selector, affinity, tolerations,
+//! `runtimeClassName`): a canary that lands on other nodes than the workload's meets another
+//! node role and credential provider config, and its pass or fail says nothing about the
+//! workload. For a KEP-4412 provider the canary also carries a projected ServiceAccount token
+//! volume with the provider's audience, mounted in no container: with
+//! `ServiceAccountNodeAudienceRestriction` the kubelet may request a token only for audiences
+//! the pod spec names, and the real pod names it the same way.
+//!
+//! `imagePullPolicy: Always` keeps the canary independent of what the node has cached: with
+//! `IfNotPresent` a cached image would start without a registry check (see `node_cache`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +26,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::cluster::{Cluster, Workload};
+use crate::credential_provider::config::Provider;
 use crate::reference::ImageRef;
 
 /// Label selecting every canary pod, so leftovers are easy to find and delete.
@@ -78,13 +90,37 @@ pub fn judge(status: &ContainerStatus) -> Option<Pull> {
     past_pull.then_some(Pull::Pulled)
 }
 
-/// The canary pod for `images`, under the workload's identity and placement.
+/// The audiences of the KEP-4412 providers (`tokenAttributes`) that match any of `images`,
+/// in provider order, each once: the canary's projected token volumes.
+pub fn token_audiences(providers: &[Provider], images: &[ImageRef]) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    for p in providers {
+        let Some(t) = &p.token_attributes else {
+            continue;
+        };
+        let matches = images
+            .iter()
+            .any(|i| p.matching_pattern(&i.name()).is_some());
+        if matches && !out.contains(&t.audience) {
+            out.push(t.audience.clone());
+        }
+    }
+    out
+}
+
+/// How long the canary's projected tokens live: the API server's minimum, since nothing
+/// reads them but the kubelet for the pull.
+const TOKEN_EXPIRATION_SECS: i64 = 600;
+
+/// The canary pod for `images`, under the workload's identity and placement, with a projected
+/// token volume for each of `token_audiences`.
 pub fn pod_manifest(
     name: &str,
     w: &Workload,
     images: &[ImageRef],
     node: Option<&str>,
     deadline_secs: i64,
+    token_audiences: &[String],
 ) -> Pod {
     let containers: Vec<serde_json::Value> = images
         .iter()
@@ -115,10 +151,43 @@ pub fn pod_manifest(
         "imagePullSecrets": w.image_pull_secrets.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
         "containers": containers,
     });
+    let placement = &w.placement;
     match node {
+        // A named node bypasses the scheduler: the workload's selector and affinity would only
+        // make the kubelet refuse the pod there (it re-checks them on admission).
         Some(n) => spec["nodeName"] = json!(n),
-        None if !w.node_selector.is_empty() => spec["nodeSelector"] = json!(w.node_selector),
-        None => {}
+        None => {
+            if !w.node_selector.is_empty() {
+                spec["nodeSelector"] = json!(w.node_selector);
+            }
+            if let Some(a) = &placement.affinity {
+                spec["affinity"] = a.clone();
+            }
+        }
+    }
+    // Kept on a named node too: a NoExecute taint evicts a pod that does not tolerate it.
+    if !placement.tolerations.is_empty() {
+        spec["tolerations"] = json!(placement.tolerations);
+    }
+    if let Some(rc) = &placement.runtime_class_name {
+        spec["runtimeClassName"] = json!(rc);
+    }
+    if !token_audiences.is_empty() {
+        let volumes: Vec<serde_json::Value> = token_audiences
+            .iter()
+            .enumerate()
+            .map(|(i, audience)| {
+                json!({
+                    "name": format!("credential-provider-token-{i}"),
+                    "projected": {"sources": [{"serviceAccountToken": {
+                        "audience": audience,
+                        "expirationSeconds": TOKEN_EXPIRATION_SECS,
+                        "path": "token",
+                    }}]},
+                })
+            })
+            .collect();
+        spec["volumes"] = json!(volumes);
     }
     let labels: BTreeMap<&str, &str> = [("app.kubernetes.io/name", "ecr-pull-probe"), LABEL]
         .into_iter()
@@ -136,6 +205,8 @@ pub fn pod_manifest(
 pub struct CanaryRun {
     pub pod: String,
     pub node: Option<String>,
+    /// The node's labels that the canary's placement named (selector and affinity keys).
+    pub node_labels: BTreeMap<String, String>,
     pub pulls: Vec<Pull>,
 }
 
@@ -232,6 +303,7 @@ pub async fn run(
     w: &Workload,
     images: &[ImageRef],
     node: Option<&str>,
+    token_audiences: &[String],
     until: Instant,
 ) -> Result<CanaryRun, CanaryError> {
     let pods: Api<Pod> = Api::namespaced(cluster.client(), &cluster.namespace);
@@ -243,7 +315,7 @@ pub async fn run(
     let created = pods
         .create(
             &PostParams::default(),
-            &pod_manifest(&name, w, images, node, secs),
+            &pod_manifest(&name, w, images, node, secs, token_audiences),
         )
         .await;
     if let Err(source) = created {
@@ -261,16 +333,97 @@ pub async fn run(
         _ = interrupted() => None,
     };
     guard.delete().await;
-    let (node, mut pulls) = watched.unwrap_or((None, vec![]));
+    let named_node = node.is_some();
+    let Watched {
+        node,
+        mut pulls,
+        unschedulable,
+    } = watched.unwrap_or_default();
     if pulls.len() < images.len() {
-        let reason = explain_pending(cluster, &name).await;
+        let reason = match unschedulable {
+            Some(r) => r,
+            None => explain_pending(cluster, &name).await,
+        };
         pulls.resize(images.len(), Pull::Inconclusive { reason });
     }
+    let node_labels = match &node {
+        Some(n) => placement_labels(cluster, n, &placement_keys(w, named_node)).await,
+        None => BTreeMap::new(),
+    };
     Ok(CanaryRun {
         pod: name,
         node,
+        node_labels,
         pulls,
     })
+}
+
+/// The label keys the canary's placement names: the node selector's, and every key of the
+/// node affinity's terms (required and preferred); for a canary sent to a named node
+/// (`--canary-node`) only the hostname label.
+pub fn placement_keys(w: &Workload, named_node: bool) -> Vec<String> {
+    if named_node {
+        return vec!["kubernetes.io/hostname".into()];
+    }
+    let mut keys: Vec<String> = w.node_selector.keys().cloned().collect();
+    if let Some(na) = w
+        .placement
+        .affinity
+        .as_ref()
+        .and_then(|a| a.get("nodeAffinity"))
+    {
+        let required = na
+            .pointer("/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten();
+        let preferred = na
+            .get("preferredDuringSchedulingIgnoredDuringExecution")
+            .and_then(|t| t.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("preference"));
+        for term in required.chain(preferred) {
+            let exprs = term
+                .get("matchExpressions")
+                .and_then(|e| e.as_array())
+                .into_iter()
+                .flatten();
+            for key in exprs.filter_map(|e| e.get("key").and_then(|k| k.as_str())) {
+                if !keys.iter().any(|k| k == key) {
+                    keys.push(key.to_string());
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// The node's labels among `keys`; empty when the node cannot be read (the probe's role may
+/// not `get nodes`: the placement is then only named, not shown).
+async fn placement_labels(
+    cluster: &Cluster,
+    node: &str,
+    keys: &[String],
+) -> BTreeMap<String, String> {
+    use k8s_openapi::api::core::v1::Node;
+    if keys.is_empty() {
+        return BTreeMap::new();
+    }
+    let nodes: Api<Node> = Api::all(cluster.client());
+    match nodes.get(node).await {
+        Ok(n) => n
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _)| keys.contains(k))
+            .collect(),
+        Err(e) => {
+            tracing::info!(node = %node, error = %e, "cannot read the canary's node; its labels are not reported");
+            BTreeMap::new()
+        }
+    }
 }
 
 async fn interrupted() {
@@ -286,17 +439,39 @@ async fn interrupted() {
     }
 }
 
+/// What the polls saw last.
+#[derive(Debug, Default)]
+struct Watched {
+    node: Option<String>,
+    pulls: Vec<Pull>,
+    /// The scheduler's word while the pod is not scheduled.
+    unschedulable: Option<String>,
+}
+
+/// The scheduler's reason a pod is not placed: its `PodScheduled=False` condition
+/// (`Unschedulable: 0/3 nodes are available: ...`).
+pub fn unschedulable(pod: &Pod) -> Option<String> {
+    let c = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    let reason = c.reason.clone().unwrap_or_else(|| "Unschedulable".into());
+    Some(match &c.message {
+        Some(m) if !m.is_empty() => format!("{reason}: {m}"),
+        _ => reason,
+    })
+}
+
 /// Polls the pod until each container is decided; pulls stay partial at the deadline.
-async fn watch(
-    pods: &Api<Pod>,
-    name: &str,
-    n: usize,
-    until: Instant,
-) -> Option<(Option<String>, Vec<Pull>)> {
-    let mut last = (None, vec![]);
+async fn watch(pods: &Api<Pod>, name: &str, n: usize, until: Instant) -> Option<Watched> {
+    let mut last = Watched::default();
     while Instant::now() < until {
         if let Ok(pod) = pods.get(name).await {
             let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+            let pending = unschedulable(&pod);
             let statuses = pod
                 .status
                 .and_then(|s| s.container_statuses)
@@ -310,9 +485,17 @@ async fn watch(
                 })
                 .collect();
             if decided.len() == n {
-                return Some((node, decided));
+                return Some(Watched {
+                    node,
+                    pulls: decided,
+                    unschedulable: None,
+                });
             }
-            last = (node, vec![]);
+            last = Watched {
+                node,
+                pulls: vec![],
+                unschedulable: pending,
+            };
         }
         tokio::time::sleep_until((Instant::now() + Duration::from_millis(500)).min(until)).await;
     }
@@ -362,6 +545,7 @@ pub fn path_report(
             status: Status::Skip,
             pod: String::new(),
             node: None,
+            node_labels: BTreeMap::new(),
             findings: vec![diagnosis::canary_inconclusive("", &crate::error_chain(e))],
         },
         Ok(run) => {
@@ -386,6 +570,7 @@ pub fn path_report(
                 status,
                 pod: run.pod.clone(),
                 node: run.node.clone(),
+                node_labels: run.node_labels.clone(),
                 findings,
             }
         }
@@ -473,12 +658,13 @@ mod tests {
                 .into_iter()
                 .collect(),
             containers: vec![],
+            placement: Default::default(),
         };
         let images: Vec<ImageRef> = vec![
             "a.example/x:1".parse().unwrap(),
             "a.example/y:2".parse().unwrap(),
         ];
-        let p = serde_json::to_value(pod_manifest("c", &w, &images, None, 60)).unwrap();
+        let p = serde_json::to_value(pod_manifest("c", &w, &images, None, 60, &[])).unwrap();
         assert_eq!(p["spec"]["serviceAccountName"], "naming-server");
         assert_eq!(p["spec"]["imagePullSecrets"][0]["name"], "ecr-pull");
         assert_eq!(p["spec"]["nodeSelector"]["pool"], "a");
@@ -497,8 +683,135 @@ mod tests {
             "RuntimeDefault"
         );
         assert_eq!(p["metadata"]["labels"][LABEL.0], LABEL.1);
-        let p = serde_json::to_value(pod_manifest("c", &w, &images, Some("node-7"), 60)).unwrap();
+        let p =
+            serde_json::to_value(pod_manifest("c", &w, &images, Some("node-7"), 60, &[])).unwrap();
         assert_eq!(p["spec"]["nodeName"], "node-7");
         assert!(p["spec"].get("nodeSelector").is_none());
+    }
+
+    /// A workload placed by affinity, tolerations and a RuntimeClass (recorded from a GPU
+    /// node pool's Deployment), and a KEP-4412 provider's audience.
+    fn placed_workload() -> Workload {
+        let spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(json!({
+            "serviceAccountName": "naming-server",
+            "nodeSelector": {"node-role.kubernetes.io/worker": ""},
+            "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "eks.amazonaws.com/nodegroup", "operator": "In", "values": ["gpu-a"]}]}]},
+                "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 10, "preference":
+                    {"matchExpressions": [{"key": "topology.kubernetes.io/zone", "operator": "In", "values": ["us-east-1a"]}]}}]}},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+                            {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute", "tolerationSeconds": 30}],
+            "runtimeClassName": "nvidia",
+            "containers": [{"name": "app", "image": "a.example/x:1"}]
+        }))
+        .unwrap();
+        crate::cluster::workload_from_spec(
+            crate::cluster::WorkloadKind::Deployment,
+            "ns",
+            "app",
+            &spec,
+        )
+    }
+
+    #[test]
+    fn the_canary_carries_the_workloads_affinity_tolerations_and_runtime_class() {
+        let w = placed_workload();
+        let images: Vec<ImageRef> = vec!["a.example/x:1".parse().unwrap()];
+        let audiences = vec!["sts.amazonaws.com".to_string()];
+        let p = serde_json::to_value(pod_manifest("c", &w, &images, None, 60, &audiences)).unwrap();
+        let spec = &p["spec"];
+        assert_eq!(
+            spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                [0]["matchExpressions"][0]["values"],
+            json!(["gpu-a"])
+        );
+        assert_eq!(spec["tolerations"][0]["key"], "nvidia.com/gpu");
+        assert_eq!(spec["tolerations"][1]["tolerationSeconds"], 30);
+        assert_eq!(spec["runtimeClassName"], "nvidia");
+        assert_eq!(spec["nodeSelector"]["node-role.kubernetes.io/worker"], "");
+        // The token is in the spec for the kubelet's audience check, and in no container.
+        let source = &spec["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
+        assert_eq!(source["audience"], "sts.amazonaws.com");
+        assert_eq!(source["expirationSeconds"], TOKEN_EXPIRATION_SECS);
+        assert!(spec["containers"][0].get("volumeMounts").is_none());
+        assert_eq!(spec["automountServiceAccountToken"], false);
+
+        // On a named node the scheduler's inputs go, what the kubelet enforces stays.
+        let p = serde_json::to_value(pod_manifest("c", &w, &images, Some("n1"), 60, &[])).unwrap();
+        assert!(p["spec"].get("affinity").is_none());
+        assert!(p["spec"].get("volumes").is_none());
+        assert_eq!(p["spec"]["tolerations"][1]["key"], "dedicated");
+        assert_eq!(p["spec"]["runtimeClassName"], "nvidia");
+    }
+
+    #[test]
+    fn the_labels_that_placed_the_canary_are_the_selectors_and_affinitys_keys() {
+        let w = placed_workload();
+        assert_eq!(
+            placement_keys(&w, false),
+            [
+                "node-role.kubernetes.io/worker",
+                "eks.amazonaws.com/nodegroup",
+                "topology.kubernetes.io/zone"
+            ]
+        );
+        assert_eq!(placement_keys(&w, true), ["kubernetes.io/hostname"]);
+    }
+
+    #[test]
+    fn the_audiences_are_those_of_kep_4412_providers_matching_an_image() {
+        let yaml = br#"apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: ecr-credential-provider
+    matchImages: ["*.dkr.ecr.*.amazonaws.com"]
+    defaultCacheDuration: 12h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+    tokenAttributes:
+      serviceAccountTokenAudience: sts.amazonaws.com
+      requireServiceAccount: true
+      cacheType: ServiceAccount
+  - name: other
+    matchImages: ["registry.example.com"]
+    defaultCacheDuration: 1h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+    tokenAttributes:
+      serviceAccountTokenAudience: example
+      requireServiceAccount: false
+      cacheType: Token
+"#;
+        let providers = crate::credential_provider::config::parse("p.yaml", yaml).unwrap();
+        let ecr: Vec<ImageRef> = vec![
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com/team/app:1"
+                .parse()
+                .unwrap(),
+        ];
+        assert_eq!(token_audiences(&providers, &ecr), ["sts.amazonaws.com"]);
+        let none: Vec<ImageRef> = vec!["quay.io/x/y:1".parse().unwrap()];
+        assert!(token_audiences(&providers, &none).is_empty());
+    }
+
+    #[test]
+    fn a_pending_canary_gives_the_schedulers_reason() {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c"},
+            "spec": {"containers": [{"name": "image-0", "image": "x"}]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 node(s) had untolerated taint {nvidia.com/gpu: }. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."}]}
+        }))
+        .unwrap();
+        assert_eq!(
+            unschedulable(&pod).unwrap(),
+            "Unschedulable: 0/3 nodes are available: 3 node(s) had untolerated taint {nvidia.com/gpu: }. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+        );
+        let scheduled: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c"},
+            "spec": {"containers": [{"name": "image-0", "image": "x"}]},
+            "status": {"conditions": [{"type": "PodScheduled", "status": "True"}]}
+        }))
+        .unwrap();
+        assert_eq!(unschedulable(&scheduled), None);
     }
 }

@@ -432,6 +432,7 @@ mod tests {
             status,
             pod: "c".into(),
             node: None,
+            node_labels: Default::default(),
             findings: vec![],
         };
         let passed = with_canary(a.clone(), Some(&canary(P)));

@@ -38,6 +38,7 @@ pub fn image(name: &str, stages: Vec<Stage>) -> ImageReport {
             kubelet: None,
         },
         findings: vec![],
+        node_cache: None,
     }
 }
 

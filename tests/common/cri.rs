@@ -268,21 +268,28 @@ fn spec(image: &str) -> ImageSpec {
     }
 }
 
-/// The stack's runtime, or `None` after printing `SKIPPED: <reason>` when `scripts/stack`
-/// recorded that containerd cannot run on this machine. A stack.env with neither variable
-/// (a stack started before containerd was part of it) fails instead of skipping.
+/// A ground truth that cannot run here: `None` after printing `SKIPPED: <test>: <reason>` on a
+/// developer's machine, a panic under `CI=true`, where a runtime that cannot start must fail
+/// the run rather than let every agreement test pass without having compared anything.
+pub fn unavailable<T>(test: &str, reason: &str) -> Option<T> {
+    let reason = reason.trim_matches('"');
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: the runtime cannot run here ({reason}), and CI=true forbids skipping");
+    }
+    // Straight to stderr, past the test harness's capture (which only takes the print
+    // macros), so a skip shows in a plain `cargo test` too.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {reason}");
+    None
+}
+
+/// The stack's runtime, or [`unavailable`] when `scripts/stack` recorded that containerd
+/// cannot run on this machine. A stack.env with neither variable (a stack started before
+/// containerd was part of it) fails instead of skipping.
 pub fn stack_runtime(test: &str) -> Option<Runtime> {
     let stack = super::Stack::get();
     if let Some(reason) = stack.env.get("STACK_CONTAINERD_UNAVAILABLE") {
-        // Straight to stderr, past the test harness's capture (which only takes the print
-        // macros), so a skip shows in a plain `cargo test` too.
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: {test}: {}",
-            reason.trim_matches('"')
-        );
-        return None;
+        return unavailable(test, reason);
     }
     let socket = stack.env.get("STACK_CONTAINERD_SOCKET").unwrap_or_else(|| {
         panic!(

@@ -191,3 +191,27 @@ pub fn pod_status(ns: &str, node: Option<&str>, statuses: Value) -> Value {
         "status": {"phase": "Pending", "containerStatuses": statuses}
     })
 }
+
+/// A Node as the API returns it (trimmed of status), with these labels.
+pub fn node(name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "uid": "0d3c1f7e-5b2a-4e8f-9c6d-7a1b2c3d4e5f", "resourceVersion": "90211", "labels": labels},
+        "spec": {"providerID": format!("aws:///us-east-1a/i-0{name}"),
+                 "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]}
+    })
+}
+
+/// A canary pod the scheduler could not place, with its `PodScheduled=False` condition as
+/// kube-scheduler writes it.
+pub fn unschedulable_pod(ns: &str, message: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "ecr-pull-probe-canary-0", "namespace": ns},
+        "spec": {"containers": [{"name": "image-0", "image": "x"}]},
+        "status": {"phase": "Pending", "qosClass": "Burstable", "conditions": [{
+            "type": "PodScheduled", "status": "False", "lastProbeTime": null,
+            "lastTransitionTime": "2026-12-02T05:40:00Z", "reason": "Unschedulable",
+            "message": message}]}
+    })
+}

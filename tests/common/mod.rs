@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod aws_proxy;
+pub mod containers_image;
 pub mod cri;
 pub mod fake_api;
 pub mod fake_watch;
