@@ -84,6 +84,10 @@ fn transport_for(config: &Config) -> Result<Transport, TransportConfigError> {
 pub struct Reuse {
     pub tokens: pod_identity::TokenCache,
     pub logins: registry::Logins,
+    /// Which images the ECR API was asked about after a failure, so that it is asked once
+    /// per image per run, and in watch mode once per image per interval.
+    pub asked: crate::ecr_api::Asked,
+    pub watch: bool,
 }
 
 /// How long a Basic login is trusted in watch mode: half an ECR token's 12 h. Every request
@@ -96,14 +100,19 @@ impl Reuse {
         Reuse {
             tokens: pod_identity::TokenCache::default(),
             logins: registry::Logins::default(),
+            asked: crate::ecr_api::Asked::default(),
+            watch: false,
         }
     }
 
-    /// Kept across the runs of `serve --watch`.
-    pub fn across_runs() -> Reuse {
+    /// Kept across the runs of `serve --watch`, which checks every `interval` (a failing
+    /// image sooner: its ECR API questions still wait for the interval).
+    pub fn across_runs(interval: std::time::Duration) -> Reuse {
         Reuse {
             tokens: pod_identity::TokenCache::default(),
             logins: registry::Logins::across_runs(KEEP_LOGIN),
+            asked: crate::ecr_api::Asked::every(interval),
+            watch: true,
         }
     }
 }
@@ -338,6 +347,7 @@ async fn checked(
         tokens: &tokens,
         node: node.as_ref(),
         canary: config.canary,
+        reuse,
     };
     // The canary runs beside the image checks; it mostly waits on the kubelet.
     let canary_until = deadline.min(Instant::now() + config.canary_timeout);
@@ -541,6 +551,7 @@ struct ImageCtx<'a> {
     node: Option<&'a NodeProviderSetup>,
     /// Whether the canary will add the kubelet's own answer.
     canary: bool,
+    reuse: &'a Reuse,
 }
 
 impl ImageCtx<'_> {
@@ -556,6 +567,8 @@ impl ImageCtx<'_> {
 
         let pod = pod_identity::check(&self.puller, img, token, &mut findings).await;
         let pod_passed = pod.passed();
+        let explained = self.ask_ecr(img, &pod.stages).await;
+        findings.extend(explained.findings);
         let pull_secrets = match secrets {
             Some(set) => Some(pull_secrets::check(&self.puller, img, set).await),
             None => None,
@@ -611,6 +624,36 @@ impl ImageCtx<'_> {
             verdict: paths.verdict(self.puller.config.require),
             paths,
             findings,
+            api_calls: explained.api_calls,
         }
+    }
+
+    /// What the ECR API adds to the pod path's failure, and the throttling it met.
+    async fn ask_ecr(&self, img: &ImageRef, stages: &[Stage]) -> crate::ecr_api::Explained {
+        let mut out = crate::ecr_api::Explained::default();
+        if img.ecr.is_none() {
+            return out;
+        }
+        let rate = Some(self.puller.config.registry_rate).filter(|r| *r > 0);
+        out.findings.extend(diagnosis::ecr_api::throttled_in(
+            stages,
+            rate,
+            self.reuse.watch,
+        ));
+        let failure = stages
+            .iter()
+            .find(|s| s.name == "manifest" && s.status == Status::Fail)
+            .and_then(|s| s.findings.first());
+        if let (Some(sts), Some(f)) = (self.puller.sts, failure) {
+            let ctx = crate::ecr_api::Context {
+                sdk: &sts.sdk,
+                caller_account: &sts.caller.account,
+                deadline: self.puller.deadline,
+            };
+            let e = crate::ecr_api::explain(&ctx, &self.reuse.asked, img, f).await;
+            out.findings.extend(e.findings);
+            out.api_calls = e.api_calls;
+        }
+        out
     }
 }

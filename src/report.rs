@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::catalogue::{Code, Severity};
 
-pub const SCHEMA_VERSION: &str = "1.3";
+pub const SCHEMA_VERSION: &str = "1.4";
 
 /// A unit enum's name on the wire (`web_identity`, `warning`, `dual_stack`): one spelling for
 /// the report, the text output, metric labels and docs.
@@ -317,6 +317,34 @@ pub struct ImageReport {
     pub paths: Paths,
     /// Findings about the image as a whole, such as what a pass means for the kubelet.
     pub findings: Vec<Finding>,
+    /// The questions put to the ECR API after a registry failure, to explain it (since 1.4).
+    #[serde(default)]
+    pub api_calls: Vec<ApiCall>,
+}
+
+/// One ECR API call made to explain a failure: which, how it ended, how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCall {
+    pub operation: String,
+    pub outcome: ApiOutcome,
+    pub duration_ms: u64,
+    /// The AWS error code, when it ended in one.
+    pub aws_error_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiOutcome {
+    Ok,
+    /// A `…NotFoundException`: itself an answer (no such image, policy, repository).
+    NotFound,
+    /// `AccessDeniedException`: the identity may not ask.
+    Denied,
+    Throttled,
+    /// Another error, a timeout or no connection.
+    Failed,
+    /// Not made: the run's deadline had passed.
+    Deadline,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -666,6 +694,7 @@ pub(crate) mod fixtures {
                         kubelet_canary: None,
                     },
                     findings: vec![],
+                    api_calls: vec![],
                 })
                 .collect(),
         }

@@ -36,6 +36,7 @@ pub fn image(name: &str, stages: Vec<Stage>) -> ImageReport {
             kubelet_canary: None,
         },
         findings: vec![],
+        api_calls: vec![],
     }
 }
 
