@@ -173,7 +173,7 @@ pub async fn explain(
     let repo = img.repository.as_str();
     let account = e.account.as_str();
     let mut findings = Vec::new();
-    let cached = repo.contains('/');
+    let cached = why::looks_cached(repo);
     match &q {
         Question::MissingTag => {
             let id = match (&img.digest, &img.tag) {
@@ -334,4 +334,26 @@ async fn cache_rules(
         },
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_image_is_asked_about_once_per_run_or_per_interval() {
+        let run = Asked::default();
+        assert!(run.take("r/a:1"));
+        assert!(!run.take("r/a:1"), "once per run");
+        assert!(run.take("r/b:1"), "per image");
+        let watch = Asked::every(Duration::from_secs(3600));
+        assert!(watch.take("r/a:1"));
+        assert!(
+            !watch.take("r/a:1"),
+            "a failing image checked again sooner is not asked again"
+        );
+        let soon = Asked::every(Duration::ZERO);
+        assert!(soon.take("r/a:1"));
+        assert!(soon.take("r/a:1"), "after the interval, asked again");
+    }
 }

@@ -477,6 +477,14 @@ pub fn policy_findings(img: &ImageRef, principal: &str, policy: &Asked<String>) 
     ]
 }
 
+/// Whether `repository` begins with a prefix pull-through cache rules are usually given
+/// (the console's defaults): only then is a missing tag worth a look at the cache rules.
+pub fn looks_cached(repository: &str) -> bool {
+    repository
+        .split_once('/')
+        .is_some_and(|(p, _)| super::registry::PULL_THROUGH_PREFIXES.contains(&p))
+}
+
 /// The cache rule whose prefix holds `repository` (`ROOT` holds every repository).
 pub fn cache_rule_for<'a>(rules: &'a [CacheRule], repository: &str) -> Option<&'a CacheRule> {
     rules
