@@ -571,3 +571,35 @@ fn api_throttling_stops_the_questions() {
         "the SDK's 3 tries"
     );
 }
+
+/// The first pull of an uncached image when ECR cannot reach the upstream (a PrivateLink-only
+/// network with no route out): BatchGetImage's `UpstreamUnavailable` (API reference,
+/// ImageFailure.failureCode) names what the registry's bare 500 does not.
+#[test]
+fn an_unreachable_upstream_is_named_through_batch_get_image() {
+    let s = Stack::get();
+    let fake = FaultRegistry::start(Fault::ManifestServerError);
+    let endpoint = format!("{}=http://{}", s.var("STACK_ECR_HOST"), fake.addr);
+    let failures = json!({"images": [], "failures": [{
+        "imageId": {"imageTag": "1.27"},
+        "failureCode": "UpstreamUnavailable",
+        "failureReason": "The upstream registry is unavailable."
+    }]});
+    let image = s.var("STACK_ECR_HOST").to_string() + "/docker-hub/library/nginx:1.27";
+    let (_p, run) = check_via_proxy(
+        &image,
+        vec![Rule::reply("BatchGetImage", failures)],
+        &[
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint)),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", Some("true")),
+        ],
+    );
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let f = &stage(&r["images"][0]["stages"], "manifest")["findings"][0];
+    assert_eq!(
+        f["code"], "PULL_THROUGH_CACHE_UPSTREAM_UNREACHABLE",
+        "{f:#}"
+    );
+    assert_eq!(f["evidence"]["failure_code"], "UpstreamUnavailable");
+}
