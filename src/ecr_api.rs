@@ -113,6 +113,12 @@ impl Caller<'_> {
                     _ => ApiOutcome::Failed,
                 };
                 let answer = match outcome {
+                    // The registry has the repository (it answered for it) and the API does
+                    // not: the two disagree (a mirror, another endpoint), so nothing is
+                    // claimed from the API's side.
+                    ApiOutcome::NotFound if code == "RepositoryNotFoundException" => {
+                        A::Unavailable(f.to_string())
+                    }
                     ApiOutcome::NotFound => A::NotFound,
                     ApiOutcome::Denied => A::Denied,
                     _ => A::Unavailable(f.to_string()),

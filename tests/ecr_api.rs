@@ -450,9 +450,10 @@ fn an_upstream_authentication_failure_names_the_rules_secret() {
 #[test]
 fn a_refused_question_names_the_permission_that_would_have_told() {
     let s = Stack::get();
-    let message = "User: arn:aws:sts::818140567777:assumed-role/naming-server-ecr-pull/ecr-pull-probe is not authorized to perform: ecr:GetLifecyclePolicy on resource: arn:aws:ecr:us-east-1:818140567777:repository/consultingfirm/naming-server-service because no identity-based policy allows the ecr:GetLifecyclePolicy action";
+    let message = "User: arn:aws:sts::818140567777:assumed-role/naming-server-ecr-pull/ecr-pull-probe is not authorized to perform: ecr:GetLifecyclePolicy on resource: arn:aws:ecr:us-east-1:818140567777:repository/consultingfirm/report-service because no identity-based policy allows the ecr:GetLifecyclePolicy action";
+    repository("consultingfirm/report-service", "us-east-1");
     let (_p, run) = check_via_proxy(
-        &s.image("naming-server-service:v0.0.1-gone"),
+        &s.image("report-service:v0.0.1-gone"),
         vec![Rule::new(
             "GetLifecyclePolicy",
             400,
@@ -602,4 +603,25 @@ fn an_unreachable_upstream_is_named_through_batch_get_image() {
         "{f:#}"
     );
     assert_eq!(f["evidence"]["failure_code"], "UpstreamUnavailable");
+}
+
+/// The registry knows the repository and the ECR API does not (here: moto has no
+/// naming-server-service): the two disagree, so no tag finding is claimed from the API.
+#[test]
+fn a_repository_the_api_does_not_know_claims_nothing() {
+    let s = Stack::get();
+    let run = check(&[&s.image("naming-server-service:v9-missing")]);
+    assert_eq!(run.code, 1);
+    let r = run.report();
+    let img = &r["images"][0];
+    let c = codes(img);
+    assert!(c.contains(&"MANIFEST_NOT_FOUND".to_string()), "{c:?}");
+    for claim in [
+        "TAG_NEVER_PUSHED",
+        "TAG_EXPIRED_BY_LIFECYCLE",
+        "ECR_API_NOT_PERMITTED",
+    ] {
+        assert!(!c.contains(&claim.to_string()), "{c:?}");
+    }
+    assert_eq!(api_calls(img)[0], pair("DescribeImages", "not_found"));
 }
