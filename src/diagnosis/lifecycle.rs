@@ -277,4 +277,49 @@ mod tests {
         assert!(parse(r#"{"rules":[{"rulePriority":1}]}"#).is_err());
         assert!(parse(r#"{"rules":[]}"#).unwrap().is_empty());
     }
+
+    /// Property tests (docs/property-tests.md): a lifecycle policy is an API answer, outside
+    /// input: any text gives an answer, never a panic; a pattern without `*` matches only
+    /// itself, and `*` around any tag matches it.
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn never_panics(s in any::<String>(), tag in any::<String>()) {
+                if let Ok(r) = parse(&s) {
+                    let _ = fate(&r, &tag);
+                }
+                let _ = wildcard_match(&s, &tag);
+            }
+
+            #[test]
+            fn patterns_match_as_globs(
+                parts in prop::collection::vec("[a-z0-9.-]{0,4}", 1..6),
+                fill in prop::collection::vec("[a-z0-9.*-]{0,4}", 5),
+            ) {
+                let pattern = parts.join("*");
+                // Each `*` filled with anything gives a matching tag.
+                let tag: String = parts.iter().enumerate().map(|(i, p)| {
+                    if i == 0 { p.clone() } else { format!("{}{p}", fill[i - 1]) }
+                }).collect();
+                prop_assert!(wildcard_match(&pattern, &tag), "{} ~ {}", pattern, tag);
+                prop_assert!(wildcard_match(&parts.concat(), &parts.concat()));
+                if parts.len() == 1 {
+                    let longer = format!("{}x", parts[0]);
+                    prop_assert!(!wildcard_match(&parts[0], &longer));
+                }
+            }
+
+            #[test]
+            fn a_tag_in_a_prefix_rule_is_selected_by_it(prefix in "[a-z]{1,8}", rest in "[a-z0-9.-]{0,8}") {
+                let text = format!(r#"{{"rules":[{{"rulePriority":1,"selection":{{"tagStatus":"tagged","tagPrefixList":["{prefix}"],"countType":"imageCountMoreThan","countNumber":1}},"action":{{"type":"expire"}}}}]}}"#);
+                let r = parse(&text).unwrap();
+                let tag = format!("{prefix}{rest}");
+                prop_assert!(matches!(fate(&r, &tag), Fate::Expired(_)));
+            }
+        }
+    }
 }

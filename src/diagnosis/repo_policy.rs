@@ -341,4 +341,53 @@ mod tests {
             Verdict::Allowed(0)
         );
     }
+
+    /// Property tests (docs/property-tests.md): a repository policy is an API answer, outside
+    /// input; any text gives an answer, never a panic; a statement naming the role in any of
+    /// IAM's forms (string or list, among others) allows it.
+    mod proptests {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn never_panics(s in any::<String>(), p in any::<String>()) {
+                let _ = analyse(&s, &p);
+                let _ = action_matches(&s, &p);
+            }
+
+            #[test]
+            fn never_panics_on_its_own_vocabulary(
+                words in prop::collection::vec(prop::sample::select(vec![
+                    "{", "}", "[", "]", ",", ":", "\"Statement\"", "\"Principal\"", "\"AWS\"",
+                    "\"Action\"", "\"Effect\"", "\"Allow\"", "\"Deny\"", "\"*\"", "\"Condition\"",
+                    "\"ecr:*\"", "\"111122223333\"", "null", "3",
+                ]), 0..40),
+            ) {
+                let _ = analyse(&words.concat(), SESSION);
+            }
+
+            #[test]
+            fn the_role_among_others_is_named(
+                others in prop::collection::vec("arn:aws:iam::[0-9]{12}:role/[a-z]{1,8}", 0..5),
+                at in 0usize..6,
+                single in any::<bool>(),
+            ) {
+                let mut principals = others.clone();
+                principals.insert(at.min(principals.len()), ROLE.to_string());
+                let aws = if single && principals.len() == 1 {
+                    serde_json::json!(ROLE)
+                } else {
+                    serde_json::json!(principals)
+                };
+                let policy = serde_json::json!({"Statement": [{
+                    "Sid": "P", "Effect": "Allow", "Principal": {"AWS": aws},
+                    "Action": PULL_ACTIONS,
+                }]});
+                let a = analyse(&policy.to_string(), SESSION).unwrap();
+                prop_assert_eq!(a.verdict, Verdict::Allowed(0));
+            }
+        }
+    }
 }
