@@ -625,3 +625,27 @@ fn a_repository_the_api_does_not_know_claims_nothing() {
     }
     assert_eq!(api_calls(img)[0], pair("DescribeImages", "not_found"));
 }
+
+/// A reference naming another account's registry for a repository that lives in the
+/// caller's own account: DescribeRepositories finds it there.
+#[test]
+fn a_repository_in_the_callers_own_account_is_found_there() {
+    let s = Stack::get();
+    repository("consultingfirm/i26-own-account", "us-east-1");
+    let other = "111122223333.dkr.ecr.us-east-1.amazonaws.com";
+    let endpoint = format!("{other}=https://{}", s.var("STACK_REGISTRY"));
+    let run = probe(
+        &[
+            "check",
+            &format!("{other}/consultingfirm/i26-own-account:v1"),
+        ],
+        &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let r = run.report();
+    let img = &r["images"][0];
+    let f = finding(img, "REPOSITORY_ELSEWHERE");
+    assert_eq!(f["evidence"]["found_in"][0]["account"], ACCOUNT, "{f:#}");
+    assert_eq!(f["evidence"]["found_in"][0]["region"], "us-east-1");
+    assert!(api_calls(img).contains(&pair("DescribeRepositories", "ok")));
+}
