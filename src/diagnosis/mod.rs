@@ -7,6 +7,7 @@ pub mod denied;
 pub mod ecr_api;
 pub mod lifecycle;
 mod node;
+mod pull_through;
 mod registry;
 pub mod repo_policy;
 mod runtime;
