@@ -567,8 +567,6 @@ impl ImageCtx<'_> {
 
         let pod = pod_identity::check(&self.puller, img, token, &mut findings).await;
         let pod_passed = pod.passed();
-        let explained = self.ask_ecr(img, &pod.stages).await;
-        findings.extend(explained.findings);
         let pull_secrets = match secrets {
             Some(set) => Some(pull_secrets::check(&self.puller, img, set).await),
             None => None,
@@ -577,6 +575,10 @@ impl ImageCtx<'_> {
             Some(setup) => Some(node_provider::check(&self.puller, img, setup).await),
             None => None,
         };
+        // After every path has pulled: the questions take what is left of the deadline,
+        // never the kubelet paths' share of it.
+        let explained = self.ask_ecr(img, &pod.stages).await;
+        findings.extend(explained.findings);
 
         let paths = Paths {
             pod_identity: if pod_passed {
