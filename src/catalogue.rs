@@ -318,6 +318,45 @@ catalogue! {
     NODE_PROVIDER_CACHE_GRACE: Info, false, "The kubelet may keep pulling from its cached credentials for a while",
         cause: "The kubelet caches a credential provider's answer for the response's `cacheDuration` (else the provider's `defaultCacheDuration`), per `cacheKeyType` (`Image`: that image, `Registry`: every image of the registry, `Global`: every image the provider matches), across pods. A node whose plugin or role just broke still pulls with the cached answer until it expires, so this fresh failure is an early warning: pulls on this node may keep succeeding until the time in the evidence, then fail.",
         fix: "Fix what the node path's findings name before the cached answer expires; do not read pulls that still succeed on this node as a sign the fix is not needed.";
+    ECR_API_NOT_PERMITTED: Info, false, "The identity may not ask the ECR API what would explain the failure",
+        cause: "After a registry failure the probe asks the ECR API (DescribeImages, GetLifecyclePolicy, GetRepositoryPolicy, DescribeRepositories, DescribePullThroughCacheRules) what the registry did not say; the API answered `AccessDeniedException`. The evidence names the permission and what it would have told. `AmazonEC2ContainerRegistryReadOnly` grants DescribeImages, GetRepositoryPolicy and DescribeRepositories; a pull-only or hand-written policy often lacks them.",
+        fix: "Allow the named permission on the repository in the role's identity policy, or read the answer yourself with the AWS CLI.";
+    TAG_NEVER_PUSHED: Error, false, "The tag was never pushed to this repository",
+        cause: "DescribeImages has no image with this tag, and no rule of the repository's lifecycle policy (or no policy) selects such a tag, so no lifecycle rule removed it: it was never pushed here, or was deleted by hand (CloudTrail `BatchDeleteImage` tells). The fix names the most recently pushed tags.",
+        fix: "Push the image with this tag, or deploy a tag that exists; check that the pipeline pushes to this account and region.";
+    TAG_EXPIRED_BY_LIFECYCLE: Error, false, "A lifecycle rule expires such a tag",
+        cause: "DescribeImages has no image with this tag, and the repository's lifecycle policy has a rule (named in the evidence, by priority) that selects such a tag for expiry: the image was most likely removed by that rule. ECR keeps no record of what a rule removed, so this is the likely cause, not a proof.",
+        fix: "Push the tag again or deploy one that exists; narrow the rule's tag selection or count, or add a rule of higher priority that keeps tags in use.";
+    IMAGE_ARCHIVED: Error, false, "The image is archived",
+        cause: "DescribeImages shows the image's status `ARCHIVED` (moved to ECR's archive storage class by hand or by a lifecycle `transition` rule) or `ACTIVATING` (being restored). An archived image cannot be pulled; the registry answers 404.",
+        fix: "Restore it with `aws ecr update-image-storage-class ... --target-storage-class STANDARD` (or re-push it) and wait for `ACTIVE`; review the lifecycle policy's transition rules.";
+    REPOSITORY_ELSEWHERE: Error, false, "The repository exists in another region or account",
+        cause: "The registry has no repository of this name, but DescribeRepositories finds it in the caller's own account or in the run's other region: the image was pushed elsewhere, or the reference names the wrong account or region.",
+        fix: "Use the registry host of the account and region that hold the repository, or push (or replicate) the image to the one the reference names.";
+    REPOSITORY_POLICY_MISSES_PRINCIPAL: Error, false, "The repository policy does not name the refused principal",
+        cause: "The pull was refused for lack of a resource-based allow, and GetRepositoryPolicy shows why: the statements that mention the pull actions name other principals (another account's root, other roles, a deleted role's unique ID `AROA…`), or the repository has no policy. The evidence lists those statements.",
+        fix: "Add the principal to the statement the summary names (the fix shows the statement with it), or add a statement allowing it the pull actions.";
+    REPOSITORY_POLICY_DENIES_PRINCIPAL: Error, false, "A statement of the repository policy denies the principal",
+        cause: "GetRepositoryPolicy shows a `Deny` statement for the pull actions that names the principal (or everyone) without conditions; no allow can override it.",
+        fix: "Remove the principal from the Deny statement, or narrow that statement.";
+    REPOSITORY_POLICY_NAMES_PRINCIPAL: Info, false, "The repository policy allows the principal",
+        cause: "GetRepositoryPolicy shows a statement allowing the pull actions that names the principal, its account root (which delegates to that account's IAM) or everyone. Without conditions, the repository policy is not what refused: look at the identity policy, an explicit deny (SCP, permissions boundary, VPC endpoint policy) or the token. With conditions (`aws:PrincipalOrgID`, `aws:SourceVpce`, `aws:SourceIp`) it is a warning: the pull passes only when they hold.",
+        fix: "Check the identity policy and explicit denies; for a conditional statement, check the conditions against the request.";
+    PULL_THROUGH_CACHE_RULE_MISSING: Error, false, "No pull-through cache rule for the repository's prefix",
+        cause: "The repository begins with a pull-through cache prefix (`docker-hub/`, `ecr-public/`, `quay/`, `k8s/`, ...), the registry has no such repository, and DescribePullThroughCacheRules lists no rule for the prefix in this region: nothing will import the image.",
+        fix: "Create the pull-through cache rule for the prefix in the image's region (`aws ecr create-pull-through-cache-rule`), or fix the repository name.";
+    PULL_THROUGH_CACHE_IMPORT_DENIED: Error, false, "The first pull through the cache cannot import the image",
+        cause: "The repository is under a pull-through cache rule and the image is not cached yet: the first pull imports it from upstream, which needs `ecr:BatchImportUpstreamImage` (and `ecr:CreateRepository` while the cache repository does not exist). `AmazonEC2ContainerRegistryReadOnly` lacks the first; `AmazonEC2ContainerRegistryPullOnly` has it. Without them ECR answers as if the repository or tag did not exist.",
+        fix: "Grant the puller `ecr:BatchImportUpstreamImage` (and `ecr:CreateRepository` on the cache prefix) in its identity policy or the registry policy, or attach `AmazonEC2ContainerRegistryPullOnly`; or check that the image exists upstream.";
+    PULL_THROUGH_CACHE_UPSTREAM_AUTH_FAILED: Error, false, "ECR cannot authenticate to the cache rule's upstream registry",
+        cause: "ECR answers `The authentication to the upstream registry failed. Verify that the credentials provided in the pull through cache rule are correct, and try again.` (or BatchGetImage's `UpstreamAccessDenied`): the Secrets Manager secret of the rule holds wrong or expired upstream credentials, or cannot be used: its name must begin with `ecr-pullthroughcache/` and it must be in the rule's own account and region.",
+        fix: "Update the secret named by the rule's `credentialArn` with valid upstream credentials (a Docker Hub access token, a GitHub PAT), keep it named `ecr-pullthroughcache/...` in the rule's account and region, then `aws ecr validate-pull-through-cache-rule`.";
+    PULL_THROUGH_CACHE_UPSTREAM_UNREACHABLE: Error, false, "ECR cannot reach the cache rule's upstream registry",
+        cause: "BatchGetImage reports `UpstreamUnavailable`: the first pull of an uncached image could not fetch it from upstream. A cluster reaching ECR only through PrivateLink (interface VPC endpoints) still needs the first pull of a cached image to get to the upstream, which ECR reaches over the internet.",
+        fix: "Retry later if the upstream is down; otherwise make the first pull from a network with a route to the upstream (a NAT gateway), or pre-pull the image into the cache.";
+    ECR_THROTTLED: Warning, false, "ECR throttled requests",
+        cause: "The registry answered `429 Too Many Requests` or the ECR API `ThrottlingException`: the account's per-region request rate was exceeded (GetAuthorizationToken is 20 per second sustained). The probe retried as the server's `Retry-After` asked; the evidence lists the tries. A warning when the pull then passed, an error when it did not. In `serve --watch`, `--registry-rate` spaces each registry's requests.",
+        fix: "Spread pulls over time, reduce parallel pulls or the watch's rate and interval, or raise the quota in Service Quotas.";
 }
 
 /// The catalogue as Markdown, the content of `docs/findings.md`.

@@ -94,7 +94,7 @@ pub enum EcrError {
 }
 
 /// The DNS suffix of a partition's public API endpoints.
-fn api_suffix(p: Partition) -> &'static str {
+pub(crate) fn api_suffix(p: Partition) -> &'static str {
     match p {
         Partition::AwsCn => "amazonaws.com.cn",
         Partition::AwsIso => "c2s.ic.gov",
@@ -113,7 +113,7 @@ pub struct ImageFailure {
     pub reason: Option<String>,
 }
 
-fn client(
+pub(crate) fn client(
     sdk: &SdkConfig,
     region: &str,
     fips: bool,

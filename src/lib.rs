@@ -14,6 +14,7 @@ pub mod config;
 pub mod credential_provider;
 pub mod diagnosis;
 pub mod ecr;
+pub mod ecr_api;
 pub mod exit;
 pub mod identity;
 pub mod keyring;

@@ -92,6 +92,10 @@ fn transport_for(config: &Config) -> Result<Transport, TransportConfigError> {
 pub struct Reuse {
     pub tokens: pod_identity::TokenCache,
     pub logins: registry::Logins,
+    /// Which images the ECR API was asked about after a failure, so that it is asked once
+    /// per image per run, and in watch mode once per image per interval.
+    pub asked: crate::ecr_api::Asked,
+    pub watch: bool,
 }
 
 /// How long a Basic login is trusted in watch mode: half an ECR token's 12 h. Every request
@@ -104,14 +108,19 @@ impl Reuse {
         Reuse {
             tokens: pod_identity::TokenCache::default(),
             logins: registry::Logins::default(),
+            asked: crate::ecr_api::Asked::default(),
+            watch: false,
         }
     }
 
-    /// Kept across the runs of `serve --watch`.
-    pub fn across_runs() -> Reuse {
+    /// Kept across the runs of `serve --watch`, which checks every `interval` (a failing
+    /// image sooner: its ECR API questions still wait for the interval).
+    pub fn across_runs(interval: std::time::Duration) -> Reuse {
         Reuse {
             tokens: pod_identity::TokenCache::default(),
             logins: registry::Logins::across_runs(KEEP_LOGIN),
+            asked: crate::ecr_api::Asked::every(interval),
+            watch: true,
         }
     }
 }
@@ -411,6 +420,7 @@ async fn checked(
         node_config: node_config.as_ref(),
         node_config_known,
         canary: config.canary,
+        reuse,
     };
     // The canary runs beside the image checks; it mostly waits on the kubelet.
     let canary_until = deadline.min(Instant::now() + config.canary_timeout);
@@ -724,6 +734,7 @@ struct ImageCtx<'a> {
     node_config_known: bool,
     /// Whether the canary will add the kubelet's own answer.
     canary: bool,
+    reuse: &'a Reuse,
 }
 
 /// The kubelet's answer and the three paths that feed it, for one image.
@@ -830,6 +841,11 @@ impl ImageCtx<'_> {
         let pod_passed = pod.passed();
         let (kubelet, pull_secrets, node_docker_config, node_credential_provider) =
             self.kubelet_list(img, secrets).await;
+        // After every path has pulled: the questions take what is left of the deadline,
+        // never the kubelet paths' share of it.
+        let explained = self.ask_ecr(img, &pod.stages).await;
+        findings.extend(explained.findings);
+
         let paths = Paths {
             pod_identity: if pod_passed {
                 Status::Pass
@@ -879,6 +895,36 @@ impl ImageCtx<'_> {
             paths,
             findings,
             node_cache: None,
+            api_calls: explained.api_calls,
         }
+    }
+
+    /// What the ECR API adds to the pod path's failure, and the throttling it met.
+    async fn ask_ecr(&self, img: &ImageRef, stages: &[Stage]) -> crate::ecr_api::Explained {
+        let mut out = crate::ecr_api::Explained::default();
+        if img.ecr.is_none() {
+            return out;
+        }
+        let rate = Some(self.puller.config.registry_rate).filter(|r| *r > 0);
+        out.findings.extend(diagnosis::ecr_api::throttled_in(
+            stages,
+            rate,
+            self.reuse.watch,
+        ));
+        let failure = stages
+            .iter()
+            .find(|s| s.name == "manifest" && s.status == Status::Fail)
+            .and_then(|s| s.findings.first());
+        if let (Some(sts), Some(f)) = (self.puller.sts, failure) {
+            let ctx = crate::ecr_api::Context {
+                sdk: &sts.sdk,
+                caller_account: &sts.caller.account,
+                deadline: self.puller.deadline,
+            };
+            let e = crate::ecr_api::explain(&ctx, &self.reuse.asked, img, f).await;
+            out.findings.extend(e.findings);
+            out.api_calls = e.api_calls;
+        }
+        out
     }
 }

@@ -396,6 +396,9 @@ pub struct ImageReport {
     /// since 1.4).
     #[serde(default)]
     pub node_cache: Option<NodeCacheReport>,
+    /// The questions put to the ECR API after a registry failure, to explain it (since 1.4).
+    #[serde(default)]
+    pub api_calls: Vec<ApiCall>,
 }
 
 /// What the kubelet's records say about one image on this node (KEP-2535).
@@ -422,6 +425,31 @@ pub struct NodeCacheReport {
     pub if_not_present_containers: Vec<String>,
     /// Records or config that could not be read or decoded.
     pub unreadable: usize,
+}
+
+/// One ECR API call made to explain a failure: which, how it ended, how long it took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCall {
+    pub operation: String,
+    pub outcome: ApiOutcome,
+    pub duration_ms: u64,
+    /// The AWS error code, when it ended in one.
+    pub aws_error_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiOutcome {
+    Ok,
+    /// A `…NotFoundException`: itself an answer (no such image, policy, repository).
+    NotFound,
+    /// `AccessDeniedException`: the identity may not ask.
+    Denied,
+    Throttled,
+    /// Another error, a timeout or no connection.
+    Failed,
+    /// Not made: the run's deadline had passed.
+    Deadline,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -826,6 +854,7 @@ pub(crate) mod fixtures {
                     },
                     findings: vec![],
                     node_cache: None,
+                    api_calls: vec![],
                 })
                 .collect(),
         }

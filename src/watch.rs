@@ -800,7 +800,7 @@ pub async fn run(
     let mut creds = Credentials::new(&client);
     let mut state = State::default();
     // ECR tokens and registry logins, kept from run to run until half their life.
-    let reuse = crate::probe::Reuse::across_runs();
+    let reuse = crate::probe::Reuse::across_runs(interval);
     let mut next_round = Instant::now() + interval;
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -4,10 +4,14 @@
 //! with recorded error bodies and messages. The catalogue of codes is in [`crate::catalogue`].
 
 pub mod denied;
+pub mod ecr_api;
 mod kubelet;
+pub mod lifecycle;
 mod node;
 pub mod node_cache;
+mod pull_through;
 mod registry;
+pub mod repo_policy;
 mod runtime;
 
 use serde_json::Value;
@@ -420,6 +424,29 @@ pub fn ecr_image_failure(f: &ImageFailure, image: &ImageRef) -> Option<Finding> 
                 image.manifest_reference()
             ),
         ),
+        // A pull-through cache's first pull (ECR API reference, ImageFailure.failureCode).
+        "UpstreamAccessDenied" => Finding::new(
+            Code::PULL_THROUGH_CACHE_UPSTREAM_AUTH_FAILED,
+            format!(
+                "ECR was refused by the upstream registry of the pull-through cache for {}: {reason}",
+                image.repository
+            ),
+        ),
+        "UpstreamUnavailable" => Finding::new(
+            Code::PULL_THROUGH_CACHE_UPSTREAM_UNREACHABLE,
+            format!(
+                "ECR could not reach the upstream registry of the pull-through cache for {}: {reason}",
+                image.repository
+            ),
+        ),
+        "UpstreamTooManyRequests" => Finding::new(
+            Code::ECR_THROTTLED,
+            format!(
+                "the upstream registry of the pull-through cache for {} throttled ECR: {reason}",
+                image.repository
+            ),
+        )
+        .severity(Severity::Error),
         _ => return None,
     };
     Some(

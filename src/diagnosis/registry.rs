@@ -11,7 +11,7 @@ use crate::registry::{RegistryError, Request};
 use crate::sts::Caller;
 
 /// Repository prefixes commonly used for ECR pull-through cache rules.
-const PULL_THROUGH_PREFIXES: &[&str] = &[
+pub(crate) const PULL_THROUGH_PREFIXES: &[&str] = &[
     "docker-hub",
     "dockerhub",
     "ecr-public",

@@ -484,7 +484,19 @@ fn ecr_api_failure_codes() {
         ecr_image_failure(&f("ImageNotFound"), &img).unwrap().code,
         Code::MANIFEST_NOT_FOUND
     );
-    assert!(ecr_image_failure(&f("UpstreamUnavailable"), &img).is_none());
+    assert_eq!(
+        ecr_image_failure(&f("UpstreamUnavailable"), &img)
+            .unwrap()
+            .code,
+        Code::PULL_THROUGH_CACHE_UPSTREAM_UNREACHABLE
+    );
+    assert_eq!(
+        ecr_image_failure(&f("UpstreamAccessDenied"), &img)
+            .unwrap()
+            .code,
+        Code::PULL_THROUGH_CACHE_UPSTREAM_AUTH_FAILED
+    );
+    assert!(ecr_image_failure(&f("InvalidImageTag"), &img).is_none());
 }
 
 #[test]

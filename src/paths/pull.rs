@@ -264,13 +264,14 @@ impl Puller<'_> {
                 }
             }
             let cause = p.result.as_ref().err().and_then(retry::transient);
+            let asked = p.result.as_ref().err().and_then(retry::retry_after);
             match cause {
                 Some(cause) if attempt < self.retry.attempts => {
-                    let wait = retry::backoff(&self.retry, attempt, None);
+                    let wait = retry::backoff(&self.retry, attempt, asked);
                     if tokio::time::Instant::now() + wait >= self.deadline {
                         return (p, causes);
                     }
-                    causes.push(cause);
+                    causes.push(retry::waited(cause, wait, asked.is_some()));
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }

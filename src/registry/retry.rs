@@ -95,7 +95,22 @@ pub fn backoff(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>
     retry_after.unwrap_or(exp).min(policy.max_wait)
 }
 
-fn retry_after(e: &RegistryError) -> Option<Duration> {
+/// A retry's cause with the wait before it, so the report shows that a `Retry-After` was
+/// honoured.
+pub fn waited(cause: String, wait: Duration, retry_after: bool) -> String {
+    format!(
+        "{cause}; waited {} ms{}",
+        wait.as_millis(),
+        if retry_after {
+            " as its Retry-After asked"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The server's `Retry-After` on a 429 or 503, if it sent one.
+pub fn retry_after(e: &RegistryError) -> Option<Duration> {
     match e {
         RegistryError::Status { retry_after, .. } => *retry_after,
         _ => None,
@@ -131,7 +146,7 @@ where
             return (result, causes);
         }
         tracing::info!(cause = %cause, wait_ms = wait.as_millis() as u64, "retrying");
-        causes.push(cause);
+        causes.push(waited(cause, wait, retry_after(e).is_some()));
         tokio::time::sleep(wait).await;
         attempt += 1;
     }
@@ -243,7 +258,7 @@ mod tests {
         })
         .await;
         assert_eq!(r.unwrap(), 7);
-        assert_eq!(causes, ["r.example answered HTTP 502"]);
+        assert_eq!(causes, ["r.example answered HTTP 502; waited 250 ms"]);
 
         let mut calls = 0;
         let (r, causes) = with_retries(&p, deadline, || {

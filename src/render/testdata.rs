@@ -39,6 +39,7 @@ pub fn image(name: &str, stages: Vec<Stage>) -> ImageReport {
         },
         findings: vec![],
         node_cache: None,
+        api_calls: vec![],
     }
 }
 

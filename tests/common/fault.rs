@@ -64,6 +64,9 @@ pub enum Fault {
     FlakyLayerNoRange,
     /// Every request for the layer is a 429 with `Retry-After: 1`.
     ThrottledLayer,
+    /// The first request for each manifest is a 429 with `Retry-After: 1` (ECR's
+    /// `TOOMANYREQUESTS` shape), then all is well.
+    ThrottledManifestOnce,
     /// Caps (issue 11 point 2): each sends more than the probe reads. The manifest is 8 MiB.
     HugeManifest,
     /// The manifest lists 1,025 layers.
@@ -544,6 +547,15 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
                 )
                 .await
             }
+            Fault::ThrottledManifestOnce if ports.nth == 1 => {
+                respond(
+                    s,
+                    "429 Too Many Requests",
+                    &[json, ("Retry-After", "1".into())],
+                    br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"Rate exceeded"}]}"#,
+                )
+                .await
+            }
             Fault::DenyManifest(m) => respond(s, "403 Forbidden", &[json], &denied(m)).await,
             Fault::ManifestServerError => {
                 respond(s, "500 Internal Server Error", &[], b"internal error").await
@@ -667,6 +679,7 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
         | Fault::BearerRealmToInternal
         | Fault::BearerTokenExchange
         | Fault::FlakyManifest
+        | Fault::ThrottledManifestOnce
         | Fault::HugeManifest
         | Fault::ManyLayers
         | Fault::HugeIndex
