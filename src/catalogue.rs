@@ -244,6 +244,12 @@ catalogue! {
     NODE_PROVIDER_TOKEN_EXPIRED: Error, false, "The credential provider returned an expired ECR token",
         cause: "The password the plugin returned is an ECR token whose `expiration` has passed: a cache on the plugin's side, or a clock far off.",
         fix: "Check the node's clock and the plugin's own caching; the kubelet caches for the response's `cacheDuration`.";
+    KUBELET_PULL_FAILED: Error, false, "The kubelet reported a pull error for the target pod",
+        cause: "`diagnose` read the pod's container statuses and events: the kubelet on its node got `ErrImagePull` / `ImagePullBackOff` (or another pull error) and its message says too little to name a registry answer. The kubelet's exact message and the node are in the evidence; when the message does say more, the finding carries that code instead (`REGISTRY_UNAUTHORIZED`, `MANIFEST_NOT_FOUND`, ...).",
+        fix: "Read the paths checked on the same node beside it: the one the kubelet uses (the node's credential provider, the pull secrets) is the one to fix; the pod's own identity is not what the kubelet pulls with.";
+    NODE_REPORT_UNAVAILABLE: Warning, false, "The node's own report could not be read",
+        cause: "`diagnose` reads the node DaemonSet's report (`manifests/node/`) for the pod's node through the API server's pod proxy. No DaemonSet pod runs on that node, the caller may not `get pods/proxy` in its namespace, or its report does not cover the image; the node's credential provider path on that node is then unchecked.",
+        fix: "Install the DaemonSet (`kubectl apply -k manifests/node/`, listing the image in its `ECR_PULL_PROBE_IMAGES`), and grant the caller `list pods` and `get pods/proxy` in its namespace (`manifests/rbac/diagnose.yaml`).";
 }
 
 /// The catalogue as Markdown, the content of `docs/findings.md`.

@@ -420,6 +420,7 @@ async fn checked(
             aws_attempts: aws::AWS_RETRY_ATTEMPTS,
         },
         images: image_reports,
+        target: None,
     })
 }
 

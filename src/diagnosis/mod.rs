@@ -7,12 +7,14 @@ pub mod denied;
 mod node;
 mod registry;
 mod runtime;
+mod target;
 
 use serde_json::Value;
 
 pub use self::node::*;
 pub use self::registry::{Credentials, RegistryContext, registry_finding};
 pub use self::runtime::runtime_message_code;
+pub use self::target::{kubelet_pull_failed, node_report_unavailable};
 use crate::aws::{AwsFailure, AwsFailureKind};
 pub use crate::catalogue::{CATALOGUE, Code, Spec};
 use crate::ecr::{EcrError, EcrTokenInfo, ImageFailure};
