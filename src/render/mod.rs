@@ -8,6 +8,7 @@
 
 mod junit;
 mod markdown;
+mod target;
 mod text;
 
 use std::collections::BTreeMap;
