@@ -733,3 +733,66 @@ fn gate_sh_wraps_the_binary() {
     assert_eq!(r["verdict"], "pass");
     cluster.assert_all_deleted(true);
 }
+
+/// Installed as `kubectl-ecr_pull_probe` on PATH, `kubectl ecr-pull-probe diagnose ...` runs it
+/// (kubectl's own plugin lookup, the name krew uses), arguments passed through unchanged.
+#[test]
+fn kubectl_runs_it_as_a_plugin() {
+    let Ok(kubectl) = which("kubectl") else {
+        panic!("kubectl is not installed: scripts/check-packaging installs kubernetes-client");
+    };
+    let app = Stack::get().image("naming-server-service:latest");
+    let mut t = seed_table(&app, None);
+    t.insert(
+        format!("POST /apis/batch/v1/namespaces/{NS}/jobs"),
+        vec![(
+            403,
+            status(
+                403,
+                "Forbidden",
+                "jobs.batch is forbidden: User \"dev@example.com\" cannot create resource \"jobs\"",
+            ),
+        )],
+    );
+    let cluster = Cluster::start(t, |_| None);
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_ecr-pull-probe"),
+        bin.path().join("kubectl-ecr_pull_probe"),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(kubectl)
+        .args([
+            "ecr-pull-probe",
+            "diagnose",
+            &format!("pod/{POD}"),
+            "-n",
+            NS,
+        ])
+        .env("PATH", path)
+        .env("KUBECONFIG", cluster.kubeconfig())
+        .env("ECR_PULL_PROBE_IMAGE", PROBE_IMAGE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`create` on `jobs (batch)`"),
+        "the plugin ran diagnose: {stderr}"
+    );
+    assert!(cluster.requested(&format!("GET /api/v1/namespaces/{NS}/pods/{POD}")));
+}
+
+fn which(name: &str) -> Result<PathBuf, ()> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
+}

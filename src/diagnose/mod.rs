@@ -351,3 +351,77 @@ pub fn log_tail(log: &str) -> String {
         tail.chars().take(600).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobcli::Runner;
+
+    fn diagnose(canary: bool) -> Diagnose {
+        Diagnose {
+            target: "pod/p".parse().unwrap(),
+            runner: Runner {
+                probe_image: "registry.example/ecr-pull-probe:0.1.0".into(),
+                namespace: None,
+                context: None,
+                timeout: std::time::Duration::from_secs(300),
+            },
+            canary,
+            node_namespace: "ecr-pull-probe-node".into(),
+            node_port: 9464,
+        }
+    }
+
+    #[test]
+    fn the_job_checks_the_pod_where_it_failed_and_the_canary_only_when_asked() {
+        let spec: k8s_openapi::api::core::v1::PodSpec = serde_json::from_str(
+            r#"{"serviceAccountName":"naming-server","nodeSelector":{"pool":"a"},"containers":[{"name":"app","image":"x"}]}"#,
+        )
+        .unwrap();
+        let w = cluster::workload_from_spec(WorkloadKind::Pod, "ns", "p", &spec);
+        let mut target = read::target_report("pod/p", "ns", None, &[]);
+        target.pod = Some("p".into());
+        target.node = Some("worker-a".into());
+        let job = job_spec(&diagnose(false), &w, &target);
+        assert_eq!(job.service_account, "naming-server");
+        assert_eq!(job.node.as_deref(), Some("worker-a"));
+        assert!(job.api_token, "--images-from reads the API");
+        assert_eq!(
+            job.args,
+            [
+                "check",
+                "--images-from",
+                "pod/p",
+                "--namespace",
+                "ns",
+                "--require",
+                "auto",
+                "--timeout",
+                "225s"
+            ]
+        );
+        assert!(
+            job.env
+                .contains(&("ECR_PULL_PROBE_NODE_NAME".into(), "worker-a".into()))
+        );
+        let job = job_spec(&diagnose(true), &w, &target);
+        assert!(job.args.ends_with(&[
+            "--canary".into(),
+            "--canary-node".into(),
+            "worker-a".into()
+        ]));
+        // No pod: the workload, on its node selector.
+        target.pod = None;
+        target.node = None;
+        let job = job_spec(&diagnose(false), &w, &target);
+        assert_eq!(job.args[2], "pod/p", "a pod target's template is the pod");
+        assert!(job.node.is_none() && job.node_selector["pool"] == "a");
+    }
+
+    #[test]
+    fn a_log_tail_is_short() {
+        assert_eq!(log_tail(""), "(empty)");
+        assert_eq!(log_tail("a\nb\n\nc\nd\n"), "b | c | d");
+        assert!(log_tail(&"x".repeat(5000)).len() <= 600);
+    }
+}
