@@ -796,3 +796,22 @@ fn which(name: &str) -> Result<PathBuf, ()> {
         .find(|p| p.is_file())
         .ok_or(())
 }
+
+/// A Job whose pod never finishes: at the deadline the run ends with exit 2, says what it
+/// last saw, and the Job and its pod are deleted.
+#[test]
+fn a_job_past_the_deadline_is_deleted() {
+    let app = Stack::get().image("naming-server-service:latest");
+    let cluster = Cluster::start(seed_table(&app, None), |_| Some(JobMode::Pending));
+    let started = std::time::Instant::now();
+    let run = cluster.run(&["diagnose", &format!("pod/{POD}"), "--timeout", "10s"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr.contains("did not finish within") && run.stderr.contains("ContainerCreating"),
+        "{}",
+        run.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(40));
+    cluster.assert_all_deleted(true);
+}
