@@ -357,6 +357,12 @@ catalogue! {
     ECR_THROTTLED: Warning, false, "ECR throttled requests",
         cause: "The registry answered `429 Too Many Requests` or the ECR API `ThrottlingException`: the account's per-region request rate was exceeded (GetAuthorizationToken is 20 per second sustained). The probe retried as the server's `Retry-After` asked; the evidence lists the tries. A warning when the pull then passed, an error when it did not. In `serve --watch`, `--registry-rate` spaces each registry's requests.",
         fix: "Spread pulls over time, reduce parallel pulls or the watch's rate and interval, or raise the quota in Service Quotas.";
+    KUBELET_PULL_FAILED: Error, false, "The kubelet reported a pull error for the target pod",
+        cause: "`diagnose` read the pod's container statuses and events: the kubelet on its node got `ErrImagePull` / `ImagePullBackOff` (or another pull error) and its message says too little to name a registry answer. The kubelet's exact message and the node are in the evidence; when the message does say more, the finding carries that code instead (`REGISTRY_UNAUTHORIZED`, `MANIFEST_NOT_FOUND`, ...).",
+        fix: "Read the paths checked on the same node beside it: the one the kubelet uses (the node's credential provider, the pull secrets) is the one to fix; the pod's own identity is not what the kubelet pulls with.";
+    NODE_REPORT_UNAVAILABLE: Warning, false, "The node's own report could not be read",
+        cause: "`diagnose` reads the node DaemonSet's report (`manifests/node/`) for the pod's node through the API server's pod proxy. No DaemonSet pod runs on that node, the caller may not `get pods/proxy` in its namespace, or its report does not cover the image; the node's credential provider path on that node is then unchecked.",
+        fix: "Install the DaemonSet (`kubectl apply -k manifests/node/`, listing the image in its `ECR_PULL_PROBE_IMAGES`), and grant the caller `list pods` and `get pods/proxy` in its namespace (`manifests/rbac/diagnose.yaml`).";
 }
 
 /// The catalogue as Markdown, the content of `docs/findings.md`.

@@ -269,6 +269,11 @@ impl Cluster {
         Ok(Cluster { client, namespace })
     }
 
+    /// A client built elsewhere (`job::connect`: a kubeconfig context, request timeouts).
+    pub fn from_client(client: Client, namespace: String) -> Cluster {
+        Cluster { client, namespace }
+    }
+
     pub fn client(&self) -> Client {
         self.client.clone()
     }

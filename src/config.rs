@@ -62,7 +62,7 @@ impl Cli {
         match &mut cli.command {
             Command::Check(a) => a.from_env = from_env,
             Command::Serve(a) => a.check.from_env = from_env,
-            Command::Render(_) => {}
+            Command::Render(_) | Command::Diagnose(_) | Command::Gate(_) => {}
         }
         Ok(cli)
     }
@@ -76,6 +76,13 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a saved JSON report in another format (text, markdown, junit).
     Render(RenderArgs),
+    /// From outside the cluster: why does this pod (or workload) fail to pull? Reads the
+    /// kubelet's messages, runs the probe as a Job on the pod's node under its
+    /// ServiceAccount, reads the node DaemonSet's report, prints one report.
+    Diagnose(crate::diagnose::DiagnoseArgs),
+    /// Pre-rollout gate: the probe as a Job under the ServiceAccount a workload will use;
+    /// prints its report and exits with its code.
+    Gate(crate::gate::GateArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,7 +10,7 @@ use ecr_pull_probe::config::{
     CheckArgs, Cli, Command, Config, OutputFormat, Outputs, RenderArgs, ServeArgs, ServeConfig,
 };
 use ecr_pull_probe::report::Report;
-use ecr_pull_probe::{exit, logging, probe, render, serve};
+use ecr_pull_probe::{diagnose, exit, gate, logging, probe, render, serve};
 
 type BoxError = Box<dyn Error>;
 
@@ -167,12 +167,48 @@ fn serve(args: ServeArgs) -> Result<ExitCode, BoxError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `diagnose`: the report is text by default, for the person at the terminal.
+fn diagnose(args: diagnose::DiagnoseArgs) -> Result<ExitCode, BoxError> {
+    logging::init(args.log_format);
+    let d = diagnose::Diagnose::from_args(&args)?;
+    let report = block_on(diagnose::run(&d))?;
+    emit(&report, &args.outputs.outputs(OutputFormat::Text))?;
+    Ok(exit_code(&report))
+}
+
+/// `gate`: JSON by default, and the Markdown view added to a GitHub job summary when there is
+/// one (a courtesy: a summary that cannot be written is logged, the verdict stands).
+fn gate(args: gate::GateArgs) -> Result<ExitCode, BoxError> {
+    logging::init(args.log_format);
+    let g = gate::Gate::from_args(&args)?;
+    let report = block_on(gate::run(&g))?;
+    emit(&report, &args.outputs.outputs(OutputFormat::Json))?;
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        use std::io::Write as _;
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .and_then(|mut f| {
+                f.write_all(
+                    rendered(&report, OutputFormat::Markdown, render::Style::default()).as_bytes(),
+                )
+            });
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "cannot add the report to the job summary");
+        }
+    }
+    Ok(exit_code(&report))
+}
+
 fn main() -> ExitCode {
     // clap itself exits 2 on usage errors, 0 for --help and --version.
     let result = match Cli::parse_with_sources().command {
         Command::Check(args) => check(args),
         Command::Serve(args) => serve(args),
         Command::Render(args) => render_saved(args),
+        Command::Diagnose(args) => diagnose(args),
+        Command::Gate(args) => gate(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {}", ecr_pull_probe::error_chain(e.as_ref()));

@@ -530,6 +530,7 @@ async fn checked(
             aws_attempts: aws::AWS_RETRY_ATTEMPTS,
         },
         images: image_reports,
+        target: None,
     })
 }
 
@@ -701,7 +702,7 @@ fn provider_cache_grace(
 /// Settles an image once all its paths are in: the canary's answer (the kubelet's own, when
 /// it gave one) over the list's, the verdict under the policy, and one summary when the
 /// pod's path and the kubelet's disagree.
-fn finish_image(r: &mut ImageReport, require: report::Require) {
+pub(crate) fn finish_image(r: &mut ImageReport, require: report::Require) {
     if let Some(base) = r.paths.kubelet.take() {
         r.paths.kubelet = Some(kubelet::with_canary(base, r.paths.kubelet_canary.as_ref()));
     }

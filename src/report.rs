@@ -359,6 +359,9 @@ pub enum KubeletDecidedBy {
     CredentialList,
     /// A problem that fails every pull of the pod before any credential is tried.
     PodBlocked,
+    /// The kubelet's own word on the failing pod (`diagnose`): its container waits on a
+    /// failed pull of this image.
+    PodStatus,
 }
 
 /// The kubelet's credential list for an image, tried as the kubelet tries it (since 1.4):
@@ -470,6 +473,67 @@ pub struct Report {
     #[serde(default)]
     pub retry_policy: RetryPolicyReport,
     pub images: Vec<ImageReport>,
+    /// What `diagnose` read of its target: the kubelet's own messages, the probe's Job, the
+    /// node's report (since 1.4; absent from every other command's report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetReport>,
+}
+
+/// `diagnose`'s target: the pod the kubelet failed to start (or the workload, when no pod of
+/// it exists), what the kubelet said about it, and where the probe ran (since 1.4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetReport {
+    /// `KIND/NAME` as given (`pod/naming-server-new-6f8fdc8875-gc6ch`, `deployment/x`).
+    pub target: String,
+    pub namespace: String,
+    /// The pod whose pulls were read; `None` when the workload has no pod.
+    pub pod: Option<String>,
+    /// The pod's node: where the kubelet failed and where the probe's Job was pinned.
+    pub node: Option<String>,
+    /// Each container's image and what the kubelet last said about it.
+    pub containers: Vec<KubeletPull>,
+    /// The pod's `Failed` and `BackOff` events, oldest first.
+    pub events: Vec<PullEvent>,
+    /// The Job the probe ran in.
+    pub job: Option<JobRun>,
+    /// Where the node's own report came from (`pod/NAMESPACE/NAME`), when it was read.
+    pub node_report: Option<String>,
+    /// The kubelet's messages as findings, and what could not be read.
+    pub findings: Vec<Finding>,
+}
+
+/// One container of the target pod, as the kubelet reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeletPull {
+    pub container: String,
+    pub image: String,
+    pub init: bool,
+    pub image_pull_policy: Option<String>,
+    /// The waiting reason (`ErrImagePull`, `ImagePullBackOff`), if the container waits.
+    pub reason: Option<String>,
+    /// The kubelet's exact message.
+    pub message: Option<String>,
+}
+
+/// A `Failed` or `BackOff` event of the target pod.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullEvent {
+    pub reason: String,
+    pub message: String,
+    /// The node whose kubelet reported it.
+    pub node: Option<String>,
+    /// RFC 3339: the last time it was seen.
+    pub time: Option<String>,
+    pub count: Option<i32>,
+}
+
+/// The probe's Job, deleted once its report was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRun {
+    pub name: String,
+    pub pod: String,
+    pub node: Option<String>,
+    pub exit_code: i32,
 }
 
 impl Stage {
@@ -549,6 +613,7 @@ pub fn all_findings(report: &Report) -> impl Iterator<Item = &Finding> {
         .iter()
         .flat_map(|s| &s.findings)
         .chain(report.images.iter().flat_map(ImageReport::all_findings))
+        .chain(report.target.iter().flat_map(|t| &t.findings))
 }
 
 /// Whether findings fail what they were found on (an error among them).
@@ -857,6 +922,7 @@ pub(crate) mod fixtures {
                     api_calls: vec![],
                 })
                 .collect(),
+            target: None,
         }
     }
 }

@@ -287,6 +287,39 @@ def rbac_problems(docs):
     return out
 
 
+def caller_rbac_problems(docs):
+    """manifests/rbac/diagnose.yaml, the person's rights for diagnose/gate: namespaced Roles,
+    no wildcards, no secrets, writes only to run and delete the probe's Job (create/delete
+    jobs, delete pods), the pod proxy only with `get` and only in the node DaemonSet's
+    namespace."""
+    out = []
+    allowed_writes = {("batch", "jobs"): {"create", "delete"}, ("", "pods"): {"delete"}}
+    for d in docs:
+        if d.get("kind") not in ("Role", "ClusterRole"):
+            continue
+        where = f"{d['kind']}/{d['metadata']['name']}"
+        if d["kind"] == "ClusterRole":
+            out.append(f"{where}: a namespaced Role is enough")
+        for rule in d.get("rules") or []:
+            groups, res, verbs = rule.get("apiGroups") or [], rule.get("resources") or [], set(rule.get("verbs") or [])
+            if "*" in res or "*" in verbs or "*" in groups:
+                out.append(f"{where}: wildcard in {rule}")
+            if "secrets" in res:
+                out.append(f"{where}: diagnose reads no Secret itself")
+            for g in groups:
+                for r in res:
+                    writes = verbs - {"get", "list", "watch"}
+                    extra = writes - allowed_writes.get((g, r), set())
+                    if extra:
+                        out.append(f"{where}: write verbs {sorted(extra)} on {g or 'core'}/{r}")
+                    if r in ("pods/proxy", "nodes/proxy", "services/proxy"):
+                        if r != "pods/proxy" or verbs != {"get"}:
+                            out.append(f"{where}: only `get` on pods/proxy, not {sorted(verbs)} on {r}")
+                        if d["metadata"].get("namespace") != "ecr-pull-probe-node":
+                            out.append(f"{where}: the pod proxy only in the node DaemonSet's namespace")
+    return out
+
+
 def node_rbac_problems(docs):
     """The node overlay's RBAC: a namespaced Role, `use` of named SCCs and nothing else."""
     out = []
@@ -361,6 +394,7 @@ def main():
     ap.add_argument("files", nargs="+")
     ap.add_argument("--dockerfile", required=True)
     ap.add_argument("--node", action="append", default=[], help="rendered manifests/node/ output (own rules)")
+    ap.add_argument("--caller-rbac", help="manifests/rbac/diagnose.yaml (own rules)")
     args = ap.parse_args()
     passed, failed = 0, 0
 
@@ -397,6 +431,15 @@ def main():
         check("RBAC manifests present", ["no Role found"])
     check("RBAC is least privilege", rbac_problems(docs))
     check("Dockerfile", dockerfile_problems(open(args.dockerfile).read()))
+
+    # The caller's rights for diagnose and gate (manifests/rbac/diagnose.yaml).
+    if args.caller_rbac:
+        bad_caller = [{"kind": "Role", "metadata": {"name": "bad"}, "rules": [
+            {"apiGroups": [""], "resources": ["pods/proxy", "secrets"], "verbs": ["get", "create"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["*"]}]}]
+        check("caller RBAC check rejects a broad role", [] if len(caller_rbac_problems(bad_caller)) >= 5 else [f"the broad role passed: {caller_rbac_problems(bad_caller)}"])
+        cdocs = [d for d in yaml.safe_load_all(open(args.caller_rbac)) if d]
+        check("caller RBAC (diagnose, gate) is least privilege", caller_rbac_problems(cdocs))
 
     # The per-node DaemonSet: its own rules, never the restricted ones above.
     if args.node:

@@ -13,6 +13,7 @@ mod pull_through;
 mod registry;
 pub mod repo_policy;
 mod runtime;
+mod target;
 
 use serde_json::Value;
 
@@ -20,6 +21,7 @@ pub use self::kubelet::*;
 pub use self::node::*;
 pub use self::registry::{Credentials, RegistryContext, registry_finding};
 pub use self::runtime::runtime_message_code;
+pub use self::target::{kubelet_pull_failed, node_report_unavailable};
 use crate::aws::{AwsFailure, AwsFailureKind};
 pub use crate::catalogue::{CATALOGUE, Code, Spec};
 use crate::ecr::{EcrError, EcrTokenInfo, ImageFailure};

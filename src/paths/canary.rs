@@ -521,7 +521,8 @@ async fn explain_pending(cluster: &Cluster, pod: &str) -> String {
     }
 }
 
-fn rand_suffix() -> u32 {
+/// A random enough suffix for the names of short-lived objects (canary pods, probe Jobs).
+pub fn rand_suffix() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

@@ -81,6 +81,12 @@ pub fn markdown(report: &Report) -> String {
         verdict_mark(report.verdict),
         escape(&headline(report))
     );
+    if let Some(t) = &report.target {
+        for line in super::target::lines(t) {
+            let _ = writeln!(out, "> {}  ", escape(line.trim_start()));
+        }
+        out.push('\n');
+    }
     let id = &report.identity;
     let who = id
         .caller

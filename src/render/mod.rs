@@ -9,6 +9,7 @@
 mod junit;
 mod markdown;
 pub mod saved;
+mod target;
 mod text;
 
 use std::collections::BTreeMap;

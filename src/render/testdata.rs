@@ -97,6 +97,7 @@ pub fn report(images: Vec<ImageReport>) -> Report {
         require: Require::Auto,
         retry_policy: Default::default(),
         images,
+        target: None,
     }
 }
 

@@ -76,6 +76,12 @@ fn cell(style: Style, color: Color, s: &str, width: usize) -> String {
 pub fn text(report: &Report, style: Style) -> String {
     let report = &clean_report(report);
     let mut out = String::new();
+    if let Some(t) = &report.target {
+        for line in super::target::lines(t) {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
+    }
     let head = headline(report);
     let _ = writeln!(
         out,

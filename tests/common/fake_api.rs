@@ -2,6 +2,12 @@
 //! probe reads with objects shaped like a real API server's (recorded from clusters: a
 //! Deployment, a ServiceAccount, dockerconfigjson Secrets, `Status` errors), from a table the
 //! test fills. Everything it does not know is a real-shaped 404.
+//!
+//! With a [`JobMode`] it also plays the Job controller and the kubelet for the Jobs it is
+//! asked to create (`diagnose`, `gate`): it starts the REAL probe binary with the Job's
+//! container args and env (plus what the mode adds, standing in for the pod's in-cluster
+//! config and the identity webhook's variables), serves its stderr and stdout as the pod's
+//! log and its exit code as the pod's status, and records every delete in `requests`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,6 +20,8 @@ use tokio::net::TcpListener;
 
 pub struct FakeApi {
     pub addr: SocketAddr,
+    /// The Jobs created, as the client sent them.
+    pub jobs: Arc<Mutex<Vec<Value>>>,
     /// Paths requested, in order.
     pub seen: Arc<Mutex<Vec<String>>>,
     /// `METHOD path` and body of each request.
@@ -27,6 +35,202 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
 }
 
 type Table = BTreeMap<String, Vec<(u16, Value)>>;
+
+/// What the fake's kubelet does with a created Job.
+#[derive(Clone, Debug)]
+pub enum JobMode {
+    /// Runs the probe binary with the Job's args and env, and these on top.
+    Run { env: Vec<(String, String)> },
+    /// The Job controller cannot make the pod (quota, admission): these are the Job's events.
+    NeverStarts { events: Value },
+    /// The pod is on a node but its container never starts (`ContainerCreating`).
+    Pending,
+}
+
+/// The node a Job without `nodeName` is "scheduled" to.
+pub const SCHEDULED_NODE: &str = "worker-b";
+
+/// One created Job and its pod.
+struct FakeJob {
+    name: String,
+    ns: String,
+    pod: String,
+    node: String,
+    /// Exit code and log, once the probe has ended.
+    done: Option<(i32, String)>,
+}
+
+/// The fake's Job controller and kubelet.
+#[derive(Clone)]
+struct Kubelet {
+    mode: JobMode,
+    jobs: Arc<Mutex<Vec<FakeJob>>>,
+    created: Arc<Mutex<Vec<Value>>>,
+}
+
+fn query_has(query: &str, needle: &str) -> bool {
+    let decoded = query
+        .replace("%3D", "=")
+        .replace("%2C", ",")
+        .replace("%2F", "/");
+    decoded.contains(needle)
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Value {
+    json!({"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+impl Kubelet {
+    fn pod(&self, j: &FakeJob) -> Value {
+        let (phase, state) = match (&self.mode, &j.done) {
+            (_, Some((code, _))) => (
+                if *code == 0 { "Succeeded" } else { "Failed" },
+                json!({"terminated": {"exitCode": code, "reason": if *code == 0 { "Completed" } else { "Error" }}}),
+            ),
+            (JobMode::Pending, None) => (
+                "Pending",
+                json!({"waiting": {"reason": "ContainerCreating"}}),
+            ),
+            _ => (
+                "Running",
+                json!({"running": {"startedAt": "2026-12-01T10:00:00Z"}}),
+            ),
+        };
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": j.pod, "namespace": j.ns, "labels": {"job-name": j.name}},
+            "spec": {"nodeName": j.node, "containers": [{"name": "probe", "image": "ecr-pull-probe"}]},
+            "status": {"phase": phase, "containerStatuses": [{"name": "probe", "image": "ecr-pull-probe",
+                "imageID": "", "ready": false, "restartCount": 0, "state": state}]}
+        })
+    }
+
+    /// The answer for a request about the Jobs, if it is one.
+    fn answer(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: &str,
+    ) -> Option<(u16, &'static str, String)> {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let ok = |v: Value| Some((200, "application/json", v.to_string()));
+        match (method, parts.as_slice()) {
+            ("POST", ["apis", "batch", "v1", "namespaces", ns, "jobs"]) => {
+                let job: Value = serde_json::from_str(body).ok()?;
+                self.created.lock().unwrap().push(job.clone());
+                let name = job["metadata"]["name"].as_str()?.to_string();
+                let pod_spec = &job["spec"]["template"]["spec"];
+                let node = pod_spec["nodeName"]
+                    .as_str()
+                    .unwrap_or(SCHEDULED_NODE)
+                    .to_string();
+                self.jobs.lock().unwrap().push(FakeJob {
+                    name: name.clone(),
+                    ns: ns.to_string(),
+                    pod: format!("{name}-x7k2p"),
+                    node,
+                    done: None,
+                });
+                if let JobMode::Run { env } = &self.mode {
+                    let container = &pod_spec["containers"][0];
+                    let args: Vec<String> = container["args"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(|a| a.as_str().map(str::to_string))
+                        .collect();
+                    let mut all_env: Vec<(String, String)> = container["env"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| {
+                            Some((
+                                e["name"].as_str()?.to_string(),
+                                e["value"].as_str()?.to_string(),
+                            ))
+                        })
+                        .collect();
+                    all_env.extend(env.iter().cloned());
+                    let jobs = self.jobs.clone();
+                    std::thread::spawn(move || {
+                        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                        let env: Vec<(&str, Option<&str>)> = all_env
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+                            .collect();
+                        let out = super::probe_command(&args, &env)
+                            .output()
+                            .expect("the probe runs");
+                        // The kubelet's log holds both streams; the probe logs before it reports.
+                        let log = format!(
+                            "{}{}",
+                            String::from_utf8_lossy(&out.stderr),
+                            String::from_utf8_lossy(&out.stdout)
+                        );
+                        let code = out.status.code().unwrap_or(137);
+                        if let Some(j) = jobs.lock().unwrap().iter_mut().find(|j| j.name == name) {
+                            j.done = Some((code, log));
+                        }
+                    });
+                }
+                Some((201, "application/json", job.to_string()))
+            }
+            ("GET", ["apis", "batch", "v1", "namespaces", _, "jobs", name]) => {
+                let jobs = self.jobs.lock().unwrap();
+                let j = jobs.iter().find(|j| j.name == *name)?;
+                ok(
+                    json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": j.name, "namespace": j.ns}, "status": {}}),
+                )
+            }
+            ("DELETE", ["apis", "batch", "v1", "namespaces", _, "jobs", name]) => {
+                let known = self.jobs.lock().unwrap().iter().any(|j| j.name == *name);
+                known.then(|| {
+                    (
+                        200,
+                        "application/json",
+                        status(200, "", "deleted").to_string(),
+                    )
+                })
+            }
+            ("GET", ["api", "v1", "namespaces", ns, "pods"]) if query_has(query, "job-name=") => {
+                let jobs = self.jobs.lock().unwrap();
+                let items = jobs
+                    .iter()
+                    .filter(|j| j.ns == *ns && query_has(query, &format!("job-name={}", j.name)))
+                    .filter(|_| !matches!(self.mode, JobMode::NeverStarts { .. }))
+                    .map(|j| self.pod(j))
+                    .collect();
+                ok(list("PodList", items))
+            }
+            ("GET", ["api", "v1", "namespaces", _, "pods", pod, "log"]) => {
+                let jobs = self.jobs.lock().unwrap();
+                let j = jobs.iter().find(|j| j.pod == *pod)?;
+                let log = j.done.as_ref().map(|(_, l)| l.clone()).unwrap_or_default();
+                Some((200, "text/plain", log))
+            }
+            ("DELETE", ["api", "v1", "namespaces", _, "pods", pod]) => {
+                let known = self.jobs.lock().unwrap().iter().any(|j| j.pod == *pod);
+                known.then(|| {
+                    (
+                        200,
+                        "application/json",
+                        status(200, "", "deleted").to_string(),
+                    )
+                })
+            }
+            ("GET", ["api", "v1", "namespaces", _, "events"])
+                if query_has(query, "involvedObject.kind=Job") =>
+            {
+                let events = match &self.mode {
+                    JobMode::NeverStarts { events } => events.clone(),
+                    _ => list("EventList", vec![]),
+                };
+                ok(events)
+            }
+            _ => None,
+        }
+    }
+}
 
 /// Finds the answers for `METHOD path`: exact keys first, then keys ending in `*` as prefixes.
 fn lookup<'a>(table: &'a Table, key: &str) -> Option<(&'a String, &'a Vec<(u16, Value)>)> {
@@ -51,6 +255,17 @@ impl FakeApi {
     /// Routes keyed `METHOD path` (a trailing `*` matches a prefix); successive requests get
     /// successive answers, the last one repeating.
     pub fn start_table(table: Table) -> FakeApi {
+        Self::start_cluster(table, None)
+    }
+
+    /// [`FakeApi::start_table`] whose created Jobs are run as `mode` says.
+    pub fn start_cluster(table: Table, mode: Option<JobMode>) -> FakeApi {
+        let created = Arc::new(Mutex::new(Vec::new()));
+        let kubelet = mode.map(|mode| Kubelet {
+            mode,
+            jobs: Arc::new(Mutex::new(Vec::new())),
+            created: created.clone(),
+        });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -61,11 +276,12 @@ impl FakeApi {
         super::spawn_server(move || async move {
             let listener = TcpListener::from_std(listener).unwrap();
             while let Ok((mut s, _)) = listener.accept().await {
-                let (seen, requests, table, counters) = (
+                let (seen, requests, table, counters, kubelet) = (
                     seen2.clone(),
                     requests2.clone(),
                     table.clone(),
                     counters.clone(),
+                    kubelet.clone(),
                 );
                 tokio::spawn(async move {
                     let Some((head, body)) = super::read_http_request(&mut s).await else {
@@ -74,16 +290,24 @@ impl FakeApi {
                     let body = String::from_utf8_lossy(&body).to_string();
                     let mut words = head.split(' ');
                     let method = words.next().unwrap_or("").to_string();
-                    let path = words
-                        .next()
-                        .unwrap_or("")
-                        .split('?')
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
+                    let target = words.next().unwrap_or("");
+                    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                    let path = path.to_string();
                     let key = format!("{method} {path}");
                     seen.lock().unwrap().push(path.clone());
-                    requests.lock().unwrap().push((key.clone(), body));
+                    requests.lock().unwrap().push((key.clone(), body.clone()));
+                    if let Some((code, content_type, answer)) = kubelet
+                        .as_ref()
+                        .and_then(|k| k.answer(&method, &path, query, &body))
+                    {
+                        let reply = format!(
+                            "HTTP/1.1 {code} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        let _ = s.write_all(reply.as_bytes()).await;
+                        let _ = s.shutdown().await;
+                        return;
+                    }
                     let (code, answer) = match lookup(&table, &key) {
                         Some((k, answers)) => {
                             let mut c = counters.lock().unwrap();
@@ -115,6 +339,7 @@ impl FakeApi {
         });
         FakeApi {
             addr,
+            jobs: created,
             seen,
             requests,
         }
