@@ -11,7 +11,6 @@
 //! second) and unknown until then; a failing check retried sooner than a passing one, with a
 //! bounded backoff; checks and series no workload uses any more dropped.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -393,9 +392,14 @@ impl<'c> Credentials<'c> {
     }
 }
 
-/// Identifies a check: the image as pulled and what the credentials hold (never shown).
+/// Identifies a check: the image as pulled and what the credentials hold. The id is published
+/// in `/report` beside every other input (image, sources, keys, usernames), so it must not be
+/// computable from them and a guessed password: an unkeyed hash of `base64(user:password)` was
+/// an offline password oracle (issue 23). It is HMAC-SHA256 under a key drawn at start from
+/// the system's random source and never shown: stable for the process (the schedule needs
+/// that), unlinkable across restarts, and nothing an observer can test a guess against.
 pub fn check_id(image: &ImageRef, set: Option<&SecretSet>) -> String {
-    let mut h = DefaultHasher::new();
+    let mut h = IdMac::new();
     image.normalized().hash(&mut h);
     if let Some(set) = set {
         set.sources.hash(&mut h);
@@ -417,6 +421,39 @@ pub fn check_id(image: &ImageRef, set: Option<&SecretSet>) -> String {
         }
     }
     format!("{:016x}", h.finish())
+}
+
+/// The per-process key of [`check_id`].
+fn id_key() -> &'static ring::hmac::Key {
+    static KEY: std::sync::OnceLock<ring::hmac::Key> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        // The system's random source failing is not something a probe can work around;
+        // ring's generate only fails there.
+        ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+            .expect("the system's random source works")
+    })
+}
+
+/// A [`Hasher`] that feeds an HMAC, so `check_id` keeps hashing the same fields with `Hash`.
+struct IdMac(ring::hmac::Context);
+
+impl IdMac {
+    fn new() -> Self {
+        IdMac(ring::hmac::Context::with_key(id_key()))
+    }
+}
+
+impl Hasher for IdMac {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let tag = self.0.clone().sign();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag.as_ref()[..8]);
+        u64::from_be_bytes(first)
+    }
 }
 
 /// One container of a workload and what it is checked as.
@@ -826,4 +863,62 @@ pub fn publish(
         None => {}
     }
     publish_metrics(state, metrics);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+
+    use super::*;
+    use crate::pullsecret::Entry;
+    use crate::secret::Secret;
+
+    fn set_with(password: &str) -> SecretSet {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("ci:{password}"));
+        let mut set = SecretSet::default();
+        set.add(
+            "secret/team/regcred",
+            Ok(vec![Entry {
+                source: String::new(),
+                key: "registry.example.com".into(),
+                username: "ci".into(),
+                basic: Secret::new(basic),
+                ecr_password_expiration: None,
+            }]),
+        );
+        set
+    }
+
+    /// The issue's attack: everything but the password is in `/report`, so an unkeyed hash
+    /// of the same fields confirms a guess offline. The attacker's program, written against
+    /// the published inputs, must not reproduce the id, not even with the right password.
+    #[test]
+    fn a_check_id_cannot_be_recomputed_from_what_report_shows_and_a_password() {
+        let img: ImageRef = "registry.example.com/team/app:1".parse().unwrap();
+        let set = set_with("Summer2024!");
+        let id = check_id(&img, Some(&set));
+        let attacker = |password: &str| {
+            let guess = set_with(password);
+            let mut h = DefaultHasher::new();
+            img.normalized().hash(&mut h);
+            guess.sources.hash(&mut h);
+            for e in &guess.entries {
+                let e = (
+                    &e.source,
+                    &e.key,
+                    &e.username,
+                    e.basic.expose(),
+                    e.ecr_password_expiration,
+                );
+                e.hash(&mut h);
+            }
+            format!("{:016x}", h.finish())
+        };
+        assert_ne!(id, attacker("Summer2024!"));
+        // Still an identity within the process: the schedule keys checks by it.
+        assert_eq!(id, check_id(&img, Some(&set)));
+        assert_ne!(id, check_id(&img, Some(&set_with("Winter2024!"))));
+        assert_ne!(id, check_id(&img, None));
+    }
 }
