@@ -225,6 +225,24 @@ fn a_token_realm_on_an_internal_address_is_refused() {
     assert!(!run.stdout.contains(common::fault::BAIT_SECRET));
 }
 
+/// Issue 23: a redirect or a realm to a *name* that resolves to loopback is refused as the
+/// literal address is, before anything is sent there, and the refusal names the name.
+#[test]
+fn a_redirect_or_realm_to_a_name_resolving_to_loopback_is_refused() {
+    let name = common::fault::loopback_name();
+    let (_, run) = run_against(Fault::RedirectToInternalName(name), &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = finding(&r["images"][0], "REGISTRY_REDIRECT_REFUSED");
+    let host = f["evidence"]["host"].as_str().unwrap();
+    assert!(host.starts_with(&format!("{name}:")), "{f:#}");
+    let (_, run) = run_as_mirror(Fault::BearerRealmToInternalName(name));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = finding(&r["images"][0], "REGISTRY_REDIRECT_REFUSED");
+    assert!(f["summary"].as_str().unwrap().contains(name), "{f:#}");
+}
+
 /// Issue 15 point 9: a pull secret for a Bearer registry (Docker Hub, GHCR, Quay) is traded
 /// for a token at the realm first, as a puller does; sending it as Basic to `/v2/` fails there.
 #[test]

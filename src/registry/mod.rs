@@ -462,7 +462,7 @@ async fn bearer_token(
     }
     let host = host_of(&url);
     let auth = basic.map_or(Auth::Anonymous, |b| Auth::Basic(b.clone()));
-    let fetched = transport.get(url, &auth, None).await?;
+    let fetched = transport.get_realm(url, &auth, base).await?;
     if !fetched.response.status().is_success() {
         return Err(status_error(Request::Token, fetched).await);
     }
