@@ -75,6 +75,9 @@ pub enum Fault {
     ManyLayers,
     /// The tag is an index of 1,025 entries.
     HugeIndex,
+    /// The tag is an index of 1,024 entries (the cap) whose `os` values are 3,700 characters,
+    /// none for the probe's platform: about 4 MB, under the manifest cap (issue 23).
+    HostilePlatformIndex,
     /// The manifest's config is 100,000 nested arrays.
     DeepManifest,
     /// The manifest request is a 404 with an 8 MiB body.
@@ -615,6 +618,24 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
                 let body = body.to_string();
                 respond_typed(s, ct, body.as_bytes()).await
             }
+            Fault::HostilePlatformIndex if !r.path.contains("/manifests/sha256:") => {
+                let entries: Vec<_> = (0..1024)
+                    .map(|i| {
+                        serde_json::json!({
+                            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "digest": digest(&c.manifest), "size": c.manifest.len(),
+                            "platform": {"os": format!("{i:04}{}", "o".repeat(3700)), "architecture": "amd64"},
+                        })
+                    })
+                    .collect();
+                let index = serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": entries,
+                });
+                let ct = "application/vnd.oci.image.index.v1+json";
+                respond_typed(s, ct, index.to_string().as_bytes()).await
+            }
             Fault::DeepManifest => {
                 let depth = 100_000;
                 let body = format!(
@@ -681,6 +702,7 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
         | Fault::HugeManifest
         | Fault::ManyLayers
         | Fault::HugeIndex
+        | Fault::HostilePlatformIndex
         | Fault::DeepManifest
         | Fault::HugeErrorBody
         | Fault::HugeHeaders
