@@ -39,6 +39,27 @@ pub const WATCH_REPORT_VERSION: &str = "watch/1.0";
 
 /// How often the scheduler looks for due checks and changed workloads.
 const TICK: Duration = Duration::from_secs(1);
+/// Most distinct (image, credentials) one namespace's workloads may have checked: each result
+/// is bounded (`ImageReport::bound`), so this bounds what one namespace's editor can make the
+/// watcher hold. Containers past it are `invalid` in `/report`, with the reason.
+pub const MAX_CHECKS_PER_NAMESPACE: usize = 256;
+/// Counts `id` against `namespace`'s [`MAX_CHECKS_PER_NAMESPACE`]; a check it already uses
+/// is free.
+fn admit(
+    per_ns: &mut HashMap<String, BTreeSet<String>>,
+    namespace: &str,
+    id: &str,
+) -> Result<(), String> {
+    let ids = per_ns.entry(namespace.to_string()).or_default();
+    if !ids.contains(id) && ids.len() >= MAX_CHECKS_PER_NAMESPACE {
+        return Err(format!(
+            "not checked: namespace {namespace} already uses {MAX_CHECKS_PER_NAMESPACE} distinct (image, credentials), the most one namespace may"
+        ));
+    }
+    ids.insert(id.to_string());
+    Ok(())
+}
+
 /// The first retry of a failing check; doubled per failure, never past the interval.
 const FAIL_RETRY: Duration = Duration::from_secs(15);
 
@@ -512,7 +533,17 @@ impl State {
         for k in std::mem::take(&mut self.workloads.removed) {
             self.rows.remove(&k);
         }
-        for k in std::mem::take(&mut self.workloads.dirty) {
+        let dirty = std::mem::take(&mut self.workloads.dirty);
+        // The distinct checks each namespace's other workloads use: one namespace's editor
+        // cannot make the watcher hold more than MAX_CHECKS_PER_NAMESPACE results (issue 23).
+        let mut per_ns: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (k, (_, rows)) in &self.rows {
+            if !dirty.contains(k) {
+                let ids = rows.iter().filter_map(|r| r.check.as_ref().ok().cloned());
+                per_ns.entry(k.namespace.clone()).or_default().extend(ids);
+            }
+        }
+        for k in dirty {
             let Some(w) = self.workloads.all.get(&k) else {
                 continue;
             };
@@ -527,8 +558,11 @@ impl State {
             let mut rows = Vec::new();
             for c in &w.containers {
                 let check = match c.image.parse::<ImageRef>() {
-                    Ok(img) => {
+                    Ok(img) => 'check: {
                         let id = check_id(&img, set.as_ref());
+                        if let Err(e) = admit(&mut per_ns, &k.namespace, &id) {
+                            break 'check Err(e);
+                        }
                         self.checks.entry(id.clone()).or_insert_with(|| CheckState {
                             image: img,
                             secrets: set.clone(),
@@ -888,6 +922,20 @@ mod tests {
             }]),
         );
         set
+    }
+
+    /// Issue 23: one namespace's workloads cannot make the watcher hold more than its cap of
+    /// results; a check it already uses stays free, and other namespaces are not held back.
+    #[test]
+    fn one_namespace_gets_at_most_its_cap_of_checks() {
+        let mut per_ns = HashMap::new();
+        for i in 0..MAX_CHECKS_PER_NAMESPACE {
+            admit(&mut per_ns, "team", &format!("{i:016x}")).unwrap();
+        }
+        let err = admit(&mut per_ns, "team", "ffffffffffffffff").unwrap_err();
+        assert!(err.contains("namespace team already uses 256"), "{err}");
+        assert!(admit(&mut per_ns, "team", &format!("{:016x}", 7)).is_ok());
+        assert!(admit(&mut per_ns, "other", "ffffffffffffffff").is_ok());
     }
 
     /// The issue's attack: everything but the password is in `/report`, so an unkeyed hash
