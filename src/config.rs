@@ -512,7 +512,7 @@ pub enum ConfigError {
         "--canary needs --images-from: the canary runs with the workload's ServiceAccount, pull secrets and placement"
     )]
     CanaryNeedsWorkload,
-    #[error("invalid --listen {input:?}: expected IP:PORT, e.g. 0.0.0.0:9090")]
+    #[error("invalid --listen {input:?}: expected IP:PORT, e.g. 0.0.0.0:9090 or [::]:9090")]
     Listen { input: String },
     #[error(
         "--json, --text, --markdown and --junit write the report of one check; serve mode serves the last report at /report"
@@ -610,7 +610,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             watch,
             interval,
-            listen: a.listen.parse().map_err(|_| ConfigError::Listen {
+            listen: parse_listen(&a.listen).ok_or_else(|| ConfigError::Listen {
                 input: a.listen.clone(),
             })?,
             check,
@@ -891,6 +891,20 @@ impl Config {
     }
 }
 
+/// `IP:PORT`, IPv6 bracketed or not: the node DaemonSet listens on `$(HOST_IP):9464`, where
+/// the downward API's `status.hostIP` is a bare address, IPv6 on an IPv6 cluster. The port is
+/// required, so the last colon is always the port's.
+fn parse_listen(s: &str) -> Option<std::net::SocketAddr> {
+    if let Ok(addr) = s.parse() {
+        return Some(addr);
+    }
+    let (ip, port) = s.rsplit_once(':')?;
+    Some(std::net::SocketAddr::new(
+        ip.parse().ok()?,
+        port.parse().ok()?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -970,6 +984,18 @@ mod tests {
                 .unwrap_err()
                 .contains("\"localhost\"")
         );
+        // The DaemonSet's `$(HOST_IP):9464` on an IPv4 and an IPv6 node.
+        for (listen, want) in [
+            ("10.0.3.7:9464", "10.0.3.7:9464"),
+            ("2600:1f14:abc::7:9464", "[2600:1f14:abc::7]:9464"),
+            ("[::]:9464", "[::]:9464"),
+        ] {
+            let c = parse(&["--listen", listen, "a/b"]).unwrap();
+            assert_eq!(c.listen.to_string(), want);
+        }
+        for bad in ["::1", "10.0.3.7", "10.0.3.7:99999", ":9464"] {
+            assert!(parse(&["--listen", bad, "a/b"]).is_err(), "{bad}");
+        }
         assert!(
             parse(&["--junit", "j.xml", "a/b"])
                 .unwrap_err()

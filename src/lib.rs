@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+pub mod bounds;
 pub mod catalogue;
 pub mod cluster;
 pub mod config;

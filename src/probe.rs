@@ -723,6 +723,8 @@ pub(crate) fn finish_image(r: &mut ImageReport, require: report::Require) {
         r.findings.extend(finding);
     }
     r.verdict = r.paths.verdict(require);
+    // One check's result is bounded whatever its findings hold (issue 23).
+    r.bound();
 }
 
 struct ImageCtx<'a> {

@@ -570,6 +570,44 @@ impl Stage {
 }
 
 impl ImageReport {
+    /// Holds this image's report to [`crate::bounds::MAX_IMAGE_REPORT_BYTES`] serialised:
+    /// each finding is capped already (`Finding::new`), but an image has many, so past the
+    /// bound their evidence gives way (codes, summaries and fixes stay, and the verdict).
+    pub fn bound(&mut self) {
+        let size = json_size(self);
+        if size <= crate::bounds::MAX_IMAGE_REPORT_BYTES {
+            return;
+        }
+        let note = serde_json::Value::from(format!(
+            "dropped: this image's report was {size} bytes, over the {} bytes one check may take",
+            crate::bounds::MAX_IMAGE_REPORT_BYTES
+        ));
+        let drop_evidence = |findings: &mut Vec<Finding>| {
+            for f in findings {
+                f.evidence = BTreeMap::from([("evidence".to_string(), note.clone())]);
+            }
+        };
+        for s in &mut self.stages {
+            drop_evidence(&mut s.findings);
+        }
+        if let Some(p) = &mut self.paths.pull_secrets {
+            p.stages
+                .iter_mut()
+                .for_each(|s| drop_evidence(&mut s.findings));
+            drop_evidence(&mut p.findings);
+        }
+        if let Some(p) = &mut self.paths.node_credential_provider {
+            p.stages
+                .iter_mut()
+                .for_each(|s| drop_evidence(&mut s.findings));
+            drop_evidence(&mut p.findings);
+        }
+        if let Some(p) = &mut self.paths.kubelet_canary {
+            drop_evidence(&mut p.findings);
+        }
+        drop_evidence(&mut self.findings);
+    }
+
     /// Every finding about this image: its stages, its paths, then the summaries.
     pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
         let secrets = self
@@ -603,6 +641,23 @@ impl ImageReport {
             .chain(kubelet)
             .chain(&self.findings)
     }
+}
+
+/// Bytes of `v` as JSON, counted without building it.
+fn json_size(v: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
 }
 
 /// Every finding of the report, identity first.

@@ -249,6 +249,10 @@ pub async fn serve(
 /// Connections served at once; more are closed at accept. A Prometheus server or two and a
 /// kubelet's probes need a handful.
 const MAX_CONNECTIONS: usize = 64;
+/// Connections served at once to one peer (an IPv4 address, an IPv6 /64): a Prometheus server
+/// keeps one or two, the kubelet one per probe. Without it one client opening 64 idle sockets
+/// every 5 s kept the liveness probe and the scrapes out (issue 23); now it takes 8 addresses.
+const MAX_PER_PEER: usize = 8;
 /// A request head must arrive within this, so a slow or half-sent request cannot hold a
 /// connection slot (2,000 of them once held 38 MB and blocked SIGTERM).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -265,14 +269,15 @@ async fn serve_http(listener: tokio::net::TcpListener, app: Router) {
     use hyper_util::service::TowerToHyperService;
 
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let peers = Peers::new(MAX_PER_PEER);
     let mut connections = tokio::task::JoinSet::new();
     let stop = shutdown_signal();
     tokio::pin!(stop);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut stop => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 // Out of file descriptors and the like: wait instead of spinning.
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -290,9 +295,17 @@ async fn serve_http(listener: tokio::net::TcpListener, app: Router) {
             );
             continue;
         };
+        let Some(peer_slot) = peers.acquire(peer.ip()) else {
+            tracing::warn!(
+                limit = MAX_PER_PEER,
+                peer = %peer.ip(),
+                "per-peer connection limit reached; closing a new connection"
+            );
+            continue;
+        };
         let service = TowerToHyperService::new(app.clone());
         connections.spawn(async move {
-            let _slot = slot;
+            let _slot = (slot, peer_slot);
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -306,6 +319,73 @@ async fn serve_http(listener: tokio::net::TcpListener, app: Router) {
     })
     .await;
     connections.shutdown().await;
+}
+
+/// Open connections per peer, capped. Peers are IPv4 addresses and IPv6 /64s (one host's
+/// usual allocation; an IPv4-mapped address counts as its IPv4 one).
+#[derive(Debug, Clone)]
+struct Peers {
+    limit: usize,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One peer's connection; gives its slot back when dropped.
+#[derive(Debug)]
+struct PeerSlot {
+    peers: Peers,
+    peer: std::net::IpAddr,
+}
+
+impl Peers {
+    fn new(limit: usize) -> Self {
+        Peers {
+            limit,
+            open: Arc::default(),
+        }
+    }
+
+    fn key(ip: std::net::IpAddr) -> std::net::IpAddr {
+        use std::net::{IpAddr, Ipv6Addr};
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => {
+                    let s = v6.segments();
+                    IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+                }
+            },
+            v4 => v4,
+        }
+    }
+
+    fn acquire(&self, ip: std::net::IpAddr) -> Option<PeerSlot> {
+        let peer = Self::key(ip);
+        // Poisoned only if a holder panicked; the counts are still counts.
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(peer).or_default();
+        if *n >= self.limit {
+            return None;
+        }
+        *n += 1;
+        Some(PeerSlot {
+            peers: self.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.peers.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.peer) {
+            *n -= 1;
+            if *n == 0 {
+                // The map holds only peers with open connections: it cannot grow with the
+                // number of peers ever seen.
+                open.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// How long a stopping `serve` waits for canary deletes, well inside the default 30 s
@@ -328,6 +408,37 @@ mod tests {
     /// A scrape reads one whole run. Runs checking one image or the other are folded in from
     /// another thread as fast as they come; every scrape has exactly one image's `success`,
     /// never none (a family cleared and not yet refilled) and never both.
+    /// Issue 23: one peer's connections are capped; other peers still get theirs, and a closed
+    /// connection frees its slot. An IPv6 /64 is one peer, an IPv4-mapped address its IPv4.
+    #[test]
+    fn one_peer_cannot_take_every_connection() {
+        let peers = Peers::new(2);
+        let flood: std::net::IpAddr = "10.0.0.9".parse().unwrap();
+        let kubelet: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let held: Vec<_> = (0..5).filter_map(|_| peers.acquire(flood)).collect();
+        assert_eq!(held.len(), 2);
+        assert!(peers.acquire("::ffff:10.0.0.9".parse().unwrap()).is_none());
+        let probe = peers.acquire(kubelet);
+        assert!(probe.is_some(), "another peer is not held back");
+        let a = peers.acquire("2001:db8:0:1::a".parse().unwrap());
+        let b = peers.acquire("2001:db8:0:1::b".parse().unwrap());
+        assert!(a.is_some() && b.is_some());
+        assert!(
+            peers
+                .acquire("2001:db8:0:1:ffff::c".parse().unwrap())
+                .is_none()
+        );
+        assert!(peers.acquire("2001:db8:0:2::a".parse().unwrap()).is_some());
+        drop(held);
+        assert!(peers.acquire(flood).is_some(), "slots come back");
+        drop((probe, a, b));
+        assert_eq!(
+            peers.open.lock().unwrap().len(),
+            0,
+            "no peer kept without connections"
+        );
+    }
+
     #[test]
     fn a_scrape_never_reads_a_run_half_folded_in() {
         let shared = Arc::new(Shared {

@@ -11,7 +11,6 @@
 //! second) and unknown until then; a failing check retried sooner than a passing one, with a
 //! bounded backoff; checks and series no workload uses any more dropped.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -42,6 +41,27 @@ pub const WATCH_REPORT_VERSION: &str = "watch/1.0";
 
 /// How often the scheduler looks for due checks and changed workloads.
 const TICK: Duration = Duration::from_secs(1);
+/// Most distinct (image, credentials) one namespace's workloads may have checked: each result
+/// is bounded (`ImageReport::bound`), so this bounds what one namespace's editor can make the
+/// watcher hold. Containers past it are `invalid` in `/report`, with the reason.
+pub const MAX_CHECKS_PER_NAMESPACE: usize = 256;
+/// Counts `id` against `namespace`'s [`MAX_CHECKS_PER_NAMESPACE`]; a check it already uses
+/// is free.
+fn admit(
+    per_ns: &mut HashMap<String, BTreeSet<String>>,
+    namespace: &str,
+    id: &str,
+) -> Result<(), String> {
+    let ids = per_ns.entry(namespace.to_string()).or_default();
+    if !ids.contains(id) && ids.len() >= MAX_CHECKS_PER_NAMESPACE {
+        return Err(format!(
+            "not checked: namespace {namespace} already uses {MAX_CHECKS_PER_NAMESPACE} distinct (image, credentials), the most one namespace may"
+        ));
+    }
+    ids.insert(id.to_string());
+    Ok(())
+}
+
 /// The first retry of a failing check; doubled per failure, never past the interval.
 const FAIL_RETRY: Duration = Duration::from_secs(15);
 
@@ -399,9 +419,14 @@ impl<'c> Credentials<'c> {
     }
 }
 
-/// Identifies a check: the image as pulled and what the credentials hold (never shown).
+/// Identifies a check: the image as pulled and what the credentials hold. The id is published
+/// in `/report` beside every other input (image, sources, keys, usernames), so it must not be
+/// computable from them and a guessed password: an unkeyed hash of `base64(user:password)` was
+/// an offline password oracle (issue 23). It is HMAC-SHA256 under a key drawn at start from
+/// the system's random source and never shown: stable for the process (the schedule needs
+/// that), unlinkable across restarts, and nothing an observer can test a guess against.
 pub fn check_id(image: &ImageRef, set: Option<&SecretSet>) -> String {
-    let mut h = DefaultHasher::new();
+    let mut h = IdMac::new();
     image.normalized().hash(&mut h);
     if let Some(set) = set {
         set.sources.hash(&mut h);
@@ -426,6 +451,39 @@ pub fn check_id(image: &ImageRef, set: Option<&SecretSet>) -> String {
         }
     }
     format!("{:016x}", h.finish())
+}
+
+/// The per-process key of [`check_id`].
+fn id_key() -> &'static ring::hmac::Key {
+    static KEY: std::sync::OnceLock<ring::hmac::Key> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        // The system's random source failing is not something a probe can work around;
+        // ring's generate only fails there.
+        ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+            .expect("the system's random source works")
+    })
+}
+
+/// A [`Hasher`] that feeds an HMAC, so `check_id` keeps hashing the same fields with `Hash`.
+struct IdMac(ring::hmac::Context);
+
+impl IdMac {
+    fn new() -> Self {
+        IdMac(ring::hmac::Context::with_key(id_key()))
+    }
+}
+
+impl Hasher for IdMac {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        let tag = self.0.clone().sign();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&tag.as_ref()[..8]);
+        u64::from_be_bytes(first)
+    }
 }
 
 /// One container of a workload and what it is checked as.
@@ -484,7 +542,17 @@ impl State {
         for k in std::mem::take(&mut self.workloads.removed) {
             self.rows.remove(&k);
         }
-        for k in std::mem::take(&mut self.workloads.dirty) {
+        let dirty = std::mem::take(&mut self.workloads.dirty);
+        // The distinct checks each namespace's other workloads use: one namespace's editor
+        // cannot make the watcher hold more than MAX_CHECKS_PER_NAMESPACE results (issue 23).
+        let mut per_ns: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for (k, (_, rows)) in &self.rows {
+            if !dirty.contains(k) {
+                let ids = rows.iter().filter_map(|r| r.check.as_ref().ok().cloned());
+                per_ns.entry(k.namespace.clone()).or_default().extend(ids);
+            }
+        }
+        for k in dirty {
             let Some(w) = self.workloads.all.get(&k) else {
                 continue;
             };
@@ -495,8 +563,11 @@ impl State {
             let mut rows = Vec::new();
             for c in &w.containers {
                 let check = match c.image.parse::<ImageRef>() {
-                    Ok(img) => {
+                    Ok(img) => 'check: {
                         let id = check_id(&img, set.as_ref());
+                        if let Err(e) = admit(&mut per_ns, &k.namespace, &id) {
+                            break 'check Err(e);
+                        }
                         self.checks.entry(id.clone()).or_insert_with(|| CheckState {
                             image: img,
                             secrets: set.clone(),
@@ -843,4 +914,76 @@ pub fn publish(
         None => {}
     }
     publish_metrics(state, metrics);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+
+    use super::*;
+    use crate::pullsecret::Entry;
+    use crate::secret::Secret;
+
+    fn set_with(password: &str) -> SecretSet {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("ci:{password}"));
+        let mut set = SecretSet::default();
+        set.add(
+            "secret/team/regcred",
+            Ok(vec![Entry {
+                source: String::new(),
+                key: "registry.example.com".into(),
+                username: "ci".into(),
+                basic: Secret::new(basic),
+                ecr_password_expiration: None,
+            }]),
+        );
+        set
+    }
+
+    /// Issue 23: one namespace's workloads cannot make the watcher hold more than its cap of
+    /// results; a check it already uses stays free, and other namespaces are not held back.
+    #[test]
+    fn one_namespace_gets_at_most_its_cap_of_checks() {
+        let mut per_ns = HashMap::new();
+        for i in 0..MAX_CHECKS_PER_NAMESPACE {
+            admit(&mut per_ns, "team", &format!("{i:016x}")).unwrap();
+        }
+        let err = admit(&mut per_ns, "team", "ffffffffffffffff").unwrap_err();
+        assert!(err.contains("namespace team already uses 256"), "{err}");
+        assert!(admit(&mut per_ns, "team", &format!("{:016x}", 7)).is_ok());
+        assert!(admit(&mut per_ns, "other", "ffffffffffffffff").is_ok());
+    }
+
+    /// The issue's attack: everything but the password is in `/report`, so an unkeyed hash
+    /// of the same fields confirms a guess offline. The attacker's program, written against
+    /// the published inputs, must not reproduce the id, not even with the right password.
+    #[test]
+    fn a_check_id_cannot_be_recomputed_from_what_report_shows_and_a_password() {
+        let img: ImageRef = "registry.example.com/team/app:1".parse().unwrap();
+        let set = set_with("Summer2024!");
+        let id = check_id(&img, Some(&set));
+        let attacker = |password: &str| {
+            let guess = set_with(password);
+            let mut h = DefaultHasher::new();
+            img.normalized().hash(&mut h);
+            guess.sources.hash(&mut h);
+            for e in &guess.entries {
+                let e = (
+                    &e.source,
+                    &e.key,
+                    &e.username,
+                    e.basic.expose(),
+                    e.ecr_password_expiration,
+                );
+                e.hash(&mut h);
+            }
+            format!("{:016x}", h.finish())
+        };
+        assert_ne!(id, attacker("Summer2024!"));
+        // Still an identity within the process: the schedule keys checks by it.
+        assert_eq!(id, check_id(&img, Some(&set)));
+        assert_ne!(id, check_id(&img, Some(&set_with("Winter2024!"))));
+        assert_ne!(id, check_id(&img, None));
+    }
 }

@@ -225,6 +225,24 @@ fn a_token_realm_on_an_internal_address_is_refused() {
     assert!(!run.stdout.contains(common::fault::BAIT_SECRET));
 }
 
+/// Issue 23: a redirect or a realm to a *name* that resolves to loopback is refused as the
+/// literal address is, before anything is sent there, and the refusal names the name.
+#[test]
+fn a_redirect_or_realm_to_a_name_resolving_to_loopback_is_refused() {
+    let name = common::fault::loopback_name();
+    let (_, run) = run_against(Fault::RedirectToInternalName(name), &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = finding(&r["images"][0], "REGISTRY_REDIRECT_REFUSED");
+    let host = f["evidence"]["host"].as_str().unwrap();
+    assert!(host.starts_with(&format!("{name}:")), "{f:#}");
+    let (_, run) = run_as_mirror(Fault::BearerRealmToInternalName(name));
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let r = run.report();
+    let f = finding(&r["images"][0], "REGISTRY_REDIRECT_REFUSED");
+    assert!(f["summary"].as_str().unwrap().contains(name), "{f:#}");
+}
+
 /// Issue 15 point 9: a pull secret for a Bearer registry (Docker Hub, GHCR, Quay) is traded
 /// for a token at the realm first, as a puller does; sending it as Basic to `/v2/` fails there.
 #[test]
@@ -446,6 +464,33 @@ fn a_hostile_registry_meets_a_cap_on_every_answer() {
         let manifests = fake.requests_for("/manifests/");
         assert_eq!(manifests, 1, "{fault:?}: asked once");
     }
+}
+
+/// Issue 23: an index inside every cap (1,024 entries, about 4 MB) whose platform names are
+/// 3.7 KB each, none the probe's. The platform list reached summary, evidence and fix whole
+/// (11.7 MB for one image); now a list is 16 names of at most 64 characters and "… N more",
+/// and the one-image report stays under 64 KiB (docs/limits.md).
+#[test]
+fn a_hostile_platform_index_gives_a_report_under_64_kib() {
+    let (_, run) = run_against(Fault::HostilePlatformIndex, &[]);
+    eprintln!("hostile platform index: report {} bytes", run.stdout.len());
+    assert_eq!(run.code, 1, "{}", &run.stdout[..run.stdout.len().min(2000)]);
+    assert!(
+        run.stdout.len() < 64 << 10,
+        "the report is {} bytes",
+        run.stdout.len()
+    );
+    let r = run.report();
+    let f = finding(&r["images"][0], "PLATFORM_NOT_IN_INDEX");
+    assert!(
+        f["summary"].as_str().unwrap().ends_with("… 1008 more"),
+        "{}",
+        f["summary"]
+    );
+    let available = f["evidence"]["available"].as_array().unwrap();
+    assert_eq!(available.len(), 17);
+    assert_eq!(available[16], "… 1008 more");
+    assert!(f["remediation"].as_str().unwrap().len() <= 2048 + 64);
 }
 
 /// The Bearer token answer is capped too (64 KiB; real tokens are a few KiB).

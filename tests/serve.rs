@@ -214,6 +214,45 @@ fn half_sent_requests_are_bounded_and_never_block_sigterm() {
     );
 }
 
+/// Issue 23: one client cannot hold every connection slot. Twenty idle sockets from one
+/// address: serve keeps 8 of them (its per-peer cap, well under the 64 in all) and closes the
+/// rest at once, so the kubelet's probes and Prometheus, other peers, still get in. (Every
+/// test client is 127.0.0.1; other peers are the unit test's, `serve::tests`.)
+#[test]
+fn one_peer_gets_at_most_eight_connections() {
+    use std::io::Read as _;
+    let s = Stack::get();
+    let server = ServeProcess::start(
+        &["--interval", "1h", &s.image("naming-server-service:latest")],
+        &[],
+    );
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut held: Vec<_> = (0..20)
+        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let open = held
+        .iter_mut()
+        .filter(|c| {
+            c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            let mut b = [0u8; 1];
+            let mut c: &std::net::TcpStream = c;
+            matches!(c.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        })
+        .count();
+    assert_eq!(open, 8, "one peer holds {open} connections");
+    drop(held);
+    // Its slots come back when it lets go.
+    let start = Instant::now();
+    while get(&format!("{}/healthz", server.base)).0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "healthz never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Issue 8: serve as the node DaemonSet runs it (the node's provider config, the node name
 /// from the downward API, `--require kubelet`): one series per path, the node's labelled.
 #[test]

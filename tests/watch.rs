@@ -308,6 +308,76 @@ fn serve_watch_keeps_every_workloads_verdict_current() {
     );
 }
 
+/// Issue 23: eight images in one namespace whose tags are the hostile index (1,024 entries,
+/// 4 MB, 3.7 KB `os` values, none for the probe's platform) held serve --watch at 293-333 MiB
+/// against the 192Mi the manifest gives it, and made /report 93.6 MB. With every finding and
+/// each check's result bounded, the peak RSS stays under that limit and /report small.
+#[test]
+fn hostile_indexes_keep_the_watcher_within_its_memory_limit() {
+    let s = Stack::get();
+    let fake = FaultRegistry::start(Fault::HostilePlatformIndex);
+    let endpoint = format!("{}=http://{}", s.var("STACK_ECR_HOST"), fake.addr);
+    let api = WatchApi::start();
+    api.single(
+        &format!("/api/v1/namespaces/{NS}/serviceaccounts/web"),
+        200,
+        service_account(NS, "web", &[]),
+    );
+    for i in 0..4 {
+        let (init, app) = (
+            s.image(&format!("faulty:i{i}")),
+            s.image(&format!("faulty:a{i}")),
+        );
+        api.put(
+            DEPLOYMENTS,
+            deployment(NS, &format!("web{i}"), "web", &[], &init, &app),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path(), NS);
+    let server = ServeProcess::start(
+        &["--watch", "--namespace", NS, "--interval", "2s"],
+        &[
+            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+            ("ECR_PULL_PROBE_REGISTRY_ENDPOINT", &endpoint),
+            ("ECR_PULL_PROBE_ALLOW_PLAIN_HTTP", "true"),
+        ],
+    );
+    let start = Instant::now();
+    let mut done = 0;
+    while done < 3 {
+        let line = server
+            .stderr
+            .recv_timeout(Duration::from_secs(120).saturating_sub(start.elapsed()))
+            .unwrap_or_else(|_| panic!("{done} of 3 runs finished"));
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "checks finished" {
+            done += 1;
+        }
+    }
+    let r = wait_report(&server.base, "every verdict", |r| {
+        r["summary"]["unknown"] == 0
+    });
+    assert_eq!(r["summary"]["checks"], 8, "{}", r["summary"]);
+    let (_, body) = get(&format!("{}/report", server.base));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap()
+    };
+    let (rss, peak) = (kib("VmRSS:"), kib("VmHWM:"));
+    eprintln!(
+        "hostile indexes: /report {} bytes, RSS {rss} KiB, peak RSS {peak} KiB",
+        body.len()
+    );
+    // manifests/watch/deployment.yaml: limits.memory 192Mi.
+    assert!(peak < 192 * 1024, "peak RSS {peak} KiB");
+    assert!(body.len() < 1 << 20, "/report is {} bytes", body.len());
+}
+
 /// Runs serve --watch on one Deployment of the fault registry's image, the AWS API behind a
 /// proxy with `rules`, with a 2 s interval, until `runs` runs of checks have finished; returns
 /// the registry's and the AWS API's requests.

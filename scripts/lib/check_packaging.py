@@ -261,6 +261,35 @@ def monitoring_problems(docs):
     return out
 
 
+def network_policy_problems(docs):
+    """Every `serve` pod off the host network (its /report is the cluster's map) is selected by
+    a NetworkPolicy of its namespace that admits ingress only from chosen peers on its ports."""
+    out = []
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+    for d in docs:
+        if d.get("kind") not in ("Deployment", "StatefulSet", "Pod"):
+            continue
+        t = d["spec"].get("template", d) if d["kind"] != "Pod" else d
+        spec, labels = t.get("spec", {}), (t.get("metadata", {}).get("labels") or {})
+        if spec.get("hostNetwork") or not any((c.get("args") or [None])[0] == "serve" for c in spec.get("containers", [])):
+            continue
+        where = f"{d['kind']}/{d['metadata']['name']}"
+        ns = d["metadata"].get("namespace")
+        ports = {p.get("containerPort") for c in spec["containers"] for p in c.get("ports") or []}
+        mine = [p for p in policies if p["metadata"].get("namespace") == ns
+                and (p["spec"].get("podSelector", {}).get("matchLabels") or {}).items() <= labels.items()
+                and "Ingress" in (p["spec"].get("policyTypes") or [])]
+        if not mine:
+            out.append(f"{where}: serves /report and /metrics but no NetworkPolicy of its namespace selects it")
+        for p in mine:
+            for rule in p["spec"].get("ingress") or []:
+                if not rule.get("from"):
+                    out.append(f"NetworkPolicy/{p['metadata']['name']}: an ingress rule admits every peer")
+                if not {q.get("port") for q in rule.get("ports") or []} <= ports or not rule.get("ports"):
+                    out.append(f"NetworkPolicy/{p['metadata']['name']}: ingress ports are not exactly {where}'s")
+    return out
+
+
 def rbac_problems(docs):
     """Least privilege: no wildcards, secrets only by name, writes only on the canary's pods."""
     out = []
@@ -423,6 +452,11 @@ def main():
         if d.get("kind") in ("Job", "CronJob"):
             check(f"{d['kind']}/{d['metadata']['name']}: job policies", job_problems(d))
     check("PodMonitor and Service select the sidecar's metrics port", monitoring_problems(docs))
+    bad_serve = [{"kind": "Deployment", "metadata": {"name": "bad"}, "spec": {"template": {
+        "metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"args": ["serve"], "ports": [{"containerPort": 9090}]}]}}}},
+        {"kind": "NetworkPolicy", "metadata": {"name": "open"}, "spec": {"podSelector": {"matchLabels": {"a": "c"}}, "policyTypes": ["Ingress"]}}]
+    check("NetworkPolicy check rejects an unselected serve pod", [] if network_policy_problems(bad_serve) else ["the unselected pod passed"])
+    check("every serve pod is behind a NetworkPolicy", network_policy_problems(docs))
     bad_rbac = [{"kind": "ClusterRole", "metadata": {"name": "bad"}, "rules": [
         {"apiGroups": ["*"], "resources": ["secrets"], "verbs": ["get", "delete"]},
         {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}]}]

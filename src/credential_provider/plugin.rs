@@ -3,8 +3,10 @@
 //! the provider's `args`, the kubelet's environment plus the provider's `env` (never the
 //! probe's own: see [`plugin_env`]), the
 //! `CredentialProviderRequest` as JSON on stdin, the `CredentialProviderResponse` read from
-//! stdout. The process is killed when the run's deadline passes and always reaped; its output
-//! is capped. The request and response shapes and their checks are pure and tested here.
+//! stdout. The plugin runs in a process group of its own: once it exits (or the deadline
+//! passes) the whole group is killed and what of it is ours reaped, so a plugin that leaves a
+//! process behind holding its pipes neither stalls the run nor survives it (issue 23); its
+//! output is capped. The request and response shapes and their checks are pure and tested here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -295,8 +297,17 @@ pub fn plugin_env(
 /// The kubelet's fixed limit on one plugin run (`context.WithTimeout(ctx, 1*time.Minute)`).
 pub const EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Runs the plugin once. Killed (and reaped) at `deadline` or after [`EXEC_TIMEOUT`]; stdout beyond [`MAX_STDOUT`] and
-/// stderr beyond [`MAX_STDERR`] are drained and dropped so a chatty plugin cannot block.
+/// How long the pipes are read after the plugin itself exited: what it wrote is in them
+/// already, and a process it left behind may hold them open for as long as it lives.
+const READ_AFTER_EXIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long the group's leftovers get to die after SIGKILL before we stop reaping them.
+const REAP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs the plugin once, in a process group of its own. Killed at `deadline` or after
+/// [`EXEC_TIMEOUT`]; stdout beyond [`MAX_STDOUT`] and stderr beyond [`MAX_STDERR`] are drained
+/// and dropped so a chatty plugin cannot block. When the plugin exits, its pipes are read for
+/// at most [`READ_AFTER_EXIT`] more, then whatever is left of its group is killed and reaped.
 pub async fn exec(
     bin_dir: &Path,
     provider: &Provider,
@@ -309,6 +320,7 @@ pub async fn exec(
     if !path.is_file() {
         return Err(ExecError::NotFound { path });
     }
+    adopt_orphans();
     let mut child = tokio::process::Command::new(&path)
         .args(&provider.args)
         .env_clear()
@@ -316,12 +328,20 @@ pub async fn exec(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        // Its own group (pgid = its pid): what it starts can be killed with it.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| ExecError::Spawn {
             path: path.clone(),
             source,
         })?;
+    // Killed on every way out, a cancelled run included.
+    let mut group = Group(
+        child
+            .id()
+            .and_then(|id| rustix::process::Pid::from_raw(id as i32)),
+    );
     let io_err = |source| ExecError::Io {
         path: path.clone(),
         source,
@@ -329,40 +349,134 @@ pub async fn exec(
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
-    let work = async {
-        // A plugin that exits without reading stdin closes the pipe: not an error of ours.
-        let write = async {
-            let r = stdin.write_all(request).await;
-            drop(stdin);
-            match r {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
-                _ => Ok(()),
-            }
-        };
-        let (w, out, err, status) = tokio::join!(
-            write,
+    let reads = async {
+        tokio::join!(
             read_capped(stdout, MAX_STDOUT + 1),
-            read_capped(stderr, MAX_STDERR),
-            child.wait()
-        );
-        w?;
-        let (stdout, _) = out?;
-        let (stderr, stderr_truncated) = err?;
-        Ok::<_, std::io::Error>(Output {
-            status: status?,
-            stdout,
-            stderr,
-            stderr_truncated,
-        })
+            read_capped(stderr, MAX_STDERR)
+        )
     };
-    match timeout_at(deadline, work).await {
-        Ok(r) => r.map_err(io_err),
+    tokio::pin!(reads);
+    let mut read = None;
+    // A plugin that exits without reading stdin closes the pipe: not an error of ours.
+    let write = async {
+        let r = stdin.write_all(request).await;
+        drop(stdin);
+        match r {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+            _ => Ok(()),
+        }
+    };
+    let exited = timeout_at(deadline, async {
+        let both = async { tokio::join!(write, child.wait()) };
+        tokio::pin!(both);
+        // Read while the plugin runs, so a full pipe never blocks it.
+        loop {
+            tokio::select! {
+                r = &mut reads, if read.is_none() => read = Some(r),
+                done = &mut both => return done,
+            }
+        }
+    })
+    .await;
+    let (w, status) = match exited {
+        Ok(done) => done,
         Err(_) => {
-            // Never leave a process behind: kill, then reap.
+            // Never leave a process behind: kill the group, then reap.
+            group.kill();
             let _ = child.start_kill();
             let _ = child.wait().await;
-            Err(ExecError::Deadline { path })
+            group.reap().await;
+            return Err(ExecError::Deadline { path });
         }
+    };
+    // The plugin exited: what it wrote is in the pipes. Anything still holding them open is
+    // something it left behind, which the kubelet's answer does not wait for here.
+    let read = match read {
+        Some(r) => Some(r),
+        None => timeout_at((Instant::now() + READ_AFTER_EXIT).min(deadline), &mut reads)
+            .await
+            .ok(),
+    };
+    group.kill();
+    // Killed, the leftovers close the pipes: read to the end of what they held.
+    let read = match read {
+        Some(r) => Some(r),
+        None => tokio::time::timeout(REAP_GRACE, &mut reads).await.ok(),
+    };
+    group.reap().await;
+    w.map_err(io_err)?;
+    let status = status.map_err(io_err)?;
+    let Some((out, err)) = read else {
+        // Only a process that left the group (setsid) can still hold them.
+        return Err(ExecError::Io {
+            path,
+            source: std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the plugin exited but a process it started kept its output open",
+            ),
+        });
+    };
+    let (stdout, _) = out.map_err(io_err)?;
+    let (stderr, stderr_truncated) = err.map_err(io_err)?;
+    Ok(Output {
+        status,
+        stdout,
+        stderr,
+        stderr_truncated,
+    })
+}
+
+/// Makes the probe the reaper of its plugins' orphans, once. In the image the probe is PID 1
+/// and gets them anyway; elsewhere they would go to whoever is, and [`Group::reap`] could
+/// not wait for them. Linux only; elsewhere nothing changes.
+fn adopt_orphans() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(target_os = "linux")]
+        if let Err(e) = rustix::process::set_child_subreaper(rustix::process::getpid().into()) {
+            tracing::debug!(error = %e, "cannot become a child subreaper");
+        }
+    });
+}
+
+/// A plugin's process group (its pgid is the plugin's pid).
+struct Group(Option<rustix::process::Pid>);
+
+impl Group {
+    /// SIGKILL to every process of the group. The group id cannot be reused while any member
+    /// (a zombie included) is left, and after the last one it matches nothing (`ESRCH`,
+    /// ignored); [`Group::reap`] disarms it so a later kill cannot reach a reused id.
+    fn kill(&self) {
+        if let Some(pgid) = self.0 {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// Waits for the group's members that are our children (the plugin's orphans, which
+    /// [`adopt_orphans`] made ours), for at most [`REAP_GRACE`]: a zombie left unreaped in a
+    /// long `serve` is a process table entry lost for good. The plugin itself is reaped by
+    /// tokio before this runs.
+    async fn reap(&mut self) {
+        let Some(pgid) = self.0.take() else { return };
+        let until = Instant::now() + REAP_GRACE;
+        loop {
+            match rustix::process::waitpgid(pgid, rustix::process::WaitOptions::NOHANG) {
+                // One reaped: there may be more.
+                Ok(Some(_)) => continue,
+                // Members still dying: look again shortly.
+                Ok(None) if Instant::now() < until => {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                // None left that is ours (ECHILD), or out of time.
+                _ => return,
+            }
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -455,3 +455,47 @@ fn a_response_key_past_the_caps_drops_only_that_key() {
     assert_eq!(r.skipped_keys.len(), 1);
     assert!(r.skipped_keys[0].key.ends_with('…'));
 }
+
+// Issue 23: a plugin that answers, leaves `sleep 45 &` holding its stdout and exits 0. The
+// answer is used as soon as the plugin exits (not at the deadline, not as "did not answer"),
+// and the sleep is killed and reaped: no process of that pid is left, not even a zombie.
+#[tokio::test(flavor = "current_thread")]
+async fn a_plugins_leftover_child_is_killed_and_reaped_and_its_answer_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("test");
+    let answer = r#"{"kind":"CredentialProviderResponse","apiVersion":"credentialprovider.kubelet.k8s.io/v1","cacheKeyType":"Registry","auth":{}}"#;
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ncat >/dev/null\nsleep 45 &\necho $! >&2\necho '{answer}'\nexit 0\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let p = provider("credentialprovider.kubelet.k8s.io/v1");
+    let started = tokio::time::Instant::now();
+    let env = super::plugin::plugin_env(std::env::vars(), &p.env);
+    let out = super::plugin::exec(
+        dir.path(),
+        &p,
+        &env,
+        b"{}\n",
+        started + Duration::from_secs(20),
+    )
+    .await
+    .expect("the plugin exited with an answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(out.status.success());
+    assert!(parse_response(&out.stdout, &p).is_ok());
+    let sleep: i32 = String::from_utf8_lossy(&out.stderr).trim().parse().unwrap();
+    let pid = rustix::process::Pid::from_raw(sleep).unwrap();
+    // kill(pid, 0) succeeds for a live process and for a zombie nobody reaped.
+    assert_eq!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH),
+        "the plugin's child {sleep} is still there"
+    );
+}

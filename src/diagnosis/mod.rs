@@ -37,20 +37,23 @@ use crate::sts::{Caller, StsError};
 pub const CLOCK_SKEW_TOLERANCE_SECS: i64 = 300;
 
 impl Finding {
-    /// A finding with the catalogue's severity and generic fix; rules refine both.
+    /// A finding with the catalogue's severity and generic fix; rules refine both. Summary,
+    /// fix and evidence are held to [`crate::bounds`] here, the one way a finding is made, so
+    /// no rule can copy a registry's or API's text into a report whole.
     pub fn new(code: Code, summary: impl Into<String>) -> Finding {
         let spec = code.spec();
         Finding {
             code,
             severity: spec.severity,
-            summary: summary.into(),
+            summary: crate::bounds::text(summary.into(), crate::bounds::MAX_TEXT),
             remediation: spec.remediation.to_string(),
             evidence: Default::default(),
         }
     }
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Finding {
-        self.evidence.insert(key.to_string(), value.into());
+        self.evidence
+            .insert(key.to_string(), crate::bounds::value(value.into()));
         self
     }
 
@@ -62,7 +65,7 @@ impl Finding {
     }
 
     pub fn fix(mut self, remediation: impl Into<String>) -> Finding {
-        self.remediation = remediation.into();
+        self.remediation = crate::bounds::text(remediation.into(), crate::bounds::MAX_TEXT);
         self
     }
 

@@ -646,6 +646,54 @@ mod tests {
         assert!(policy.contains(&format!("== '{}'", LABEL.1)));
     }
 
+    /// The admission requests the policy is evaluated on (scripts/lib/check_canary_policy.py)
+    /// hold the pod this module builds: less what the API server and the pod identity webhook
+    /// add (the namespace, the token's env, mount and volume), they are its output exactly.
+    #[test]
+    fn the_recorded_admission_requests_hold_the_canary_as_built() {
+        let w = Workload {
+            kind: "Deployment".into(),
+            namespace: "shop".into(),
+            name: "naming-server".into(),
+            service_account: "naming-server".into(),
+            image_pull_secrets: vec![],
+            pull_secrets_listed: false,
+            node_selector: Default::default(),
+            placement: Default::default(),
+            containers: vec![],
+        };
+        let images: Vec<ImageRef> = vec![
+            "818140567777.dkr.ecr.us-east-1.amazonaws.com/consultingfirm/naming-server-service:latest"
+                .parse()
+                .unwrap(),
+        ];
+        let built = serde_json::to_value(pod_manifest(
+            "ecr-pull-probe-canary-7f3k2",
+            &w,
+            &images,
+            None,
+            60,
+            &[],
+        ))
+        .unwrap();
+        for review in [
+            include_str!("../../tests/fixtures/admission/canary.json"),
+            include_str!("../../tests/fixtures/admission/canary-irsa.json"),
+            include_str!("../../tests/fixtures/admission/canary-pod-identity.json"),
+        ] {
+            let review: serde_json::Value = serde_json::from_str(review).unwrap();
+            let mut pod = review["request"]["object"].clone();
+            pod["metadata"].as_object_mut().unwrap().remove("namespace");
+            pod["spec"].as_object_mut().unwrap().remove("volumes");
+            for c in pod["spec"]["containers"].as_array_mut().unwrap() {
+                let c = c.as_object_mut().unwrap();
+                c.remove("env");
+                c.remove("volumeMounts");
+            }
+            assert_eq!(pod, built);
+        }
+    }
+
     #[test]
     fn the_canary_pod_is_restricted_and_placed_like_the_workload() {
         let w = Workload {

@@ -284,10 +284,12 @@ pub fn select<'a>(
         .iter()
         .find(|e| e.platform.as_ref().is_some_and(|p| wanted.admits(p)))
         .ok_or_else(|| {
-            entries
-                .iter()
-                .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
-                .collect()
+            // What the index offers, within the report's caps (`crate::bounds::list`).
+            crate::bounds::list(
+                entries
+                    .iter()
+                    .filter_map(|e| e.platform.as_ref().map(ToString::to_string)),
+            )
         })
 }
 

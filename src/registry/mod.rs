@@ -462,7 +462,7 @@ async fn bearer_token(
     }
     let host = host_of(&url);
     let auth = basic.map_or(Auth::Anonymous, |b| Auth::Basic(b.clone()));
-    let fetched = transport.get(url, &auth, None).await?;
+    let fetched = transport.get_realm(url, &auth, base).await?;
     if !fetched.response.status().is_success() {
         return Err(status_error(Request::Token, fetched).await);
     }
@@ -626,16 +626,19 @@ impl Session<'_> {
                 media_type: index_type,
                 entries,
             } => {
+                // Platform names are the registry's text: 1,024 entries of 3.8 KB `os` values
+                // made an 11.7 MB report (issue 23), so both lists are capped (select's too).
                 let entry = manifest::select(&entries, platform).map_err(|available| {
                     RegistryError::PlatformNotFound {
                         wanted: platform.to_string(),
                         available,
                     }
                 })?;
-                let available_platforms = entries
-                    .iter()
-                    .filter_map(|e| e.platform.as_ref().map(ToString::to_string))
-                    .collect();
+                let available_platforms = crate::bounds::list(
+                    entries
+                        .iter()
+                        .filter_map(|e| e.platform.as_ref().map(ToString::to_string)),
+                );
                 let (child, digest, bytes) = self.manifest(&entry.descriptor.digest).await?;
                 let Manifest::Image {
                     media_type,

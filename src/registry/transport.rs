@@ -224,7 +224,9 @@ pub fn host_of(url: &Url) -> String {
 /// probe fetch instance metadata or a cluster-internal service and echo the answer into the
 /// report (issue 15). The endpoint's own host is always allowed, whatever its address, since
 /// the user chose it; any other host must be HTTPS and must not be a loopback, link-local or
-/// unspecified address (where instance metadata and node-local services live).
+/// unspecified address (where instance metadata and node-local services live). A name is
+/// checked here only for what it says (`localhost`); what it resolves to is checked where
+/// the client connects, by [`GuardedResolver`] (issue 23).
 pub fn check_hop(origin: &Url, next: &Url) -> Result<(), &'static str> {
     let same_host = origin.host_str().is_some() && origin.host_str() == next.host_str();
     if next.scheme() != "https" && !(same_host && next.scheme() == "http") {
@@ -237,19 +239,8 @@ pub fn check_hop(origin: &Url, next: &Url) -> Result<(), &'static str> {
         return Ok(());
     }
     let internal = match next.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
-        Some(url::Host::Ipv6(ip)) => {
-            let mapped = ip
-                .to_ipv4_mapped()
-                .is_some_and(|v4| v4.is_loopback() || v4.is_link_local());
-            // fd00:ec2::254 is EC2's IPv6 instance metadata address.
-            let imds = ip.segments()[..2] == [0xfd00, 0x0ec2];
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || mapped
-                || imds
-        }
+        Some(url::Host::Ipv4(ip)) => internal_ip(ip.into()),
+        Some(url::Host::Ipv6(ip)) => internal_ip(ip.into()),
         Some(url::Host::Domain(d)) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
             d == "localhost" || d.ends_with(".localhost")
@@ -257,9 +248,112 @@ pub fn check_hop(origin: &Url, next: &Url) -> Result<(), &'static str> {
         None => true,
     };
     if internal {
-        return Err("a loopback, link-local or metadata address that is not the endpoint's own");
+        return Err(REFUSED_INTERNAL);
     }
     Ok(())
+}
+
+const REFUSED_INTERNAL: &str =
+    "a loopback, link-local or metadata address that is not the endpoint's own";
+const REFUSED_RESOLVED: &str =
+    "its name resolves only to loopback, link-local or metadata addresses";
+
+/// Loopback, link-local, unspecified, or EC2's IPv6 instance metadata (`fd00:ec2::254`), also
+/// as IPv4-mapped IPv6. Private ranges are not refused: an S3 or ECR interface endpoint with
+/// private DNS resolves to them, and that is a real pull's path.
+pub fn internal_ip(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
+        std::net::IpAddr::V6(ip) => {
+            let mapped = ip
+                .to_ipv4_mapped()
+                .is_some_and(|v4| v4.is_loopback() || v4.is_link_local() || v4.is_unspecified());
+            let imds = ip.segments()[..2] == [0xfd00, 0x0ec2];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || mapped
+                || imds
+        }
+    }
+}
+
+/// What of a name's addresses a hop may connect to: none of the [`internal_ip`] ones.
+pub fn allowed_addrs(addrs: Vec<std::net::SocketAddr>) -> Vec<std::net::SocketAddr> {
+    addrs.into_iter().filter(|a| !internal_ip(a.ip())).collect()
+}
+
+/// The client's resolver. Names a request was sent to first (a registry the image or
+/// `--registry-endpoint` names: the user's choice, whatever its address) resolve as they
+/// are; any other name (a redirect's, a token realm's) resolves to its addresses less the
+/// [`internal_ip`] ones, and fails if none are left. The client connects to exactly what this
+/// returns, so the address checked is the address used: no second lookup can rebind it.
+#[derive(Debug, Default, Clone)]
+struct GuardedResolver {
+    /// Hosts requests were first sent to; as many as the run's registries.
+    origins: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+/// A name that resolved only to addresses a hop may not use.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} resolves only to loopback, link-local or metadata addresses")]
+struct ResolvedInternal {
+    name: String,
+}
+
+impl GuardedResolver {
+    fn trust(&self, url: &Url) {
+        if let Some(url::Host::Domain(d)) = url.host()
+            && let Ok(mut o) = self.origins.lock()
+        {
+            o.insert(d.to_ascii_lowercase());
+        }
+    }
+
+    fn trusted(&self, name: &str) -> bool {
+        self.origins
+            .lock()
+            .is_ok_and(|o| o.contains(&name.to_ascii_lowercase()))
+    }
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let trusted = self.trusted(name.as_str());
+        let name = name.as_str().to_string();
+        Box::pin(async move {
+            use std::net::ToSocketAddrs as _;
+            let lookup = name.clone();
+            // getaddrinfo blocks: off the runtime, as reqwest's own resolver does.
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::task::spawn_blocking(move || (lookup.as_str(), 0).to_socket_addrs())
+                    .await
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)??
+                    .collect();
+            let addrs = if trusted {
+                addrs
+            } else {
+                let allowed = allowed_addrs(addrs);
+                if allowed.is_empty() {
+                    return Err(Box::new(ResolvedInternal { name }) as _);
+                }
+                allowed
+            };
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether a request failed because [`GuardedResolver`] refused the name's addresses.
+fn refused_by_resolver(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.downcast_ref::<ResolvedInternal>().is_some() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// A response and where it came from.
@@ -299,6 +393,7 @@ pub struct TransportConfig<'a> {
 #[derive(Debug, Clone)]
 pub struct Transport {
     client: reqwest::Client,
+    resolver: GuardedResolver,
     refused: Arc<Refused>,
     rate: Arc<super::rate::RateLimit>,
 }
@@ -415,9 +510,13 @@ impl Transport {
         }
         let refused = Arc::new(Refused::default());
         let tls = tls_config(roots, refused.clone()).map_err(TransportConfigError::Tls)?;
-        let b = b.tls_backend_preconfigured(tls);
+        let resolver = GuardedResolver::default();
+        let b = b
+            .tls_backend_preconfigured(tls)
+            .dns_resolver(Arc::new(resolver.clone()));
         Ok(Transport {
             client: b.build().map_err(TransportConfigError::Build)?,
+            resolver,
             refused,
             rate: Arc::new(super::rate::RateLimit::new(cfg.rate_per_second)),
         })
@@ -440,6 +539,17 @@ impl Transport {
         self.get_from(url, auth, accept, 0).await
     }
 
+    /// GET a token realm, which [`check_hop`] allowed: its name is not an origin of ours, so
+    /// it resolves under the same rule as a redirect's.
+    pub async fn get_realm(
+        &self,
+        url: Url,
+        auth: &Auth,
+        sent_by: &Url,
+    ) -> Result<Fetched, TransportError> {
+        self.fetch(url, auth, None, 0, Some(host_of(sent_by))).await
+    }
+
     /// [`Transport::get`] asking for the bytes from `from` on (`Range: bytes=from-`), sent on
     /// every hop: S3 honours a range on a presigned URL as the registry does on its own. The
     /// caller checks whether the answer is the rest (206) or the whole body again (200).
@@ -450,9 +560,26 @@ impl Transport {
         accept: Option<&str>,
         from: u64,
     ) -> Result<Fetched, TransportError> {
+        self.fetch(url, auth, accept, from, None).await
+    }
+
+    async fn fetch(
+        &self,
+        url: Url,
+        auth: &Auth,
+        accept: Option<&str>,
+        from: u64,
+        // The registry that sent us here (a realm's); `None` for a request of our own, whose
+        // host is then one of ours.
+        sent_by: Option<String>,
+    ) -> Result<Fetched, TransportError> {
+        if sent_by.is_none() {
+            self.resolver.trust(&url);
+        }
         let origin = url.origin();
         let first = url.clone();
         let mut current = url;
+        let mut previous = sent_by;
         for hop in 0..=MAX_REDIRECTS {
             let mut req = self.client.get(current.clone());
             if current.origin() == origin
@@ -474,6 +601,13 @@ impl Transport {
             self.rate.wait(&host_of(&current)).await;
             tracing::debug!(host = %host_of(&current), path = current.path(), "GET");
             let response = req.send().await.map_err(|e| {
+                if refused_by_resolver(&e) {
+                    return TransportError::RefusedHop {
+                        from: previous.clone().unwrap_or_else(|| host_of(&first)),
+                        to: host_of(&current),
+                        reason: REFUSED_RESOLVED,
+                    };
+                }
                 let mut e = TransportError::classify(e, host_of(&current), kind);
                 if let TransportError::Tls { presented, .. } = &mut e {
                     *presented = current.host_str().and_then(|h| self.refused_for(h));
@@ -495,6 +629,7 @@ impl Transport {
                     reason,
                 })?;
                 tracing::debug!(from = %host_of(&current), to = %host_of(&next), status = response.status().as_u16(), "redirect");
+                previous = Some(host_of(&current));
                 current = next;
                 continue;
             }

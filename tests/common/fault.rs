@@ -51,6 +51,11 @@ pub enum Fault {
     RedirectToInternal,
     /// Anonymous requests get a Bearer challenge whose realm is the bait.
     BearerRealmToInternal,
+    /// The layer is a 307 to `https://NAME:PORT/`, NAME a host name that resolves to
+    /// loopback (`/etc/hosts`): no literal address for the check to see (issue 23).
+    RedirectToInternalName(&'static str),
+    /// Anonymous requests get a Bearer challenge whose realm is `https://NAME:PORT/token`.
+    BearerRealmToInternalName(&'static str),
     /// A Bearer registry (as Docker Hub): `/token` trades the pull secret's Basic
     /// credentials (`puller:hunter2`) for a token, and every other request must carry that
     /// token; Basic credentials sent to `/v2/` are refused.
@@ -73,6 +78,9 @@ pub enum Fault {
     ManyLayers,
     /// The tag is an index of 1,025 entries.
     HugeIndex,
+    /// The tag is an index of 1,024 entries (the cap) whose `os` values are 3,700 characters,
+    /// none for the probe's platform: about 4 MB, under the manifest cap (issue 23).
+    HostilePlatformIndex,
     /// The manifest's config is 100,000 nested arrays.
     DeepManifest,
     /// The manifest request is a 404 with an 8 MiB body.
@@ -483,6 +491,11 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
                 r#"Bearer realm="http://127.0.0.2:{}/token",service="fault-registry""#,
                 ports.bait
             )
+        } else if let Fault::BearerRealmToInternalName(name) = fault {
+            format!(
+                r#"Bearer realm="https://{name}:{}/token",service="fault-registry""#,
+                ports.refused
+            )
         } else if fault == Fault::HugeTokenResponse {
             format!(
                 r#"Bearer realm="http://{}/token",service="fault-registry""#,
@@ -617,6 +630,24 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
                 let body = body.to_string();
                 respond_typed(s, ct, body.as_bytes()).await
             }
+            Fault::HostilePlatformIndex if !r.path.contains("/manifests/sha256:") => {
+                let entries: Vec<_> = (0..1024)
+                    .map(|i| {
+                        serde_json::json!({
+                            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                            "digest": digest(&c.manifest), "size": c.manifest.len(),
+                            "platform": {"os": format!("{i:04}{}", "o".repeat(3700)), "architecture": "amd64"},
+                        })
+                    })
+                    .collect();
+                let index = serde_json::json!({
+                    "schemaVersion": 2,
+                    "mediaType": "application/vnd.oci.image.index.v1+json",
+                    "manifests": entries,
+                });
+                let ct = "application/vnd.oci.image.index.v1+json";
+                respond_typed(s, ct, index.to_string().as_bytes()).await
+            }
             Fault::DeepManifest => {
                 let depth = 100_000;
                 let body = format!(
@@ -677,12 +708,14 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
         | Fault::HostileIndexEntry
         | Fault::IndexChildMismatch
         | Fault::BearerRealmToInternal
+        | Fault::BearerRealmToInternalName(_)
         | Fault::BearerTokenExchange
         | Fault::FlakyManifest
         | Fault::ThrottledManifestOnce
         | Fault::HugeManifest
         | Fault::ManyLayers
         | Fault::HugeIndex
+        | Fault::HostilePlatformIndex
         | Fault::DeepManifest
         | Fault::HugeErrorBody
         | Fault::HugeHeaders
@@ -690,6 +723,10 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
         // Down: a request accepted just before the registry went down is still answered.
         | Fault::Down
         | Fault::Slow(_) => respond(s, "200 OK", &[], layer).await,
+        Fault::RedirectToInternalName(name) => {
+            let location = format!("https://{name}:{}/blob", ports.refused);
+            respond(s, "307 Temporary Redirect", &[("Location", location)], b"").await
+        }
         Fault::RedirectToInternal => {
             let location = format!(
                 "http://127.0.0.2:{}/latest/meta-data/iam/security-credentials/node-role",
@@ -750,4 +787,24 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
             respond(s, "307 Temporary Redirect", &[("Location", location)], b"").await
         }
     }
+}
+
+/// A host name other than `localhost` that `/etc/hosts` maps to a loopback address (`vm`,
+/// the machine's own name, `ip6-localhost`): a name whose address only a resolver sees.
+pub fn loopback_name() -> &'static str {
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let name = hosts
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or(""))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let ip: std::net::IpAddr = f.next()?.parse().ok()?;
+            ip.is_loopback().then_some(f)
+        })
+        .flatten()
+        .find(|n| {
+            !n.eq_ignore_ascii_case("localhost") && !n.to_ascii_lowercase().ends_with(".localhost")
+        })
+        .expect("this test needs a name other than localhost for a loopback address in /etc/hosts");
+    Box::leak(name.to_string().into_boxed_str())
 }
