@@ -50,6 +50,8 @@ struct Shared {
     last: RwLock<Option<String>>,
     /// `--node-docker-config`, watched by `/healthz`.
     node_docker_config: Option<std::path::PathBuf>,
+    /// serve --watch: why no list has come in yet, for `/readyz`.
+    watch_problem: RwLock<Option<String>>,
 }
 
 impl Shared {
@@ -103,10 +105,23 @@ async fn report(State(s): State<Arc<Shared>>) -> impl IntoResponse {
 
 /// Ready once a first run has finished, so a rollout waits for a first answer.
 async fn ready(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    // serve --watch before its first list: say why, not only "pending" (issue 30 point 9).
+    if let Some(problem) = s
+        .watch_problem
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("first run pending: the Kubernetes API did not answer the watch: {problem}\n"),
+        )
+            .into_response();
+    }
     if s.last.read().unwrap_or_else(|e| e.into_inner()).is_some() {
-        (StatusCode::OK, "ready\n")
+        (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "first run pending\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "first run pending\n").into_response()
     }
 }
 
@@ -214,6 +229,7 @@ pub async fn serve(
         metrics: Metrics::new(),
         last: RwLock::new(None),
         node_docker_config: config.node_docker_config.clone(),
+        watch_problem: RwLock::new(None),
     });
     shared.metrics.set_interval(interval);
     let app = Router::new()
@@ -233,6 +249,10 @@ pub async fn serve(
         Some(w) => tokio::spawn(async move {
             crate::watch::run(config, interval, w, move |state, report, json| {
                 shared.publish(json, |m| crate::watch::publish(state, report, m));
+                *shared
+                    .watch_problem
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = state.workloads.api_problem.clone();
             })
             .await
         }),
@@ -445,6 +465,7 @@ mod tests {
             metrics: Metrics::new(),
             last: RwLock::new(None),
             node_docker_config: None,
+            watch_problem: RwLock::new(None),
         });
         shared.publish(String::new(), |m| {
             m.observe(&fixtures::passing(&["a/one"], 1), 1.0)

@@ -93,6 +93,9 @@ pub enum Change {
         namespace: Option<String>,
         workloads: Vec<Workload>,
     },
+    /// A watch failed (the watcher retries by itself): why, for `/readyz` until the first
+    /// list has come in.
+    Failed(String),
 }
 
 /// A workload's pod template, or `None` when the object is not a workload of its own: a pod
@@ -162,8 +165,9 @@ fn spawn_watcher<K>(
                 Ok(Event::Delete(o)) => Change::Delete(key_of(kind, &o)),
                 Err(e) => {
                     // The watcher backs off and resumes (or re-lists) by itself.
-                    tracing::warn!(%kind, namespace = namespace.as_deref().unwrap_or("*"), error = %crate::error_chain(&e), "watch failed; retrying");
-                    continue;
+                    let error = crate::error_chain(&e);
+                    tracing::warn!(%kind, namespace = namespace.as_deref().unwrap_or("*"), %error, "watch failed; retrying");
+                    Change::Failed(format!("watching {kind}s: {error}"))
                 }
             };
             if tx.send(change).await.is_err() {
@@ -268,11 +272,20 @@ pub struct Workloads {
     pub all: BTreeMap<WorkloadKey, Workload>,
     pub dirty: BTreeSet<WorkloadKey>,
     pub removed: BTreeSet<WorkloadKey>,
+    /// Why no list has come in yet (the API refused or did not answer); cleared by the first
+    /// list, and never set again after it: a later watch error is the watcher's to retry.
+    pub api_problem: Option<String>,
+    listed: bool,
 }
 
 impl Workloads {
     pub fn apply(&mut self, change: Change) {
         match change {
+            Change::Failed(e) => {
+                if !self.listed {
+                    self.api_problem = Some(e);
+                }
+            }
             Change::Upsert(w) => self.upsert(w),
             Change::Delete(k) => {
                 if self.all.remove(&k).is_some() {
@@ -285,6 +298,8 @@ impl Workloads {
                 namespace,
                 workloads,
             } => {
+                self.listed = true;
+                self.api_problem = None;
                 let keep: BTreeSet<WorkloadKey> = workloads.iter().map(WorkloadKey::of).collect();
                 let gone: Vec<WorkloadKey> = self
                     .all

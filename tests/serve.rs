@@ -423,3 +423,36 @@ fn serve_watch_without_a_cluster_exits_2_saying_why() {
         run.stderr
     );
 }
+
+/// Issue 30 point 9: with a kubeconfig whose API server does not answer, `serve --watch` says
+/// why in `/readyz` instead of "first run pending" forever.
+#[test]
+fn serve_watch_with_an_unreachable_api_says_why_in_readyz() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: down\n  cluster:\n    server: http://127.0.0.1:{}\nusers:\n- name: probe\n  user:\n    token: t\ncontexts:\n- name: down\n  context:\n    cluster: down\n    user: probe\n    namespace: shop\ncurrent-context: down\n",
+            refused_port()
+        ),
+    )
+    .unwrap();
+    let server = ServeProcess::start(
+        &["--watch", "--interval", "1h"],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    let start = Instant::now();
+    loop {
+        let (code, body) = get(&format!("{}/readyz", server.base));
+        if body.contains("did not answer the watch") {
+            assert_eq!(code, 503, "{body}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "readyz never said why: {code} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
