@@ -848,30 +848,20 @@ fn a_service_account_token_provider_gets_the_workloads_token_and_annotations() {
     let dir = tempfile::tempdir().unwrap();
     let bin = local_provider_bin(dir.path());
     let config = dir.path().join("provider.yaml");
-    // The plugin reaches moto through the provider's `env`, as a node's config would set it:
-    // it gets the kubelet's environment, not the probe's.
     std::fs::write(
         &config,
-        format!(
-            "apiVersion: kubelet.config.k8s.io/v1
-kind: CredentialProviderConfig
-providers:
-  - name: ecr-credential-provider
-    matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]
-    defaultCacheDuration: 12h
-    apiVersion: credentialprovider.kubelet.k8s.io/v1
-    env:
-      - name: AWS_ENDPOINT_URL
-        value: {}
-      - name: PLUGIN_BEHAVIOUR
-        value: v1.34
-    tokenAttributes:
+        provider_config(
+            "ecr-credential-provider",
+            &["*.dkr.ecr.*.amazonaws.com"],
+            &[plugin_aws_endpoint(), ("PLUGIN_BEHAVIOUR", "v1.34")],
+            Some(
+                "    tokenAttributes:
       serviceAccountTokenAudience: sts.amazonaws.com
       requireServiceAccount: true
       requiredServiceAccountAnnotationKeys: [\"eks.amazonaws.com/ecr-role-arn\"]
       cacheType: ServiceAccount
 ",
-            s.var("AWS_ENDPOINT_URL")
+            ),
         ),
     )
     .unwrap();

@@ -116,29 +116,21 @@ fn refused_node_report(image: &str, node: &str) -> Value {
     std::fs::create_dir(&bin).unwrap();
     std::os::unix::fs::symlink(plugin_source(), bin.join("ecr-credential-provider")).unwrap();
     let config = dir.path().join("config.yaml");
-    // The plugin reaches moto through its provider's env: it gets the kubelet's environment,
-    // not the probe's (issue 21 point 2).
     std::fs::write(
         &config,
-        format!(
-            "apiVersion: kubelet.config.k8s.io/v1
-kind: CredentialProviderConfig
-providers:
-  - name: ecr-credential-provider
-    matchImages: [\"*.dkr.ecr.*.amazonaws.com\"]
-    defaultCacheDuration: 12h
-    apiVersion: credentialprovider.kubelet.k8s.io/v1
-    env:
-      - name: AWS_ENDPOINT_URL
-        value: \"{}\"
-      - name: NODE_ROLE_ARN
-        value: \"arn:aws:iam::818140567777:role/cf-dev-worker-role\"
-      - name: NODE_ACCESS_KEY_ID
-        value: \"AKIANODEINSTANCEPROFILE\"
-      - name: NODE_SECRET_ACCESS_KEY
-        value: \"node-instance-profile-secret-key\"
-",
-            s.var("AWS_ENDPOINT_URL")
+        provider_config(
+            "ecr-credential-provider",
+            &["*.dkr.ecr.*.amazonaws.com"],
+            &[
+                plugin_aws_endpoint(),
+                (
+                    "NODE_ROLE_ARN",
+                    "arn:aws:iam::818140567777:role/cf-dev-worker-role",
+                ),
+                ("NODE_ACCESS_KEY_ID", "AKIANODEINSTANCEPROFILE"),
+                ("NODE_SECRET_ACCESS_KEY", "node-instance-profile-secret-key"),
+            ],
+            None,
         ),
     )
     .unwrap();

@@ -85,41 +85,11 @@ fn plugin_source() -> PathBuf {
 /// gets the kubelet's environment, never the probe's `AWS_*` (issue 21 point 2).
 fn node_env() -> Vec<(&'static str, &'static str)> {
     vec![
-        ("AWS_ENDPOINT_URL", Stack::get().var("AWS_ENDPOINT_URL")),
+        plugin_aws_endpoint(),
         ("NODE_ROLE_ARN", NODE_ROLE),
         ("NODE_ACCESS_KEY_ID", "AKIANODEINSTANCEPROFILE"),
         ("NODE_SECRET_ACCESS_KEY", "node-instance-profile-secret-key"),
     ]
-}
-
-fn provider_config(
-    name: &str,
-    match_images: &[&str],
-    env: &[(&str, &str)],
-    token_attributes: Option<&str>,
-) -> String {
-    let images: Vec<String> = match_images.iter().map(|m| format!("\"{m}\"")).collect();
-    let env: String = env
-        .iter()
-        .map(|(k, v)| format!("      - name: {k}\n        value: \"{v}\"\n"))
-        .collect();
-    let env = if env.is_empty() {
-        String::new()
-    } else {
-        format!("    env:\n{env}")
-    };
-    format!(
-        "apiVersion: kubelet.config.k8s.io/v1
-kind: CredentialProviderConfig
-providers:
-  - name: {name}
-    matchImages: [{}]
-    defaultCacheDuration: 12h
-    apiVersion: credentialprovider.kubelet.k8s.io/v1
-{env}{}",
-        images.join(", "),
-        token_attributes.unwrap_or("")
-    )
 }
 
 fn node_path(r: &Value) -> &Value {

@@ -398,6 +398,45 @@ impl Drop for ServeProcess {
     }
 }
 
+/// A `CredentialProviderConfig` with one provider `name` for `match_images`, the provider's
+/// `env` as given (the plugin gets the kubelet's environment plus this, never the probe's), and
+/// `token_attributes` (YAML at the provider's indentation) when given.
+pub fn provider_config(
+    name: &str,
+    match_images: &[&str],
+    env: &[(&str, &str)],
+    token_attributes: Option<&str>,
+) -> String {
+    let images: Vec<String> = match_images.iter().map(|m| format!("\"{m}\"")).collect();
+    let env: String = env
+        .iter()
+        .map(|(k, v)| format!("      - name: {k}\n        value: \"{v}\"\n"))
+        .collect();
+    let env = if env.is_empty() {
+        String::new()
+    } else {
+        format!("    env:\n{env}")
+    };
+    format!(
+        "apiVersion: kubelet.config.k8s.io/v1
+kind: CredentialProviderConfig
+providers:
+  - name: {name}
+    matchImages: [{}]
+    defaultCacheDuration: 12h
+    apiVersion: credentialprovider.kubelet.k8s.io/v1
+{env}{}",
+        images.join(", "),
+        token_attributes.unwrap_or("")
+    )
+}
+
+/// Where the stack's test plugin reaches moto, as a provider `env` entry: a real node's config
+/// names its endpoints there too.
+pub fn plugin_aws_endpoint() -> (&'static str, &'static str) {
+    ("AWS_ENDPOINT_URL", Stack::get().var("AWS_ENDPOINT_URL"))
+}
+
 /// A node's plugin directory under `dir`: `bin/ecr-credential-provider` is the local stack's
 /// credential provider plugin (`tests/plugins/ecr-credential-provider-local`). Returns the
 /// bin dir, for `--credential-provider-bin-dir`.
