@@ -84,16 +84,16 @@ fn the_incident_demo_says_the_kubelet_fails_where_the_pod_passes_and_names_the_f
 
     // What a reader learns from the head of the report, said outright before the golden
     // file holds the rest. In the first ten lines: the kubelet's path fails while the pod's
-    // identity passes, and that a repository policy refused it; the next line names the
-    // refused principal, the fix after it the repository's account and the statement to add
-    // (the text renderer's layout puts the finding's summary under its title).
+    // identity passes (the table row), which principal was refused by which policy (the `why`
+    // line under the verdict), in which account, and the statement to add (the `fix` line,
+    // the statement folded onto it).
     let lines: Vec<&str> = stdout.lines().collect();
-    let head = lines[..10.min(lines.len())].join("\n");
+    let head = &lines[..10.min(lines.len())];
     assert!(
-        head.starts_with("FAIL: 1 of 1 image cannot be pulled, kubelet path checked: yes, the verdict is the kubelet's"),
+        head[0].starts_with("FAIL: 1 of 1 image cannot be pulled, kubelet path checked: yes, the verdict is the kubelet's"),
         "{stdout}"
     );
-    let row = lines[..10]
+    let row = head
         .iter()
         .find(|l| l.contains("consultingfirm/naming-server-service:latest  "))
         .unwrap_or_else(|| panic!("{stdout}"));
@@ -110,32 +110,17 @@ fn the_incident_demo_says_the_kubelet_fails_where_the_pod_passes_and_names_the_f
         ],
         "image, pod identity, node provider, kubelet, decided by: {row}"
     );
-    assert!(
-        lines[9].contains(
-            "REGISTRY_DENIED_RESOURCE_POLICY: The repository policy does not allow this principal"
-        ),
+    assert_eq!(
+        head[1],
+        "why: the repository policy does not allow arn:aws:sts::111122223333:assumed-role/cf-dev-worker-role/i-0node to ecr:BatchGetImage (REGISTRY_DENIED_RESOURCE_POLICY)",
         "{stdout}"
     );
-    assert!(
-        lines[10].contains("the repository policy does not allow arn:aws:sts::111122223333:assumed-role/cf-dev-worker-role/i-0node to ecr:BatchGetImage"),
-        "{stdout}"
-    );
-    // The fix names the repository's account; the statement follows it.
-    let fix = lines[..14]
-        .iter()
-        .position(|l| {
-            l.trim_start().starts_with(
-                "fix: Add this statement to the policy of repository consultingfirm/naming-server-service (in account 818140567777):",
-            )
-        })
+    let fix = head[2]
+        .strip_prefix(
+            "fix: Add this statement to the policy of repository consultingfirm/naming-server-service (in account 818140567777): ",
+        )
         .unwrap_or_else(|| panic!("{stdout}"));
-    let statement: String = lines[fix + 1..]
-        .iter()
-        .take_while(|l| !l.trim_start().starts_with("evidence"))
-        .copied()
-        .collect::<Vec<_>>()
-        .join("\n");
-    let statement: serde_json::Value = serde_json::from_str(&statement).unwrap();
+    let statement: serde_json::Value = serde_json::from_str(fix).unwrap();
     assert_eq!(
         statement["Principal"]["AWS"],
         "arn:aws:iam::111122223333:role/cf-dev-worker-role"

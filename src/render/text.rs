@@ -88,6 +88,7 @@ pub fn text(report: &Report, style: Style) -> String {
         "{}",
         paint(style, verdict_color(report.verdict), &head)
     );
+    cause_lines(&mut out, report);
     identity_lines(&mut out, report);
     images(&mut out, report, style);
     let gs = groups(report);
@@ -108,6 +109,34 @@ pub fn text(report: &Report, style: Style) -> String {
         group(&mut out, report, g, style);
     }
     out
+}
+
+/// When every failed image is decided by one finding code, its first image's summary and fix
+/// right under the verdict, the fix on one line (a policy statement's JSON folded): what a
+/// person needs is then on the first screen, whatever follows (issue 29).
+fn cause_lines(out: &mut String, report: &Report) {
+    if report.verdict != Verdict::Fail {
+        return;
+    }
+    let deciding: Vec<&crate::report::Finding> = ordered(report)
+        .into_iter()
+        .filter(|i| i.verdict == Verdict::Fail)
+        .filter_map(|i| super::deciding(report, i))
+        .collect();
+    let Some(first) = deciding.first() else {
+        return;
+    };
+    if deciding.iter().any(|f| f.code != first.code) {
+        return;
+    }
+    let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let _ = writeln!(
+        out,
+        "why: {} ({})",
+        super::clean(&fold(&first.summary)),
+        first.code.name()
+    );
+    let _ = writeln!(out, "fix: {}", super::clean(&fold(&first.remediation)));
 }
 
 fn identity_lines(out: &mut String, report: &Report) {
