@@ -11,7 +11,7 @@
 //! | 3 | inconclusive: every failure is "could not tell" ([`crate::catalogue::Code::inconclusive`]) |
 
 use crate::report::{
-    Finding, ImageReport, KubeletStatus, Report, Require, Severity, Status, Verdict,
+    Finding, ImageReport, KubeletStatus, Report, Require, Severity, Stage, Status, Verdict,
 };
 
 /// What a run's outcome means to a pipeline, one variant per exit code.
@@ -108,6 +108,15 @@ fn kubelet_unknown(report: &Report, img: &ImageReport) -> bool {
         )
 }
 
+/// Every finding of the failed ones of `paths` (status, stages, own findings).
+fn failed<'a>(
+    paths: impl Iterator<Item = (Status, &'a Vec<Stage>, &'a Vec<Finding>)>,
+) -> impl Iterator<Item = &'a Finding> {
+    paths
+        .filter(|(status, _, _)| *status == Status::Fail)
+        .flat_map(|(_, stages, findings)| stages.iter().flat_map(|st| &st.findings).chain(findings))
+}
+
 fn errors<'a>(it: impl Iterator<Item = &'a Finding>) -> Vec<&'a Finding> {
     it.filter(|f| f.severity == Severity::Error).collect()
 }
@@ -138,49 +147,35 @@ fn image_failure(report: &Report, img: &ImageReport, identity: &[&Finding]) -> E
         }
     };
     let secrets = || {
-        p.pull_secrets
-            .iter()
-            .filter(|s| s.status == Status::Fail)
-            .flat_map(|s| {
-                s.stages
-                    .iter()
-                    .flat_map(|st| &st.findings)
-                    .chain(&s.findings)
-            })
-    };
-    let node = || {
-        p.node_credential_provider
-            .iter()
-            .filter(|n| n.status == Status::Fail)
-            .flat_map(|n| {
-                n.stages
-                    .iter()
-                    .flat_map(|st| &st.findings)
-                    .chain(&n.findings)
-            })
+        failed(
+            p.pull_secrets
+                .iter()
+                .map(|s| (s.status, &s.stages, &s.findings)),
+        )
     };
     let node_config = || {
-        p.node_docker_config
-            .iter()
-            .filter(|s| s.status == Status::Fail)
-            .flat_map(|s| {
-                s.stages
-                    .iter()
-                    .flat_map(|st| &st.findings)
-                    .chain(&s.findings)
-            })
+        failed(
+            p.node_docker_config
+                .iter()
+                .map(|s| (s.status, &s.stages, &s.findings)),
+        )
+    };
+    let node = || {
+        failed(
+            p.node_credential_provider
+                .iter()
+                .map(|n| (n.status, &n.stages, &n.findings)),
+        )
     };
     // The kubelet's own: an anonymous pull's stages, or what failed the whole pod.
     let kubelet = || {
-        p.kubelet
-            .iter()
-            .filter(|k| k.status == KubeletStatus::Fail)
-            .flat_map(|k| {
-                k.stages
-                    .iter()
-                    .flat_map(|st| &st.findings)
-                    .chain(&k.findings)
-            })
+        failed(p.kubelet.iter().map(|k| {
+            let status = match k.status {
+                KubeletStatus::Fail => Status::Fail,
+                _ => Status::Pass,
+            };
+            (status, &k.stages, &k.findings)
+        }))
     };
     let canary = || {
         p.kubelet_canary

@@ -11,6 +11,9 @@
 //! duration, ports, the version) is normalised before comparing; after an intended change,
 //! rewrite the file with `UPDATE_GOLDEN=1 cargo test --test incident` and review the diff.
 
+mod common;
+
+use common::assert_golden;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,32 +35,7 @@ fn normalize(s: &str) -> String {
 }
 
 fn golden(path: &Path, actual: &str) {
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test incident",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let first = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{} differs from this run at line {}:\n  golden: {:?}\n  actual: {:?}\n\
-             if the change is intended: UPDATE_GOLDEN=1 cargo test --test incident\n\
-             --- actual ---\n{actual}",
-            path.display(),
-            first + 1,
-            expected.lines().nth(first),
-            actual.lines().nth(first)
-        );
-    }
+    assert_golden(path, actual, "incident");
 }
 
 #[test]

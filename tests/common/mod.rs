@@ -450,3 +450,35 @@ pub fn local_provider_bin(dir: &Path) -> PathBuf {
     .unwrap();
     bin
 }
+
+/// Holds `actual` to the golden file at `path`, or rewrites it with `UPDATE_GOLDEN=1`;
+/// `suite` is the test target named in the message (`render`, `incident`).
+pub fn assert_golden(path: &Path, actual: &str, suite: &str) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; create it with UPDATE_GOLDEN=1 cargo test --test {suite}",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from this run at line {}:\n  golden: {:?}\n  actual: {:?}\n\
+             if the change is intended: UPDATE_GOLDEN=1 cargo test --test {suite}\n\
+             --- actual ---\n{actual}",
+            path.display(),
+            first + 1,
+            expected.lines().nth(first),
+            actual.lines().nth(first)
+        );
+    }
+}
