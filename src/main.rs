@@ -21,16 +21,43 @@ fn exit_code(report: &Report) -> ExitCode {
     ExitCode::from(exit::exit(report).code())
 }
 
-/// Runs `fut` on a fresh runtime, then shuts the runtime down with a bounded wait: idle pool
-/// threads or a cancelled run must not hold the process (or the pod) past its work.
-fn block_on<T, E: Error + 'static>(fut: impl Future<Output = Result<T, E>>) -> Result<T, BoxError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+/// The runtime a command runs on.
+#[derive(Clone, Copy)]
+enum Runtime {
+    /// `check`, `diagnose`, `gate`: one short-lived process whose work is a few requests and
+    /// a few blob streams. On one thread a TLS record is read, decrypted and hashed where it
+    /// arrived; on a pool the stream was handed between workers record by record (12,846
+    /// reads, 1,406 futex calls for 200 MiB), which cost a quarter of the wall time and half
+    /// the system time (BENCHMARKS.md, issue 28). Concurrency (images side by side) is async
+    /// and unchanged; DNS and files still go to tokio's blocking pool.
+    OneThread,
+    /// `serve`: a long-lived server whose scrapes must be answered while a check hashes.
+    Pool,
+}
+
+/// Runs `fut` on a fresh runtime of the given shape, then lets any canary pod's delete (sent
+/// from a guard a deadline dropped) finish, and shuts the runtime down with a bounded wait:
+/// idle pool threads or a cancelled run must not hold the process (or the pod) past its work.
+fn block_on<T, E: Error + 'static>(
+    shape: Runtime,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, BoxError> {
+    let rt = match shape {
+        Runtime::OneThread => tokio::runtime::Builder::new_current_thread(),
+        Runtime::Pool => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()?;
     let out = rt.block_on(fut);
+    // On one thread nothing runs between `block_on`s: a delete spawned as the run ended gets
+    // its turn here (at once when there is none).
+    rt.block_on(ecr_pull_probe::paths::canary::settle(CANARY_DELETE_GRACE));
     rt.shutdown_timeout(Duration::from_millis(500));
     Ok(out?)
 }
+
+/// How long a run that ends with a canary pod's delete still in flight waits for it.
+const CANARY_DELETE_GRACE: Duration = Duration::from_secs(2);
 
 /// Writes the summary where the kubelet reads a termination message. The default path exists
 /// only in a container; elsewhere nothing is written. A failure to write is logged, never fatal.
@@ -118,7 +145,7 @@ fn check(args: CheckArgs) -> Result<ExitCode, BoxError> {
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let report = block_on(probe::run(&config))?;
+    let report = block_on(Runtime::OneThread, probe::run(&config))?;
     write_termination_message(&report);
     emit(&report, &config.outputs)?;
     Ok(exit_code(&report))
@@ -158,12 +185,10 @@ fn serve(args: ServeArgs) -> Result<ExitCode, BoxError> {
     for w in &config.check.warnings {
         tracing::warn!("{w}");
     }
-    block_on(serve::serve(
-        config.check,
-        config.interval,
-        config.listen,
-        config.watch,
-    ))?;
+    block_on(
+        Runtime::Pool,
+        serve::serve(config.check, config.interval, config.listen, config.watch),
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,7 +196,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode, BoxError> {
 fn diagnose(args: diagnose::DiagnoseArgs) -> Result<ExitCode, BoxError> {
     logging::init(args.log_format);
     let d = diagnose::Diagnose::from_args(&args)?;
-    let report = block_on(diagnose::run(&d))?;
+    let report = block_on(Runtime::OneThread, diagnose::run(&d))?;
     emit(&report, &args.outputs.outputs(OutputFormat::Text))?;
     Ok(exit_code(&report))
 }
@@ -181,7 +206,7 @@ fn diagnose(args: diagnose::DiagnoseArgs) -> Result<ExitCode, BoxError> {
 fn gate(args: gate::GateArgs) -> Result<ExitCode, BoxError> {
     logging::init(args.log_format);
     let g = gate::Gate::from_args(&args)?;
-    let report = block_on(gate::run(&g))?;
+    let report = block_on(Runtime::OneThread, gate::run(&g))?;
     emit(&report, &args.outputs.outputs(OutputFormat::Json))?;
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         use std::io::Write as _;
