@@ -3,35 +3,29 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use base64::Engine as _;
 use common::fake_api::{
-    FakeApi, deployment, docker_secret, node, pod_status, service_account, status,
-    unschedulable_pod,
+    FakeApi, NamingServer, node, pod_status, service_account_path, status, unschedulable_pod,
 };
+use common::report::{Severity, Status, finding_of, stage_of};
 use common::*;
 use serde_json::{Value, json};
 
 const NS: &str = "consultingfirm";
 
-fn auths(host: &str, password: &str) -> Value {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
-    json!({"auths": {host: {"auth": auth}}})
-}
-
-fn routes(objects: Vec<(String, u16, Value)>) -> BTreeMap<String, (u16, Value)> {
-    objects.into_iter().map(|(p, c, v)| (p, (c, v))).collect()
-}
-
-fn deploy_path(name: &str) -> String {
-    format!("/apis/apps/v1/namespaces/{NS}/deployments/{name}")
-}
-fn sa_path(name: &str) -> String {
-    format!("/api/v1/namespaces/{NS}/serviceaccounts/{name}")
-}
 fn secret_path(name: &str) -> String {
-    format!("/api/v1/namespaces/{NS}/secrets/{name}")
+    common::fake_api::secret_path(NS, name)
+}
+
+/// The naming-server workload, both containers `app`, with Secret `ecr-pull` holding the
+/// stack registry's password.
+fn naming_server(app: &str) -> NamingServer {
+    let s = Stack::get();
+    NamingServer::new(NS, app).docker_secret(
+        "ecr-pull",
+        s.var("STACK_ECR_HOST"),
+        "AWS",
+        s.var("STACK_REGISTRY_PASSWORD"),
+    )
 }
 
 fn run_with(api: &FakeApi, args: &[&str]) -> Run {
@@ -49,55 +43,21 @@ fn a_deployments_images_and_pull_secrets_are_checked() {
         s.image("naming-server-service:v1.4.2"),
         s.image("naming-server-service:latest"),
     );
-    let api = FakeApi::start(routes(vec![
-        (
-            deploy_path("naming-server"),
-            200,
-            deployment(
-                NS,
-                "naming-server",
-                "naming-server",
-                &["ecr-pull"],
-                &init,
-                &app,
-            ),
-        ),
-        (
-            sa_path("naming-server"),
-            200,
-            service_account(NS, "naming-server", &[]),
-        ),
-        (
-            secret_path("ecr-pull"),
-            200,
-            docker_secret(
-                NS,
-                "ecr-pull",
-                &auths(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD")),
-            ),
-        ),
-    ]));
+    let api = naming_server(&app).init(&init).start();
     let run = run_with(&api, &["--images-from", "deployment/naming-server"]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let r = run.report();
-    let w = &r["workload"];
-    assert_eq!(w["kind"], "Deployment");
-    assert_eq!(w["service_account"], "naming-server");
-    assert_eq!(w["image_pull_secrets"], json!(["ecr-pull"]));
-    assert_eq!(w["containers"][0]["init"], true);
-    let images: Vec<&str> = r["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["image"].as_str().unwrap())
-        .collect();
+    let r = run.typed();
+    let w = r.workload.as_ref().expect("a workload");
+    assert_eq!(w.kind, "Deployment");
+    assert_eq!(w.service_account, "naming-server");
+    assert_eq!(w.image_pull_secrets, ["ecr-pull"]);
+    assert!(w.containers[0].init);
+    let images: Vec<&str> = r.images.iter().map(|i| i.image.as_str()).collect();
     assert_eq!(images, vec![init.as_str(), app.as_str()]);
-    for i in r["images"].as_array().unwrap() {
-        assert_eq!(i["paths"]["pull_secrets"]["status"], "pass");
-        assert_eq!(
-            i["paths"]["pull_secrets"]["source"],
-            format!("secret/{NS}/ecr-pull")
-        );
+    for i in &r.images {
+        let p = i.paths.pull_secrets.as_ref().expect("a pull-secret path");
+        assert_eq!(p.status, Status::Pass);
+        assert_eq!(p.source, format!("secret/{NS}/ecr-pull"));
     }
     let seen = api.seen.lock().unwrap().clone();
     assert!(seen.contains(&secret_path("ecr-pull")));
@@ -109,28 +69,16 @@ fn a_deployments_images_and_pull_secrets_are_checked() {
 fn without_its_own_secrets_a_pod_gets_its_serviceaccounts_and_missing_ones_are_named() {
     let s = Stack::get();
     let app = s.image("naming-server-service:latest");
-    let api = FakeApi::start(routes(vec![
-        (
-            deploy_path("naming-server"),
-            200,
-            deployment(NS, "naming-server", "naming-server", &[], &app, &app),
-        ),
-        (
-            sa_path("naming-server"),
-            200,
-            service_account(NS, "naming-server", &["gone", "expired-ecr"]),
-        ),
-        (
-            secret_path("gone"),
+    let api = NamingServer::new(NS, &app)
+        .pod_pull_secrets(&[])
+        .sa_pull_secrets(&["gone", "expired-ecr"])
+        .secret(
+            "gone",
             404,
             status(404, "NotFound", "secrets \"gone\" not found"),
-        ),
-        (
-            secret_path("expired-ecr"),
-            200,
-            docker_secret(NS, "expired-ecr", &auths(s.var("STACK_ECR_HOST"), "stale")),
-        ),
-    ]));
+        )
+        .docker_secret("expired-ecr", s.var("STACK_ECR_HOST"), "AWS", "stale")
+        .start();
     // On a node known to hold nothing else (no node-wide docker config, no provider), the
     // pull secrets are the kubelet's whole list.
     let run = run_with(
@@ -143,77 +91,44 @@ fn without_its_own_secrets_a_pod_gets_its_serviceaccounts_and_missing_ones_are_n
         ],
     );
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let r = run.report();
-    let img = &r["images"][0];
-    let p = &img["paths"]["pull_secrets"];
-    assert_eq!(p["status"], "fail");
-    assert_eq!(p["source"], format!("secret/{NS}/expired-ecr"));
-    let missing = p["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["code"] == "PULL_SECRET_MISSING")
-        .unwrap();
-    assert_eq!(missing["evidence"]["secret"], format!("{NS}/gone"));
-    assert_eq!(missing["evidence"]["referenced_by"], "serviceaccount");
+    let r = run.typed();
+    let img = &r.images[0];
+    let p = img.paths.pull_secrets.as_ref().expect("a pull-secret path");
+    assert_eq!(p.status, Status::Fail);
+    assert_eq!(p.source, format!("secret/{NS}/expired-ecr"));
+    let missing = finding_of(&p.findings, "PULL_SECRET_MISSING");
+    assert_eq!(missing.evidence["secret"], format!("{NS}/gone"));
+    assert_eq!(missing.evidence["referenced_by"], "serviceaccount");
     assert_eq!(
-        stage(&p["stages"], "registry_auth")["findings"][0]["code"],
+        stage_of(&p.stages, "registry_auth").findings[0].code,
         "REGISTRY_UNAUTHORIZED"
     );
     assert_eq!(
-        finding(img, "KUBELET_PATH_FAILS_POD_PATH_PASSES")["severity"],
-        "warning"
+        img.finding("KUBELET_PATH_FAILS_POD_PATH_PASSES").severity,
+        Severity::Warning
     );
-}
-
-/// The naming-server Deployment (pull secret `ecr-pull`, `app` as both images), its
-/// ServiceAccount, and `ecr-pull` answered with `secret_status` and `secret`.
-fn naming_server_api(app: &str, secret_status: u16, secret: Value) -> FakeApi {
-    FakeApi::start(routes(vec![
-        (
-            deploy_path("naming-server"),
-            200,
-            deployment(
-                NS,
-                "naming-server",
-                "naming-server",
-                &["ecr-pull"],
-                app,
-                app,
-            ),
-        ),
-        (
-            sa_path("naming-server"),
-            200,
-            service_account(NS, "naming-server", &[]),
-        ),
-        (secret_path("ecr-pull"), secret_status, secret),
-    ]))
 }
 
 #[test]
 fn forbidden_secrets_and_missing_workloads() {
     let s = Stack::get();
     let app = s.image("naming-server-service:latest");
-    let api = naming_server_api(
-        &app,
-        403,
-        status(
+    let api = NamingServer::new(NS, &app)
+        .secret(
+            "ecr-pull",
             403,
-            "Forbidden",
-            "secrets \"ecr-pull\" is forbidden: User \"system:serviceaccount:consultingfirm:ecr-pull-probe\" cannot get resource \"secrets\" in API group \"\" in the namespace \"consultingfirm\"",
-        ),
-    );
+            status(
+                403,
+                "Forbidden",
+                "secrets \"ecr-pull\" is forbidden: User \"system:serviceaccount:consultingfirm:ecr-pull-probe\" cannot get resource \"secrets\" in API group \"\" in the namespace \"consultingfirm\"",
+            ),
+        )
+        .start();
     let run = run_with(&api, &["--images-from", "deployment/naming-server"]);
-    let r = run.report();
-    let p = &r["images"][0]["paths"]["pull_secrets"];
-    assert_eq!(p["findings"][0]["code"], "CLUSTER_READ_FAILED");
-    assert!(
-        p["findings"][0]["summary"]
-            .as_str()
-            .unwrap()
-            .contains("forbidden")
-    );
+    let r = run.typed();
+    let p = r.images[0].paths.pull_secrets.as_ref().unwrap();
+    assert_eq!(p.findings[0].code, "CLUSTER_READ_FAILED");
+    assert!(p.findings[0].summary.contains("forbidden"));
 
     let run = run_with(&api, &["--images-from", "deployment/no-such"]);
     assert_eq!(run.code, 2);
@@ -225,60 +140,27 @@ fn forbidden_secrets_and_missing_workloads() {
     assert!(run.stdout.is_empty());
 }
 
-fn canary_table(
-    app: &str,
-    pod_answers: Vec<Value>,
-    events: Value,
-) -> BTreeMap<String, Vec<(u16, Value)>> {
-    let s = Stack::get();
+/// [`naming_server`] with a canary's routes: the pod is created, then answers `pod_answers`
+/// in turn, is deleted; the namespace's events are `events`.
+fn canary_table(app: &str, pod_answers: Vec<Value>, events: Value) -> NamingServer {
     let pods = format!("/api/v1/namespaces/{NS}/pods");
-    let mut t: BTreeMap<String, Vec<(u16, Value)>> = BTreeMap::new();
-    t.insert(
-        format!("GET {}", deploy_path("naming-server")),
-        vec![(
-            200,
-            deployment(
-                NS,
-                "naming-server",
-                "naming-server",
-                &["ecr-pull"],
-                app,
-                app,
-            ),
-        )],
-    );
-    t.insert(
-        format!("GET {}", sa_path("naming-server")),
-        vec![(200, service_account(NS, "naming-server", &[]))],
-    );
-    t.insert(
-        format!("GET {}", secret_path("ecr-pull")),
-        vec![(
-            200,
-            docker_secret(
-                NS,
-                "ecr-pull",
-                &auths(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD")),
-            ),
-        )],
-    );
-    t.insert(
-        format!("POST {pods}"),
-        vec![(201, pod_status(NS, None, json!([])))],
-    );
-    t.insert(
-        format!("GET {pods}/*"),
-        pod_answers.into_iter().map(|v| (200, v)).collect(),
-    );
-    t.insert(
-        format!("DELETE {pods}/*"),
-        vec![(200, pod_status(NS, None, json!([])))],
-    );
-    t.insert(
-        format!("GET /api/v1/namespaces/{NS}/events"),
-        vec![(200, events)],
-    );
-    t
+    naming_server(app)
+        .route(
+            format!("POST {pods}"),
+            vec![(201, pod_status(NS, None, json!([])))],
+        )
+        .route(
+            format!("GET {pods}/*"),
+            pod_answers.into_iter().map(|v| (200, v)).collect(),
+        )
+        .route(
+            format!("DELETE {pods}/*"),
+            vec![(200, pod_status(NS, None, json!([])))],
+        )
+        .route(
+            format!("GET /api/v1/namespaces/{NS}/events"),
+            vec![(200, events)],
+        )
 }
 
 fn waiting(reason: &str, message: &str) -> Value {
@@ -286,8 +168,8 @@ fn waiting(reason: &str, message: &str) -> Value {
             "state": {"waiting": {"reason": reason, "message": message}}}])
 }
 
-fn run_canary(table: BTreeMap<String, Vec<(u16, Value)>>, extra: &[&str]) -> (FakeApi, Run) {
-    let api = FakeApi::start_table(table);
+fn run_canary(table: NamingServer, extra: &[&str]) -> (FakeApi, Run) {
+    let api = table.start();
     let mut args = vec!["--images-from", "deployment/naming-server", "--canary"];
     args.extend_from_slice(extra);
     let run = run_with(&api, &args);
@@ -326,10 +208,10 @@ fn the_canary_reads_containerds_recorded_messages() {
             ),
             &[],
         );
-        let r = run.report();
-        let f = &r["images"][0]["paths"]["kubelet_canary"]["findings"][0];
-        assert_eq!(f["code"], code, "{scenario}: {f:#}");
-        assert_eq!(f["evidence"]["kubelet_message"], message);
+        let r = run.typed();
+        let f = &r.images[0].paths.kubelet_canary.as_ref().unwrap().findings[0];
+        assert_eq!(f.code, code, "{scenario}: {f:#?}");
+        assert_eq!(f.evidence["kubelet_message"], message);
     }
 }
 
@@ -349,17 +231,17 @@ fn the_canary_shows_the_kubelet_failing_where_the_pod_succeeds() {
         &[],
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let r = run.report();
-    let img = &r["images"][0];
-    let c = &img["paths"]["kubelet_canary"];
-    assert_eq!(c["status"], "fail");
-    assert_eq!(c["node"], "worker-a");
-    let f = &c["findings"][0];
+    let r = run.typed();
+    let img = &r.images[0];
+    let c = img.paths.kubelet_canary.as_ref().expect("a canary path");
+    assert_eq!(c.status, Status::Fail);
+    assert_eq!(c.node.as_deref(), Some("worker-a"));
+    let f = &c.findings[0];
     // Issue 9: the kubelet's message read as a code the other paths use.
-    assert_eq!(f["code"], "REGISTRY_UNAUTHORIZED");
-    assert_eq!(f["evidence"]["kubelet_message"], CRIO_401);
-    assert_eq!(img["paths"]["pod_identity"], "pass");
-    assert!(codes(img).contains(&"KUBELET_PATH_FAILS_POD_PATH_PASSES".to_string()));
+    assert_eq!(f.code, "REGISTRY_UNAUTHORIZED");
+    assert_eq!(f.evidence["kubelet_message"], CRIO_401);
+    assert_eq!(img.paths.pod_identity, Status::Pass);
+    assert!(img.codes().contains(&"KUBELET_PATH_FAILS_POD_PATH_PASSES"));
 
     let requests = api.requests.lock().unwrap().clone();
     let (_, created) = requests
@@ -402,8 +284,13 @@ fn a_pulled_canary_passes_and_an_unscheduled_one_is_inconclusive_and_deleted() {
     );
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(
-        run.report()["images"][0]["paths"]["kubelet_canary"]["status"],
-        "pass"
+        run.typed().images[0]
+            .paths
+            .kubelet_canary
+            .as_ref()
+            .unwrap()
+            .status,
+        Status::Pass
     );
 
     let events = json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": [{
@@ -419,12 +306,12 @@ fn a_pulled_canary_passes_and_an_unscheduled_one_is_inconclusive_and_deleted() {
         "an unverified path fails nothing: {}",
         run.stdout
     );
-    let r = run.report();
-    let c = &r["images"][0]["paths"]["kubelet_canary"];
-    assert_eq!(c["status"], "skip");
-    assert_eq!(c["findings"][0]["code"], "CANARY_INCONCLUSIVE");
+    let r = run.typed();
+    let c = r.images[0].paths.kubelet_canary.as_ref().unwrap();
+    assert_eq!(c.status, Status::Skip);
+    assert_eq!(c.findings[0].code, "CANARY_INCONCLUSIVE");
     assert!(
-        c["findings"][0]["evidence"]["reason"]
+        c.findings[0].evidence["reason"]
             .as_str()
             .unwrap()
             .contains("FailedScheduling: 0/3 nodes")
@@ -450,27 +337,15 @@ fn a_canary_for_a_workload_with_affinity_and_tolerations_carries_them() {
         vec![pod_status(NS, Some("gpu-a-1"), pulled)],
         json!({"items": []}),
     );
-    let mut deploy = deployment(
-        NS,
-        "naming-server",
-        "naming-server",
-        &["ecr-pull"],
-        &app,
-        &app,
-    );
-    let spec = &mut deploy["spec"]["template"]["spec"];
+    let spec = &mut table.deployment["spec"]["template"]["spec"];
     spec["affinity"] = json!({"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [
             {"key": "eks.amazonaws.com/nodegroup", "operator": "In", "values": ["gpu-a"]}]}]}}});
     spec["tolerations"] =
         json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]);
     spec["runtimeClassName"] = json!("nvidia");
-    table.insert(
-        format!("GET {}", deploy_path("naming-server")),
-        vec![(200, deploy)],
-    );
-    table.insert(
-        "GET /api/v1/nodes/gpu-a-1".into(),
+    let table = table.route(
+        "GET /api/v1/nodes/gpu-a-1",
         vec![(
             200,
             node(
@@ -482,13 +357,21 @@ fn a_canary_for_a_workload_with_affinity_and_tolerations_carries_them() {
     );
     let (api, run) = run_canary(table, &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let r = run.report();
-    let c = &r["images"][0]["paths"]["kubelet_canary"];
-    assert_eq!(c["status"], "pass");
-    assert_eq!(c["node"], "gpu-a-1");
+    let r = run.typed();
+    let c = r.images[0].paths.kubelet_canary.as_ref().unwrap();
+    assert_eq!(c.status, Status::Pass);
+    assert_eq!(c.node.as_deref(), Some("gpu-a-1"));
+    let labels: Vec<(&str, &str)> = c
+        .node_labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     assert_eq!(
-        c["node_labels"],
-        json!({"eks.amazonaws.com/nodegroup": "gpu-a", "node-role.kubernetes.io/worker": ""}),
+        labels,
+        [
+            ("eks.amazonaws.com/nodegroup", "gpu-a"),
+            ("node-role.kubernetes.io/worker", "")
+        ],
         "the labels the selector and the affinity named, no others"
     );
 
@@ -567,13 +450,13 @@ fn a_pending_canary_is_inconclusive_with_the_schedulers_reason() {
         canary_table(&app, vec![unschedulable_pod(NS, why)], json!({"items": []})),
         &["--canary-timeout", "2s"],
     );
-    let r = run.report();
-    let c = &r["images"][0]["paths"]["kubelet_canary"];
-    assert_eq!(c["status"], "skip");
-    assert_eq!(c["node"], Value::Null);
-    assert_eq!(c["findings"][0]["code"], "CANARY_INCONCLUSIVE");
+    let r = run.typed();
+    let c = r.images[0].paths.kubelet_canary.as_ref().unwrap();
+    assert_eq!(c.status, Status::Skip);
+    assert_eq!(c.node, None);
+    assert_eq!(c.findings[0].code, "CANARY_INCONCLUSIVE");
     assert_eq!(
-        c["findings"][0]["evidence"]["reason"],
+        c.findings[0].evidence["reason"],
         format!("Unschedulable: {why}")
     );
 }
@@ -600,27 +483,21 @@ fn the_canary_needs_a_workload() {
 fn openshifts_global_pull_secret_is_used_when_asked_for() {
     let s = Stack::get();
     let app = s.image("naming-server-service:latest");
-    let api = FakeApi::start(routes(vec![
-        (
-            deploy_path("naming-server"),
-            200,
-            deployment(NS, "naming-server", "naming-server", &[], &app, &app),
-        ),
-        (
-            sa_path("naming-server"),
-            200,
-            service_account(NS, "naming-server", &[]),
-        ),
-        (
-            "/api/v1/namespaces/openshift-config/secrets/pull-secret".to_string(),
-            200,
-            docker_secret(
-                "openshift-config",
-                "pull-secret",
-                &auths(s.var("STACK_ECR_HOST"), s.var("STACK_REGISTRY_PASSWORD")),
+    let mut api = NamingServer::new(NS, &app).pod_pull_secrets(&[]);
+    api.routes = api.routes.get(
+        common::fake_api::secret_path("openshift-config", "pull-secret"),
+        200,
+        common::fake_api::docker_secret(
+            "openshift-config",
+            "pull-secret",
+            &docker_config(
+                s.var("STACK_ECR_HOST"),
+                "AWS",
+                s.var("STACK_REGISTRY_PASSWORD"),
             ),
         ),
-    ]));
+    );
+    let api = api.start();
     let run = run_with(
         &api,
         &[
@@ -630,25 +507,29 @@ fn openshifts_global_pull_secret_is_used_when_asked_for() {
         ],
     );
     assert_eq!(run.code, 0, "{}", run.stdout);
-    let r = run.report();
+    let r = run.typed();
+    let paths = &r.images[0].paths;
     // Node-wide config (what the machine-config operator writes to every node's
     // /var/lib/kubelet/config.json), not one of the pod's pull secrets (issue 21 point 3).
-    assert!(r["images"][0]["paths"]["pull_secrets"].is_null());
-    let p = &r["images"][0]["paths"]["node_docker_config"];
-    assert_eq!(p["status"], "pass");
+    assert!(paths.pull_secrets.is_none());
+    let p = paths
+        .node_docker_config
+        .as_ref()
+        .expect("a node docker config path");
+    assert_eq!(p.status, Status::Pass);
     assert_eq!(
-        p["source"], "secret/openshift-config/pull-secret",
+        p.source, "secret/openshift-config/pull-secret",
         "the hosted-control-plane secret is absent and skipped"
     );
-    let k = &r["images"][0]["paths"]["kubelet"];
-    assert_eq!(k["credentials"][0]["source"], "node_docker_config");
-    assert_eq!(k["used"], 0);
+    let k = paths.kubelet.as_ref().expect("the kubelet's list");
+    assert_eq!(k.credentials[0].source, "node_docker_config");
+    assert_eq!(k.used, Some(0));
     // Without the flag, the pod has no pull secrets and the node's sources are not known:
     // nothing of the kubelet's side is checked.
     let run = run_with(&api, &["--images-from", "deployment/naming-server"]);
-    let r = run.report();
-    assert!(r["images"][0]["paths"]["pull_secrets"].is_null());
-    assert!(r["images"][0]["paths"]["kubelet"].is_null());
+    let paths = &run.typed().images[0].paths;
+    assert!(paths.pull_secrets.is_none());
+    assert!(paths.kubelet.is_none());
 }
 
 /// Issue 15: kube-client logged the whole body of an answer it could not decode at WARN; a
@@ -663,7 +544,9 @@ fn a_malformed_secret_from_the_api_never_reaches_the_logs() {
         "metadata": {"name": "ecr-pull", "namespace": NS},
         "type": "kubernetes.io/dockerconfigjson",
         "data": [secret_value]});
-    let api = naming_server_api(&app, 200, malformed);
+    let api = NamingServer::new(NS, &app)
+        .secret("ecr-pull", 200, malformed)
+        .start();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = api.kubeconfig(dir.path(), NS);
     let run = probe(
@@ -714,7 +597,7 @@ fn deleted(api: &FakeApi, pod: &str) -> bool {
 /// A canary the kubelet never decides on, so the run is still waiting when it is stopped.
 fn pending_canary_api() -> FakeApi {
     let app = Stack::get().image("naming-server-service:latest");
-    FakeApi::start_table(canary_table(
+    canary_table(
         &app,
         vec![pod_status(
             NS,
@@ -722,7 +605,8 @@ fn pending_canary_api() -> FakeApi {
             waiting("ContainerCreating", ""),
         )],
         json!({"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": []}),
-    ))
+    )
+    .start()
 }
 
 /// Issue 15: the README promises the canary is deleted on SIGINT and SIGTERM; `check` keeps
@@ -807,7 +691,7 @@ fn the_canary_holds_only_the_workloads_images_and_runs_none_of_them() {
         ],
         &[("KUBECONFIG", Some(kubeconfig.to_str().unwrap()))],
     );
-    let r = run.report();
+    let r = run.typed();
     let pod: Value = api
         .requests
         .lock()
@@ -827,13 +711,7 @@ fn the_canary_holds_only_the_workloads_images_and_runs_none_of_them() {
         let command = c["command"][0].as_str().unwrap();
         assert!(command.starts_with("/dev/null/"), "{command}");
     }
-    let other_report = r["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["image"] == other.as_str())
-        .unwrap();
-    assert!(other_report["paths"]["kubelet_canary"].is_null());
+    assert!(r.image(&other).paths.kubelet_canary.is_none());
 }
 
 /// KEP-4412 with `--images-from`: the node's provider has `tokenAttributes`, so the probe asks
@@ -872,31 +750,21 @@ fn a_service_account_token_provider_gets_the_workloads_token_and_annotations() {
     );
     let minted = std::fs::read_to_string(minted).unwrap();
     for with_annotation in [true, false] {
-        let mut sa = service_account(NS, "naming-server", &[]);
+        let mut table = NamingServer::new(NS, &app).pod_pull_secrets(&[]).route(
+            format!("POST {}/token*", service_account_path(NS, "naming-server")),
+            vec![(
+                201,
+                json!({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                       "metadata": {"name": "naming-server", "namespace": NS},
+                       "spec": {"audiences": ["sts.amazonaws.com"], "expirationSeconds": 600},
+                       "status": {"token": minted, "expirationTimestamp": "2026-11-28T12:00:00Z"}}),
+            )],
+        );
         if with_annotation {
-            sa["metadata"]["annotations"]["eks.amazonaws.com/ecr-role-arn"] =
+            table.service_account["metadata"]["annotations"]["eks.amazonaws.com/ecr-role-arn"] =
                 json!("arn:aws:iam::818140567777:role/naming-server-ecr-images");
         }
-        let table: BTreeMap<String, Vec<(u16, Value)>> = [
-            (
-                format!("GET {}", deploy_path("naming-server")),
-                vec![(200, deployment(NS, "naming-server", "naming-server", &[], &app, &app))],
-            ),
-            (format!("GET {}", sa_path("naming-server")), vec![(200, sa)]),
-            (
-                format!("POST {}/token*", sa_path("naming-server")),
-                vec![(
-                    201,
-                    json!({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
-                           "metadata": {"name": "naming-server", "namespace": NS},
-                           "spec": {"audiences": ["sts.amazonaws.com"], "expirationSeconds": 600},
-                           "status": {"token": minted, "expirationTimestamp": "2026-11-28T12:00:00Z"}}),
-                )],
-            ),
-        ]
-        .into_iter()
-        .collect();
-        let api = FakeApi::start_table(table);
+        let api = table.start();
         let run = run_with(
             &api,
             &[
@@ -908,8 +776,12 @@ fn a_service_account_token_provider_gets_the_workloads_token_and_annotations() {
                 bin.to_str().unwrap(),
             ],
         );
-        let r = run.report();
-        let node = &r["images"][0]["paths"]["node_credential_provider"];
+        let r = run.typed();
+        let node = r.images[0]
+            .paths
+            .node_credential_provider
+            .as_ref()
+            .expect("a node credential provider path");
         let requests = api.requests.lock().unwrap().clone();
         let (_, token_request) = requests
             .iter()
@@ -922,13 +794,13 @@ fn a_service_account_token_provider_gets_the_workloads_token_and_annotations() {
         );
         if with_annotation {
             assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-            assert_eq!(node["status"], "pass", "{node:#}");
+            assert_eq!(node.status, Status::Pass, "{node:#?}");
         } else {
             assert_eq!(run.code, 1);
-            let f = &node["stages"][0]["findings"][0];
-            assert_eq!(f["code"], "NODE_PROVIDER_SA_ANNOTATION_MISSING", "{node:#}");
+            let f = &node.stages[0].findings[0];
+            assert_eq!(f.code, "NODE_PROVIDER_SA_ANNOTATION_MISSING", "{node:#?}");
             assert_eq!(
-                f["evidence"]["missing"],
+                f.evidence["missing"],
                 json!(["eks.amazonaws.com/ecr-role-arn"])
             );
         }

@@ -7,13 +7,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use common::fake_api::{
-    FakeApi, JobMode, SCHEDULED_NODE, deployment, docker_secret, service_account, status,
-};
+use common::fake_api::{FakeApi, JobMode, NamingServer, SCHEDULED_NODE, service_account, status};
 use common::fault::{Fault, FaultRegistry};
 use common::*;
 use serde_json::{Value, json};
@@ -31,7 +27,7 @@ const CRIO_401: &str = "initializing source docker://818140567777.dkr.ecr.us-eas
 /// The node role refused by the repository policy of the image's account (the seed's case).
 const NODE_DENIED: &str = "User: arn:aws:sts::818140567777:assumed-role/cf-dev-worker-role/i-0node is not authorized to perform: ecr:BatchGetImage on resource: arn:aws:ecr:us-east-1:818140567777:repository/consultingfirm/naming-server-service because no resource-based policy allows the ecr:BatchGetImage action";
 
-type Table = BTreeMap<String, Vec<(u16, Value)>>;
+use common::fake_api::Table;
 
 fn get(t: &mut Table, path: String, code: u16, v: Value) {
     t.insert(format!("GET {path}"), vec![(code, v)]);
@@ -443,32 +439,16 @@ fn containerds_message_and_no_node_daemonset() {
 fn a_workload_without_pods_is_diagnosed_from_its_template() {
     let s = Stack::get();
     let app = s.image("naming-server-service:latest");
-    let mut t = base_table();
-    get(
-        &mut t,
-        format!("/apis/apps/v1/namespaces/{NS}/deployments/naming-server"),
-        200,
-        deployment(
-            NS,
-            "naming-server",
-            "naming-server",
-            &["ecr-pull"],
-            &app,
-            &app,
-        ),
-    );
-    let auth = base64::engine::general_purpose::STANDARD
-        .encode(format!("AWS:{}", s.var("STACK_REGISTRY_PASSWORD")));
-    get(
-        &mut t,
-        format!("/api/v1/namespaces/{NS}/secrets/ecr-pull"),
-        200,
-        docker_secret(
-            NS,
+    // The Deployment, its ServiceAccount (as base_table's) and its pull secret.
+    let mut t = NamingServer::new(NS, &app)
+        .docker_secret(
             "ecr-pull",
-            &json!({"auths": {s.var("STACK_ECR_HOST"): {"auth": auth}}}),
-        ),
-    );
+            s.var("STACK_ECR_HOST"),
+            "AWS",
+            s.var("STACK_REGISTRY_PASSWORD"),
+        )
+        .routes()
+        .table;
     get(
         &mut t,
         format!("/api/v1/namespaces/{NS}/pods"),

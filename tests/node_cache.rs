@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::fake_api::{FakeApi, deployment, docker_secret, service_account};
+use common::fake_api::NamingServer;
 use common::*;
 use serde_json::{Value, json};
 
@@ -117,42 +115,15 @@ fn unreadable_records_are_said_once() {
 fn the_workloads_if_not_present_containers_are_named() {
     let s = Stack::get();
     let app = s.image("naming-server-service:latest");
-    let auth = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        format!("AWS:{}", s.var("STACK_REGISTRY_PASSWORD")),
-    );
-    let mut t: BTreeMap<String, Vec<(u16, Value)>> = BTreeMap::new();
     // `migrate` (init) asks for the image with IfNotPresent, `app` with Always.
-    t.insert(
-        format!("GET /apis/apps/v1/namespaces/{NS}/deployments/naming-server"),
-        vec![(
-            200,
-            deployment(
-                NS,
-                "naming-server",
-                "naming-server",
-                &["ecr-pull"],
-                &app,
-                &app,
-            ),
-        )],
-    );
-    t.insert(
-        format!("GET /api/v1/namespaces/{NS}/serviceaccounts/naming-server"),
-        vec![(200, service_account(NS, "naming-server", &[]))],
-    );
-    t.insert(
-        format!("GET /api/v1/namespaces/{NS}/secrets/ecr-pull"),
-        vec![(
-            200,
-            docker_secret(
-                NS,
-                "ecr-pull",
-                &json!({"auths": {s.var("STACK_ECR_HOST"): {"auth": auth}}}),
-            ),
-        )],
-    );
-    let api = FakeApi::start_table(t);
+    let api = NamingServer::new(NS, &app)
+        .docker_secret(
+            "ecr-pull",
+            s.var("STACK_ECR_HOST"),
+            "AWS",
+            s.var("STACK_REGISTRY_PASSWORD"),
+        )
+        .start();
     let tmp = tempfile::tempdir().unwrap();
     let kubeconfig = api.kubeconfig(tmp.path(), NS);
     let dir = fixtures("image_manager");

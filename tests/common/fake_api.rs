@@ -34,7 +34,144 @@ pub fn status(code: u16, reason: &str, message: &str) -> Value {
            "message": message, "reason": reason, "code": code})
 }
 
-type Table = BTreeMap<String, Vec<(u16, Value)>>;
+/// `METHOD path` -> successive answers (see [`FakeApi::start_table`]).
+pub type Table = BTreeMap<String, Vec<(u16, Value)>>;
+
+/// A fake API's table, built one route at a time.
+#[derive(Default, Clone)]
+pub struct Routes {
+    pub table: Table,
+}
+
+impl Routes {
+    pub fn new() -> Routes {
+        Routes::default()
+    }
+
+    /// `GET path` answered with `code` and `body`, every time.
+    pub fn get(self, path: impl AsRef<str>, code: u16, body: Value) -> Routes {
+        self.route(format!("GET {}", path.as_ref()), vec![(code, body)])
+    }
+
+    /// `METHOD path` (a trailing `*` matches a prefix) answered with `answers` in turn, the
+    /// last one repeating; replaces an earlier route of the same key.
+    pub fn route(mut self, key: impl Into<String>, answers: Vec<(u16, Value)>) -> Routes {
+        self.table.insert(key.into(), answers);
+        self
+    }
+
+    pub fn start(self) -> FakeApi {
+        FakeApi::start_table(self.table)
+    }
+
+    /// [`Routes::start`] with created Jobs run as `mode` says.
+    pub fn start_cluster(self, mode: Option<JobMode>) -> FakeApi {
+        FakeApi::start_cluster(self.table, mode)
+    }
+}
+
+pub fn deployment_path(ns: &str, name: &str) -> String {
+    format!("/apis/apps/v1/namespaces/{ns}/deployments/{name}")
+}
+
+pub fn service_account_path(ns: &str, name: &str) -> String {
+    format!("/api/v1/namespaces/{ns}/serviceaccounts/{name}")
+}
+
+pub fn secret_path(ns: &str, name: &str) -> String {
+    format!("/api/v1/namespaces/{ns}/secrets/{name}")
+}
+
+/// The workload of the incident as the fake API serves it: Deployment `naming-server` in
+/// `ns` (an init container and an app container, the pod's pull secret `ecr-pull`) and its
+/// ServiceAccount `naming-server` (no pull secrets of its own). A test changes what it is
+/// about through the fields (`deployment`, `service_account` are the objects served) and adds
+/// its other routes (the Secrets, a canary's pods) to `routes`; [`NamingServer::start`]
+/// serves the two objects with them.
+pub struct NamingServer {
+    pub ns: String,
+    pub deployment: Value,
+    pub service_account: Value,
+    pub routes: Routes,
+}
+
+impl NamingServer {
+    /// Both containers run `app`.
+    pub fn new(ns: &str, app: &str) -> NamingServer {
+        NamingServer {
+            ns: ns.to_string(),
+            deployment: deployment(
+                ns,
+                "naming-server",
+                "naming-server",
+                &["ecr-pull"],
+                app,
+                app,
+            ),
+            service_account: service_account(ns, "naming-server", &[]),
+            routes: Routes::new(),
+        }
+    }
+
+    /// The init container runs `image`.
+    pub fn init(mut self, image: &str) -> NamingServer {
+        self.deployment["spec"]["template"]["spec"]["initContainers"][0]["image"] = json!(image);
+        self
+    }
+
+    /// The pod template's own `imagePullSecrets`.
+    pub fn pod_pull_secrets(mut self, names: &[&str]) -> NamingServer {
+        self.deployment["spec"]["template"]["spec"]["imagePullSecrets"] = names_list(names);
+        self
+    }
+
+    /// The ServiceAccount's `imagePullSecrets`.
+    pub fn sa_pull_secrets(mut self, names: &[&str]) -> NamingServer {
+        self.service_account["imagePullSecrets"] = names_list(names);
+        self
+    }
+
+    /// Secret `name` of the namespace answered with `code` and `body`.
+    pub fn secret(mut self, name: &str, code: u16, body: Value) -> NamingServer {
+        self.routes = self.routes.get(secret_path(&self.ns, name), code, body);
+        self
+    }
+
+    /// Secret `name`, a dockerconfigjson for `host` with `user` and `password`.
+    pub fn docker_secret(self, name: &str, host: &str, user: &str, password: &str) -> NamingServer {
+        let body = docker_secret(&self.ns, name, &super::docker_config(host, user, password));
+        self.secret(name, 200, body)
+    }
+
+    /// Another route (see [`Routes::route`]).
+    pub fn route(mut self, key: impl Into<String>, answers: Vec<(u16, Value)>) -> NamingServer {
+        self.routes = self.routes.route(key, answers);
+        self
+    }
+
+    /// The whole table: the Deployment, the ServiceAccount and the added routes.
+    pub fn routes(self) -> Routes {
+        self.routes
+            .get(
+                deployment_path(&self.ns, "naming-server"),
+                200,
+                self.deployment,
+            )
+            .get(
+                service_account_path(&self.ns, "naming-server"),
+                200,
+                self.service_account,
+            )
+    }
+
+    pub fn start(self) -> FakeApi {
+        self.routes().start()
+    }
+}
+
+fn names_list(names: &[&str]) -> Value {
+    names.iter().map(|n| json!({"name": n})).collect()
+}
 
 /// What the fake's kubelet does with a created Job.
 #[derive(Clone, Debug)]
@@ -347,13 +484,7 @@ impl FakeApi {
 
     /// A kubeconfig pointing at the fake, for the client's standard `KUBECONFIG` path.
     pub fn kubeconfig(&self, dir: &Path, namespace: &str) -> PathBuf {
-        let path = dir.join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\nusers:\n- name: probe\n  user:\n    token: fake-api-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: probe\n    namespace: {namespace}\ncurrent-context: fake\n",
-            self.addr
-        );
-        std::fs::write(&path, text).unwrap();
-        path
+        super::write_kubeconfig(dir, self.addr, namespace)
     }
 }
 

@@ -237,13 +237,7 @@ impl WatchApi {
     }
 
     pub fn kubeconfig(&self, dir: &Path, namespace: &str) -> PathBuf {
-        let path = dir.join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\nusers:\n- name: probe\n  user:\n    token: fake-api-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: probe\n    namespace: {namespace}\ncurrent-context: fake\n",
-            self.addr
-        );
-        std::fs::write(&path, text).unwrap();
-        path
+        super::write_kubeconfig(dir, self.addr, namespace)
     }
 }
 

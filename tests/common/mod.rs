@@ -11,6 +11,7 @@ pub mod cri;
 pub mod fake_api;
 pub mod fake_watch;
 pub mod fault;
+pub mod report;
 pub mod scrape;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,13 @@ impl Run {
         });
         validate(&v);
         v
+    }
+
+    /// The JSON report, validated against the schema and read into its typed mirror
+    /// ([`report::Report`]).
+    pub fn typed(&self) -> report::Report {
+        serde_json::from_value(self.report())
+            .unwrap_or_else(|e| panic!("the report does not fit tests/common/report.rs: {e}"))
     }
 }
 
@@ -163,6 +171,34 @@ pub fn write_token(dir: &Path, name: &str, claims: &Value) -> PathBuf {
     );
     let path = dir.join(name);
     std::fs::write(&path, token).unwrap();
+    path
+}
+
+/// `user:password` as a docker config's `auth` field carries it (standard base64, padded).
+pub fn basic_auth(user: &str, password: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+}
+
+/// A docker config (`config.json`, a `.dockerconfigjson`) with one `auths` entry for `host`.
+pub fn docker_config(host: &str, user: &str, password: &str) -> Value {
+    serde_json::json!({"auths": {host: {"auth": basic_auth(user, password)}}})
+}
+
+/// [`docker_config`] written to `dir/config.json`; returns its path.
+pub fn write_docker_config(dir: &Path, host: &str, user: &str, password: &str) -> PathBuf {
+    let path = dir.join("config.json");
+    std::fs::write(&path, docker_config(host, user, password).to_string()).unwrap();
+    path
+}
+
+/// A kubeconfig at `dir/kubeconfig` for a fake API server at `addr` (plain HTTP, a static
+/// bearer token), for the client's standard `KUBECONFIG` path. Both fakes hand it out.
+pub fn write_kubeconfig(dir: &Path, addr: std::net::SocketAddr, namespace: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\nusers:\n- name: probe\n  user:\n    token: fake-api-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: probe\n    namespace: {namespace}\ncurrent-context: fake\n"
+    );
+    std::fs::write(&path, text).unwrap();
     path
 }
 
