@@ -196,7 +196,7 @@ fn image_failure(report: &Report, img: &ImageReport, identity: &[&Finding]) -> E
             ),
         },
         _ => {
-            let mut v = if p.pod_identity == Status::Fail {
+            let mut v = if p.pod_identity.status == Status::Fail {
                 pod()
             } else {
                 vec![]

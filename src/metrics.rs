@@ -370,7 +370,7 @@ impl Metrics {
                 .set(i64::from(i.verdict == Verdict::Pass));
             let p = &i.paths;
             let paths = [
-                ("pod_identity", Some(p.pod_identity), None),
+                ("pod_identity", Some(p.pod_identity.status), None),
                 (
                     "pull_secrets",
                     p.pull_secrets.as_ref().map(|s| s.status),

@@ -33,7 +33,7 @@ use crate::report::{
     Tool, Verdict,
 };
 use crate::secret::Secret;
-use crate::sts;
+use crate::sts::{self, StsOutcome};
 
 pub use crate::paths::unix_now;
 
@@ -138,32 +138,14 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
     let mut workload = None;
     let mut cluster = None;
     if let Some(r) = &config.images_from {
-        let (c, w, set, global) = timeout_at(deadline, async {
-            let cluster = Cluster::connect(config.namespace.as_deref()).await?;
-            let w = cluster.workload(r).await?;
-            let set = cluster.pull_secrets(&w).await;
-            let global = match config.global_pull_secret {
-                true => cluster.global_pull_secret().await,
-                false => None,
-            };
-            Ok::<_, ClusterError>((cluster, w, set, global))
-        })
-        .await
-        .map_err(|_| SetupError::ClusterDeadline)??;
+        let from = from_workload(config, r, deadline).await?;
         // OpenShift's global pull secret is what the node's file holds: node-wide config.
-        if let Some((source, parsed)) = global {
+        if let Some((source, parsed)) = from.global {
             node_config
                 .get_or_insert_with(SecretSet::default)
                 .add(&source, parsed);
         }
-        for c in &w.containers {
-            let image: ImageRef = c
-                .image
-                .parse()
-                .map_err(|source| SetupError::WorkloadImage {
-                    image: c.image.clone(),
-                    source,
-                })?;
+        for image in from.images {
             // The same pull written two ways (`nginx`, `docker.io/library/nginx:latest`) is
             // checked once.
             if !images.iter().any(|i| i.normalized() == image.normalized()) {
@@ -171,15 +153,13 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
             }
         }
         // A pod with no pull secrets has no pull-secret path (as in `serve --watch`).
-        secrets = (!set.is_empty()).then_some(set);
-        workload = Some(w);
-        cluster = Some(c);
+        secrets = (!from.secrets.is_empty()).then_some(from.secrets);
+        workload = Some(from.workload);
+        cluster = Some(from.cluster);
     }
     // A pull secret mounted as a file: unreadable is a configuration error; unparsable is a
     // finding, since it is what the kubelet would be given.
     if let Some(path) = &config.docker_config {
-        // Read no more than the parser accepts (plus one byte, so an oversized file is named
-        // as such): a mounted file is outside input too.
         let bytes = read_docker_config(path).map_err(|source| SetupError::DockerConfig {
             path: path.display().to_string(),
             source,
@@ -188,35 +168,14 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
             .get_or_insert_with(SecretSet::default)
             .add(&path.display().to_string(), pullsecret::parse(&bytes));
     }
-    // The node-wide file: absent is a node without one (EKS); one this pod may not read
-    // (root's 0600) leaves that source unknown; anything else is ours to fix.
     let mut node_config_known = true;
     if let Some(path) = &config.node_docker_config {
         let set = node_config.get_or_insert_with(SecretSet::default);
-        let name = path.display().to_string();
-        match read_docker_config(path) {
-            Ok(bytes) => {
-                let format = match path.file_name().and_then(|n| n.to_str()) {
-                    Some(".dockercfg") => pullsecret::Format::Dockercfg,
-                    _ => pullsecret::Format::ConfigJson,
-                };
-                set.add(&name, pullsecret::parse_as(&bytes, format));
-                if node_docker_config_replaced(path) {
-                    set.findings
-                        .push(diagnosis::node_docker_config_replaced(&name));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                set.findings
-                    .push(diagnosis::node_docker_config_absent(&name));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                set.findings
-                    .push(diagnosis::node_docker_config_unreadable(&name));
-                node_config_known = false;
-            }
-            Err(source) => return Err(SetupError::NodeDockerConfig { path: name, source }),
-        }
+        node_config_known =
+            add_node_docker_config(set, path).map_err(|source| SetupError::NodeDockerConfig {
+                path: path.display().to_string(),
+                source,
+            })?;
     }
 
     let items: Vec<(&ImageRef, Option<&SecretSet>)> =
@@ -231,6 +190,87 @@ pub async fn run(config: &Config) -> Result<Report, SetupError> {
         node_config_known,
     };
     checked(config, &transport, run, &items, &Reuse::one_run()).await
+}
+
+/// What `--images-from` read through the API: the workload, its images, its pull secrets,
+/// and OpenShift's global pull secret when asked for.
+struct FromWorkload {
+    cluster: Cluster,
+    workload: crate::report::Workload,
+    images: Vec<ImageRef>,
+    secrets: SecretSet,
+    global: Option<(
+        String,
+        Result<Vec<pullsecret::Entry>, pullsecret::Malformed>,
+    )>,
+}
+
+async fn from_workload(
+    config: &Config,
+    r: &crate::cluster::WorkloadRef,
+    deadline: Instant,
+) -> Result<FromWorkload, SetupError> {
+    let (cluster, workload, secrets, global) = timeout_at(deadline, async {
+        let cluster = Cluster::connect(config.namespace.as_deref()).await?;
+        let w = cluster.workload(r).await?;
+        let set = cluster.pull_secrets(&w).await;
+        let global = match config.global_pull_secret {
+            true => cluster.global_pull_secret().await,
+            false => None,
+        };
+        Ok::<_, ClusterError>((cluster, w, set, global))
+    })
+    .await
+    .map_err(|_| SetupError::ClusterDeadline)??;
+    let mut images = Vec::with_capacity(workload.containers.len());
+    for c in &workload.containers {
+        let image = c
+            .image
+            .parse()
+            .map_err(|source| SetupError::WorkloadImage {
+                image: c.image.clone(),
+                source,
+            })?;
+        images.push(image);
+    }
+    Ok(FromWorkload {
+        cluster,
+        workload,
+        images,
+        secrets,
+        global,
+    })
+}
+
+/// The node-wide file into `set`: absent is a node without one (EKS); one this pod may not
+/// read (root's 0600) leaves that source unknown (false); any other error is ours to fix.
+fn add_node_docker_config(set: &mut SecretSet, path: &std::path::Path) -> std::io::Result<bool> {
+    let name = path.display().to_string();
+    match read_docker_config(path) {
+        Ok(bytes) => {
+            let format = match path.file_name().and_then(|n| n.to_str()) {
+                Some(".dockercfg") => pullsecret::Format::Dockercfg,
+                _ => pullsecret::Format::ConfigJson,
+            };
+            set.add(&name, pullsecret::parse_as(&bytes, format));
+            if node_docker_config_replaced(path) {
+                set.findings
+                    .push(diagnosis::node_docker_config_replaced(&name));
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            set.findings
+                .push(diagnosis::node_docker_config_absent(&name));
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            set.findings
+                .push(diagnosis::node_docker_config_unreadable(&name));
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether the file at `path` was replaced on the host after it was mounted here: a bind
@@ -301,105 +341,35 @@ async fn checked(
     items: &[(&ImageRef, Option<&SecretSet>)],
     reuse: &Reuse,
 ) -> Result<Report, SetupError> {
-    let RunSetup {
-        started_at,
-        t0,
-        deadline,
-        workload,
-        cluster,
-        node_config,
-        node_config_known,
-    } = run;
-    let timeout_secs = config.timeout.as_secs_f64();
     let images: Vec<ImageRef> = items.iter().map(|(i, _)| (*i).clone()).collect();
     // Stage 1: identity.
     let env = IdentityEnv::from_env();
-    let mut id_stages = Vec::new();
     let inspection = identity::inspect(&env, unix_now());
-    let token_ok = inspection.problems.is_empty();
-    {
-        let start = StdInstant::now();
-        let findings = diagnosis::identity_findings(&env, &inspection);
-        id_stages.push(Stage::from_findings(
-            "web_identity_token",
-            ms(start),
-            None,
-            findings,
-        ));
-    }
-
+    let token_stage = token_stage(&env, &inspection);
     // The node's credential provider, read as the kubelet reads it at start.
-    let node = match &config.credential_provider {
-        None => None,
-        Some((cfg, bin_dir)) => {
-            let providers = provider_config::load(cfg);
-            let sa = node_service_account(
-                config,
-                providers.as_ref().ok().map(Vec::as_slice),
-                cluster.as_ref(),
-                workload.as_ref(),
-                &inspection,
-                deadline,
-            )
-            .await?;
-            Some(NodeProviderSetup::new(
-                cfg.display().to_string(),
-                providers,
-                bin_dir.clone(),
-                sa,
-                config.node_name.clone(),
-            ))
-        }
-    };
-
+    let node = node_setup(config, &run, &inspection).await?;
     // Stage 2: STS, only when an ECR image needs AWS credentials.
     let ecr_images: Vec<&ImageRef> = images.iter().filter(|i| i.ecr.is_some()).collect();
-    let sts_outcome = if ecr_images.is_empty() || !token_ok {
-        id_stages.push(Stage::skipped("sts"));
-        None
-    } else {
-        let fallback_region = ecr_images[0].ecr.as_ref().map(|e| e.region.clone());
-        let timeouts = AwsTimeouts {
-            connect: config.connect_timeout,
-            read: config.read_timeout,
-            operation: config.timeout,
-        };
-        let claims = inspection.claims.as_ref();
-        let role_arn = env.role_arn.as_deref();
-        stage("sts", deadline, timeout_secs, &mut id_stages, async {
-            let sdk = aws::load_sdk_config(fallback_region, timeouts).await;
-            match sts::run(&sdk).await {
-                Ok(o) => {
-                    let skew = diagnosis::clock_skew(&o.endpoint, o.server_date, unix_now());
-                    Outcome::ok(o, skew.into_iter().collect(), None)
-                }
-                Err(e) => {
-                    let main = diagnosis::sts_findings(&e, claims, role_arn);
-                    let skew = e
-                        .failure()
-                        .filter(|_| main.code != diagnosis::Code::CLOCK_SKEW)
-                        .and_then(|a| {
-                            diagnosis::clock_skew(&a.endpoint, a.server_date, unix_now())
-                        });
-                    let mut found = vec![main];
-                    found.extend(skew);
-                    Outcome {
-                        value: None,
-                        findings: found,
-                        bytes: None,
-                    }
-                }
-            }
-        })
-        .await
+    let (sts_stage, sts) = match ecr_images.first() {
+        Some(first) if inspection.problems.is_empty() => {
+            let fallback_region = first.ecr.as_ref().map(|e| e.region.clone());
+            sts_stage(config, &env, &inspection, fallback_region, run.deadline).await
+        }
+        _ => (Stage::skipped("sts"), None),
+    };
+    let identity = Identity {
+        env,
+        inspection,
+        stages: vec![token_stage, sts_stage],
+        sts,
     };
 
     // Stage 3: one ECR token per (partition, region), fetched concurrently.
     let tokens = pod_identity::fetch_tokens(
         &ecr_images,
-        sts_outcome.as_ref(),
-        deadline,
-        timeout_secs,
+        identity.sts.as_ref(),
+        run.deadline,
+        config.timeout.as_secs_f64(),
         &reuse.tokens,
     )
     .await;
@@ -410,23 +380,21 @@ async fn checked(
             config,
             retry: RetryPolicy::default(),
             transport,
-            sts: sts_outcome.as_ref(),
+            sts: identity.sts.as_ref(),
             logins: &reuse.logins,
-            deadline,
-            timeout_secs,
+            deadline: run.deadline,
+            timeout_secs: config.timeout.as_secs_f64(),
         },
         tokens: &tokens,
         node: node.as_ref(),
-        node_config: node_config.as_ref(),
-        node_config_known,
+        node_config: run.node_config.as_ref(),
+        node_config_known: run.node_config_known,
         canary: config.canary,
         reuse,
     };
-    // The canary runs beside the image checks; it mostly waits on the kubelet.
-    let canary_until = deadline.min(Instant::now() + config.canary_timeout);
     // Only the workload's own images go into the canary: it runs under the workload's
     // ServiceAccount, and an image named only on the command line has no business there.
-    let canary_images: Vec<ImageRef> = match &workload {
+    let canary_images: Vec<ImageRef> = match &run.workload {
         Some(w) => images
             .iter()
             .filter(|i| w.containers.iter().any(|c| c.image == i.original))
@@ -434,104 +402,242 @@ async fn checked(
             .collect(),
         None => vec![],
     };
+    // The canary runs beside the image checks; it mostly waits on the kubelet.
+    let (image_reports, canary) = tokio::join!(
+        ctx.check_all(items),
+        run_canary(config, &run, node.as_ref(), &canary_images)
+    );
+    let settle = Settle {
+        config,
+        node: node.as_ref(),
+        // The node's image cache (KEP-2535), read once; small files, bounded in count and
+        // size.
+        node_cache: config
+            .kubelet_cache
+            .as_ref()
+            .map(|(dir, cfg)| crate::node_cache::load(dir, cfg.as_deref())),
+        workload: run.workload.as_ref(),
+        canary: canary.as_ref(),
+        canary_images: &canary_images,
+    };
+    let image_reports = images
+        .iter()
+        .zip(image_reports)
+        .enumerate()
+        .map(|(i, (img, r))| settle.image(r, img, i == 0))
+        .collect();
+    let retry = ctx.puller.retry;
+    Ok(report_of(config, run, identity, image_reports, &retry))
+}
+
+/// Who the pod is: its environment, its token as read, stages 1 and 2, and the STS answer
+/// when there was one.
+struct Identity {
+    env: IdentityEnv,
+    inspection: identity::IdentityInspection,
+    stages: Vec<Stage>,
+    sts: Option<StsOutcome>,
+}
+
+impl Identity {
+    fn report(self) -> IdentityReport {
+        let Identity {
+            env,
+            inspection,
+            stages,
+            sts,
+        } = self;
+        IdentityReport {
+            mode: inspection.mode,
+            token_file: (inspection.mode == CredentialMode::WebIdentity)
+                .then(|| env.token_file.as_ref().map(|p| p.display().to_string()))
+                .flatten(),
+            role_arn: env.role_arn,
+            token: inspection.claims,
+            caller: sts.as_ref().map(|s| s.caller.clone()),
+            credentials_expire_at: sts.as_ref().and_then(|s| s.credentials_expire_at),
+            stages,
+        }
+    }
+}
+
+/// `web_identity_token`: what is wrong with the projected token, as read.
+fn token_stage(env: &IdentityEnv, inspection: &identity::IdentityInspection) -> Stage {
+    let start = StdInstant::now();
+    let findings = diagnosis::identity_findings(env, inspection);
+    Stage::from_findings("web_identity_token", ms(start), None, findings)
+}
+
+/// `sts`: the identity's caller and credentials, and whether the two clocks agree.
+async fn sts_stage(
+    config: &Config,
+    env: &IdentityEnv,
+    inspection: &identity::IdentityInspection,
+    fallback_region: Option<String>,
+    deadline: Instant,
+) -> (Stage, Option<StsOutcome>) {
+    let timeouts = AwsTimeouts {
+        connect: config.connect_timeout,
+        read: config.read_timeout,
+        operation: config.timeout,
+    };
+    let claims = inspection.claims.as_ref();
+    let role_arn = env.role_arn.as_deref();
+    stage("sts", deadline, config.timeout.as_secs_f64(), async {
+        let sdk = aws::load_sdk_config(fallback_region, timeouts).await;
+        match sts::run(&sdk).await {
+            Ok(o) => {
+                let skew = diagnosis::clock_skew(&o.endpoint, o.server_date, unix_now());
+                Outcome::ok(o, skew.into_iter().collect(), None)
+            }
+            Err(e) => {
+                let main = diagnosis::sts_findings(&e, claims, role_arn);
+                let skew = e
+                    .failure()
+                    .filter(|_| main.code != diagnosis::Code::CLOCK_SKEW)
+                    .and_then(|a| diagnosis::clock_skew(&a.endpoint, a.server_date, unix_now()));
+                Outcome {
+                    value: None,
+                    findings: std::iter::once(main).chain(skew).collect(),
+                    bytes: None,
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The node's credential provider config, read as the kubelet reads it at start, with the
+/// ServiceAccount a KEP-4412 provider is sent.
+async fn node_setup(
+    config: &Config,
+    run: &RunSetup,
+    inspection: &identity::IdentityInspection,
+) -> Result<Option<NodeProviderSetup>, SetupError> {
+    let Some((cfg, bin_dir)) = &config.credential_provider else {
+        return Ok(None);
+    };
+    let providers = provider_config::load(cfg);
+    let sa = node_service_account(
+        config,
+        providers.as_ref().ok().map(Vec::as_slice),
+        run.cluster.as_ref(),
+        run.workload.as_ref(),
+        inspection,
+        run.deadline,
+    )
+    .await?;
+    Ok(Some(NodeProviderSetup::new(
+        cfg.display().to_string(),
+        providers,
+        bin_dir.clone(),
+        sa,
+        config.node_name.clone(),
+    )))
+}
+
+/// The canary, when asked for and a workload names its images.
+async fn run_canary(
+    config: &Config,
+    run: &RunSetup,
+    node: Option<&NodeProviderSetup>,
+    images: &[ImageRef],
+) -> Option<Result<canary::CanaryRun, canary::CanaryError>> {
+    let (Some(c), Some(w)) = (&run.cluster, &run.workload) else {
+        return None;
+    };
+    if !config.canary {
+        return None;
+    }
+    let until = run.deadline.min(Instant::now() + config.canary_timeout);
     // KEP-4412 providers that will see the canary's images want a token for their audience.
-    let token_audiences = match node.as_ref().map(|n| &n.providers) {
-        Some(Ok(providers)) => canary::token_audiences(providers, &canary_images),
+    let token_audiences = match node.map(|n| &n.providers) {
+        Some(Ok(providers)) => canary::token_audiences(providers, images),
         _ => vec![],
     };
-    let canary = async {
-        match (&cluster, &workload) {
-            (Some(c), Some(w)) if config.canary => Some(
-                canary::run(
-                    c,
-                    w,
-                    &canary_images,
-                    config.canary_node.as_deref(),
-                    &token_audiences,
-                    canary_until,
-                )
-                .await,
-            ),
-            _ => None,
+    Some(
+        canary::run(
+            c,
+            w,
+            images,
+            config.canary_node.as_deref(),
+            &token_audiences,
+            until,
+        )
+        .await,
+    )
+}
+
+/// What settles each image once every path and the canary are in.
+struct Settle<'a> {
+    config: &'a Config,
+    node: Option<&'a NodeProviderSetup>,
+    node_cache: Option<crate::node_cache::NodeCache>,
+    workload: Option<&'a crate::report::Workload>,
+    canary: Option<&'a Result<canary::CanaryRun, canary::CanaryError>>,
+    canary_images: &'a [ImageRef],
+}
+
+impl Settle<'_> {
+    /// `r` with the node's cache of it, the provider's cache grace, the canary's path, and
+    /// its verdict; what the cache could not read is said on the `first` image only.
+    fn image(&self, mut r: ImageReport, img: &ImageRef, first: bool) -> ImageReport {
+        if let Some(cache) = &self.node_cache {
+            attach_node_cache(&mut r, img, cache, self.workload, first);
         }
-    };
-    // The futures are made up front, not by a closure inside the stream: a closure there
-    // makes the whole run's future not provably `Send` (rust-lang/rust#102211), and serve
-    // spawns it.
-    // Each image's stage logs carry its name (the span), so a log of many images reads.
-    let pending: Vec<_> = items
-        .iter()
-        .map(|(img, secrets)| {
-            use tracing::Instrument as _;
-            ctx.check(img, *secrets)
-                .instrument(tracing::info_span!("image", image = %img.original))
-        })
-        .collect();
-    let checks = stream::iter(pending)
-        .buffered(config.concurrency)
-        .collect::<Vec<ImageReport>>();
-    let (mut image_reports, canary) = tokio::join!(checks, canary);
-    // The node's image cache (KEP-2535), read once; small files, bounded in count and size.
-    let node_cache = config
-        .kubelet_cache
-        .as_ref()
-        .map(|(dir, cfg)| crate::node_cache::load(dir, cfg.as_deref()));
-    for (i, (img, r)) in images.iter().zip(image_reports.iter_mut()).enumerate() {
-        if let Some(cache) = &node_cache {
-            attach_node_cache(r, img, cache, workload.as_ref(), i == 0);
-        }
-        if let (Some(setup), Some(path)) =
-            (node.as_ref(), r.paths.node_credential_provider.as_mut())
-        {
+        if let (Some(setup), Some(path)) = (self.node, r.paths.node_credential_provider.as_mut()) {
             path.findings.extend(provider_cache_grace(setup, path));
         }
-        let in_canary = canary_images
+        let in_canary = self
+            .canary_images
             .iter()
             .position(|c| c.original == img.original);
-        r.paths.kubelet_canary = canary
-            .as_ref()
+        r.paths.kubelet_canary = self
+            .canary
             .zip(in_canary)
             .map(|(c, i)| canary::path_report(c, i));
-        finish_image(r, config.require);
+        finish_image(&mut r, self.config.require);
+        r
     }
+}
 
-    let verdict = report::run_verdict(&id_stages, &image_reports, config.require);
+/// The run's report: its verdict over the identity and the images (none counts as checked
+/// when the run itself is in error).
+fn report_of(
+    config: &Config,
+    run: RunSetup,
+    identity: Identity,
+    mut images: Vec<ImageReport>,
+    retry: &RetryPolicy,
+) -> Report {
+    let verdict = report::run_verdict(&identity.stages, &images, config.require);
     if verdict == Verdict::Error {
-        image_reports.iter_mut().for_each(report::mark_not_checked);
+        images.iter_mut().for_each(report::mark_not_checked);
     }
-    Ok(Report {
+    Report {
         schema_version: report::SCHEMA_VERSION.into(),
         tool: Tool {
             name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
-        started_at: started_at
+        started_at: run
+            .started_at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
-        duration_ms: ms(t0),
+        duration_ms: ms(run.t0),
         verdict,
-        identity: IdentityReport {
-            mode: inspection.mode,
-            role_arn: env.role_arn.clone(),
-            token_file: (inspection.mode == CredentialMode::WebIdentity)
-                .then(|| env.token_file.as_ref().map(|p| p.display().to_string()))
-                .flatten(),
-            token: inspection.claims,
-            caller: sts_outcome.as_ref().map(|s| s.caller.clone()),
-            credentials_expire_at: sts_outcome.as_ref().and_then(|s| s.credentials_expire_at),
-            stages: id_stages,
-        },
-        workload,
+        identity: identity.report(),
+        workload: run.workload,
         require: config.require,
         retry_policy: RetryPolicyReport {
-            registry_attempts: ctx.puller.retry.attempts,
-            registry_max_wait_ms: ctx.puller.retry.max_wait.as_millis() as u64,
+            registry_attempts: retry.attempts,
+            registry_max_wait_ms: retry.max_wait.as_millis() as u64,
             aws_mode: aws::AWS_RETRY_MODE.into(),
             aws_attempts: aws::AWS_RETRY_ATTEMPTS,
         },
-        images: image_reports,
+        images,
         target: None,
-    })
+    }
 }
 
 /// What a KEP-4412 provider is sent: the ServiceAccount token (from
@@ -714,7 +820,7 @@ pub(crate) fn finish_image(r: &mut ImageReport, require: report::Require) {
             .map(|c| c.source)
             .collect();
         failing.dedup();
-        let pod_passes = r.paths.pod_identity == Status::Pass;
+        let pod_passes = r.paths.pod_identity.status == Status::Pass;
         let finding = match k.status {
             KubeletStatus::Pass => diagnosis::paths_disagree(pod_passes, true, &failing),
             KubeletStatus::Fail => diagnosis::paths_disagree(pod_passes, false, &failing),
@@ -830,8 +936,28 @@ impl ImageCtx<'_> {
         )
     }
 
+    /// Every image of the run, [`Config::concurrency`] at a time, in the order given.
+    async fn check_all(&self, items: &[(&ImageRef, Option<&SecretSet>)]) -> Vec<ImageReport> {
+        // The futures are made up front, not by a closure inside the stream: a closure there
+        // makes the whole run's future not provably `Send` (rust-lang/rust#102211), and serve
+        // spawns it.
+        // Each image's stage logs carry its name (the span), so a log of many images reads.
+        let pending: Vec<_> = items
+            .iter()
+            .map(|(img, secrets)| {
+                use tracing::Instrument as _;
+                self.check(img, *secrets)
+                    .instrument(tracing::info_span!("image", image = %img.original))
+            })
+            .collect();
+        stream::iter(pending)
+            .buffered(self.puller.config.concurrency)
+            .collect()
+            .await
+    }
+
     async fn check(&self, img: &ImageRef, secrets: Option<&SecretSet>) -> ImageReport {
-        let mut findings = Vec::new();
+        let mut findings: Vec<report::Finding> = Vec::new();
         let endpoint = registry::endpoint_for(img, &self.puller.config.registry_endpoints)
             .map(|u| u.to_string())
             .unwrap_or_default();
@@ -840,21 +966,18 @@ impl ImageCtx<'_> {
             .and_then(|t| t.result.as_ref().ok())
             .map(|t| t.info.clone());
 
-        let pod = pod_identity::check(&self.puller, img, token, &mut findings).await;
-        let pod_passed = pod.passed();
+        let pod = pod_identity::check(&self.puller, img, token).await;
+        let pod_passed = pod.path.status == Status::Pass;
+        findings.extend(pod.findings);
         let (kubelet, pull_secrets, node_docker_config, node_credential_provider) =
             self.kubelet_list(img, secrets).await;
         // After every path has pulled: the questions take what is left of the deadline,
         // never the kubelet paths' share of it.
-        let explained = self.ask_ecr(img, &pod.stages).await;
+        let explained = self.ask_ecr(img, &pod.pull.stages).await;
         findings.extend(explained.findings);
 
         let paths = Paths {
-            pod_identity: if pod_passed {
-                Status::Pass
-            } else {
-                Status::Fail
-            },
+            pod_identity: pod.path,
             pull_secrets,
             node_docker_config,
             node_credential_provider,
@@ -891,9 +1014,9 @@ impl ImageCtx<'_> {
                 endpoint,
             },
             ecr_token: token_info,
-            manifest: pod.manifest,
-            blobs: pod.blobs,
-            stages: pod.stages,
+            manifest: pod.pull.manifest,
+            blobs: pod.pull.blobs,
+            stages: pod.pull.stages,
             verdict: paths.verdict(self.puller.config.require),
             paths,
             findings,

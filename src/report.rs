@@ -153,6 +153,15 @@ pub struct SecretPath {
     pub findings: Vec<Finding>,
 }
 
+/// The pod path: the pod's own identity. Its stages are the image's `stages` (where schema
+/// 1.0 had them before there were paths), so on the wire it is its status alone, as since
+/// 1.1; a type of its own keeps the paths' contract one shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PodIdentityPath {
+    pub status: Status,
+}
+
 /// The canary path: what the kubelet itself did with the image in a short-lived pod.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CanaryPath {
@@ -239,7 +248,7 @@ impl Require {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Paths {
     /// The pod's own identity: the image's `stages`.
-    pub pod_identity: Status,
+    pub pod_identity: PodIdentityPath,
     /// Present when a docker config or a workload's pull secrets were given.
     pub pull_secrets: Option<SecretPath>,
     /// The node-wide docker config (`--node-docker-config`, OpenShift's global pull secret),
@@ -278,7 +287,7 @@ impl Paths {
 
     /// The image's verdict under `require` (the table is in the README, "Which paths decide").
     pub fn verdict(&self, require: Require) -> Verdict {
-        let pod = if self.pod_identity == Status::Pass {
+        let pod = if self.pod_identity.status == Status::Pass {
             Verdict::Pass
         } else {
             Verdict::Fail
@@ -743,7 +752,7 @@ pub fn mark_not_checked(img: &mut ImageReport) {
         && p.kubelet_canary.is_none();
     if untouched {
         img.verdict = Verdict::NotChecked;
-        img.paths.pod_identity = Status::Skip;
+        img.paths.pod_identity.status = Status::Skip;
     }
 }
 
@@ -965,7 +974,9 @@ pub(crate) mod fixtures {
                     }],
                     stages: vec![],
                     paths: Paths {
-                        pod_identity: Status::Pass,
+                        pod_identity: PodIdentityPath {
+                            status: Status::Pass,
+                        },
                         pull_secrets: None,
                         node_credential_provider: None,
                         kubelet_canary: None,

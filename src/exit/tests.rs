@@ -15,7 +15,7 @@ fn failed_on_pod(code: Code) -> Report {
         None,
         vec![Finding::new(code, "x")],
     )];
-    img.paths.pod_identity = Status::Fail;
+    img.paths.pod_identity.status = Status::Fail;
     img.verdict = Verdict::Fail;
     r.verdict = run_verdict(&r.identity.stages, &r.images, r.require);
     r
@@ -31,7 +31,7 @@ fn identity_failed(code: Code) -> Report {
     )];
     let img = &mut r.images[0];
     img.stages = vec![Stage::skipped("ecr_token"), Stage::skipped("manifest")];
-    img.paths.pod_identity = Status::Fail;
+    img.paths.pod_identity.status = Status::Fail;
     img.verdict = Verdict::Fail;
     r.verdict = run_verdict(&r.identity.stages, &r.images, r.require);
     r

@@ -74,31 +74,89 @@ impl<T> Outcome<T> {
     }
 }
 
-/// Runs one stage under the deadline and records it. The value is handed on only when the
-/// stage did not fail.
+/// Runs one stage under the deadline and returns its record, with the value to carry on
+/// with only when the stage did not fail.
 pub(crate) async fn stage<T>(
     name: &str,
     deadline: Instant,
     timeout_secs: f64,
-    stages: &mut Vec<Stage>,
     work: impl Future<Output = Outcome<T>>,
-) -> Option<T> {
+) -> (Stage, Option<T>) {
+    let (s, value) = stage_any(name, deadline, timeout_secs, work).await;
+    let pass = s.status != Status::Fail;
+    (s, value.filter(|_| pass))
+}
+
+/// [`stage`], with the value handed back even when its findings fail the stage (a blob that
+/// did not verify is still reported); `None` only when the deadline cut the work off.
+pub(crate) async fn stage_any<T>(
+    name: &str,
+    deadline: Instant,
+    timeout_secs: f64,
+    work: impl Future<Output = Outcome<T>>,
+) -> (Stage, Option<T>) {
     let start = StdInstant::now();
     let outcome = timeout_at(deadline, work)
         .await
         .unwrap_or_else(|_| Outcome::failed(diagnosis::deadline_exceeded(name, timeout_secs)));
     let s = Stage::from_findings(name, ms(start), outcome.bytes, outcome.findings);
-    let pass = s.status != Status::Fail;
     tracing::info!(stage = name, status = ?s.status, duration_ms = s.duration_ms, "stage done");
-    stages.push(s);
-    outcome.value.filter(|_| pass)
+    (s, outcome.value)
 }
 
-/// Records stages that did not run because an earlier one failed.
-pub(crate) fn skip_rest(stages: &mut Vec<Stage>, names: &[&str]) {
+/// `stages` with a skipped record for each of `names` that did not run because an earlier
+/// one failed, so that every path reports the same stages.
+pub(crate) fn with_skipped(mut stages: Vec<Stage>, names: &[&str]) -> Vec<Stage> {
     for n in names {
         if !stages.iter().any(|s| s.name == *n) {
             stages.push(Stage::skipped(n));
         }
+    }
+    stages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(stages: &[Stage]) -> Vec<(&str, Status)> {
+        stages.iter().map(|s| (s.name.as_str(), s.status)).collect()
+    }
+
+    #[test]
+    fn the_stages_that_did_not_run_are_skipped_in_order() {
+        let ran = vec![Stage::from_findings("registry_auth", 1, None, vec![])];
+        assert_eq!(
+            names(&with_skipped(ran, &REGISTRY_STAGES)),
+            [
+                ("registry_auth", Status::Pass),
+                ("manifest", Status::Skip),
+                ("config", Status::Skip),
+                ("layers", Status::Skip),
+            ]
+        );
+        assert!(with_skipped(vec![], &[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_stage_hands_on_no_value_and_a_late_one_is_a_deadline() {
+        let later = Instant::now() + std::time::Duration::from_secs(30);
+        let (s, v) = stage("config", later, 30.0, async {
+            Outcome::ok(1, vec![], Some(7))
+        })
+        .await;
+        assert_eq!((s.status, s.bytes, v), (Status::Pass, Some(7), Some(1)));
+
+        let failing =
+            || async { Outcome::ok(2, vec![diagnosis::deadline_exceeded("config", 1.0)], None) };
+        let (s, v) = stage("config", later, 30.0, failing()).await;
+        assert_eq!((s.status, v), (Status::Fail, None));
+        let (s, v) = stage_any("config", later, 30.0, failing()).await;
+        assert_eq!((s.status, v), (Status::Fail, Some(2)), "still reported");
+
+        let past = Instant::now();
+        let (s, v) = stage_any("layers", past, 0.5, std::future::pending::<Outcome<u8>>()).await;
+        assert_eq!((s.status, v), (Status::Fail, None));
+        assert_eq!(s.findings[0].code, diagnosis::Code::DEADLINE_EXCEEDED);
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::kubelet::{Candidate, try_in_order};
-use super::{Credentials, Puller, REGISTRY_STAGES, ms, skip_rest, unix_now};
+use super::{Credentials, Puller, REGISTRY_STAGES, ms, unix_now, with_skipped};
 use crate::credential_provider::config::{self, ConfigError, Provider};
 use crate::credential_provider::plugin::{self, Auth, ExecError, PluginEnv, Request, Response};
 use crate::credential_provider::{ECR_ROLE_ANNOTATION, IRSA_ROLE_ANNOTATION, redact};
@@ -131,12 +131,7 @@ pub async fn check(puller: &Puller<'_>, img: &ImageRef, setup: &NodeProviderSetu
                 &setup.config_path,
                 e,
             ));
-            return Checked {
-                path,
-                rows: vec![],
-                blocked: true,
-                image_problem: None,
-            };
+            return Checked::alone(path, true);
         }
     };
     // What the kubelet passes: the repository name without tag or digest.
@@ -145,134 +140,50 @@ pub async fn check(puller: &Puller<'_>, img: &ImageRef, setup: &NodeProviderSetu
         .iter()
         .filter_map(|p| p.matching_pattern(&name).map(|m| (p, m)))
         .collect();
-    if matched.is_empty() {
+    if let Some((provider, pattern)) = matched.last() {
+        path.provider = Some(provider.name.clone());
+        path.match_image = Some(pattern.to_string());
+    } else {
         path.findings.push(diagnosis::node_provider_no_match(
             img,
             providers
                 .iter()
                 .map(|p| (p.name.as_str(), p.match_images.as_slice())),
         ));
-        return Checked {
-            path,
-            rows: vec![],
-            blocked: false,
-            image_problem: None,
-        };
+        return Checked::alone(path, false);
     }
 
-    let start = StdInstant::now();
-    let mut stage_findings = Vec::new();
-    let mut answers: Vec<(&Provider, Arc<Cached>)> = Vec::new();
-    let mut failed = false;
-    for (provider, pattern) in matched {
-        path.provider = Some(provider.name.clone());
-        path.match_image = Some(pattern.to_string());
-        match run_provider(puller.deadline, setup, provider, img, &mut stage_findings).await {
-            Ok(c) => answers.push((provider, c)),
-            Err(f) => {
-                failed = true;
-                stage_findings.push(f);
-            }
-        }
-    }
-    // One keyring over every answer, providers in the config's order (the kubelet's
-    // `externalCredentialProviderKeyring.Lookup`).
-    let mut ring = Keyring::new();
-    for (provider, c) in &answers {
-        let r = c.result.as_ref().expect("errors were returned above");
+    let asked = ask(puller.deadline, setup, &matched, img).await;
+    if let Some((_, r)) = asked.responses().last() {
         path.cache_key_type = Some(r.cache_key_type.clone());
         path.cache_duration = r.cache_duration.clone();
-        stage_findings.extend(diagnosis::credential_keys_skipped(&r.skipped_keys));
-        for a in &r.auth {
-            // parse_response skipped keys that do not parse.
-            let _ = ring.add(&a.key, (*provider, a));
-        }
     }
     path.environment_withheld = setup.environment.withheld.clone();
-    let candidates: Vec<(&Provider, &Auth)> = ring.lookup(&name).into_iter().copied().collect();
-    if candidates.is_empty() && !answers.is_empty() {
-        stage_findings.push(diagnosis::node_provider_auth_miss(
-            &answers
-                .iter()
-                .map(|(p, _)| p.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            img,
-            answers
-                .iter()
-                .flat_map(|(_, c)| c.result.as_ref().map(|r| r.auth.as_slice()).unwrap_or(&[]))
-                .map(|a| a.key.as_str()),
-        ));
-        failed = true;
-    }
-    let duration = answers
-        .iter()
-        .map(|(_, c)| c.duration_ms)
-        .max()
-        .unwrap_or_else(|| ms(start));
-    let expiries: Vec<Option<i64>> = candidates
-        .iter()
-        .map(|(_, a)| {
-            ecr::decode_authorization_token(&a.basic)
-                .ok()
-                .and_then(|d| d.password_expiration)
-        })
-        .collect();
-    for ((provider, _), expires) in candidates.iter().zip(&expiries) {
-        stage_findings.extend(diagnosis::node_provider_token_expired(
-            &provider.name,
-            *expires,
-            unix_now(),
-        ));
-    }
-    let provider_stage =
-        Stage::from_findings("credential_provider", duration, None, stage_findings);
-    if candidates.is_empty() {
-        path.status = if failed { Status::Fail } else { Status::Skip };
-        path.stages = vec![provider_stage];
-        skip_rest(&mut path.stages, &REGISTRY_STAGES);
-        return Checked {
-            path,
-            rows: vec![],
-            blocked: false,
-            image_problem: None,
+    let candidates = asked.candidates(&name, img);
+    if candidates.auths.is_empty() {
+        path.status = if candidates.failed {
+            Status::Fail
+        } else {
+            Status::Skip
         };
+        path.stages = with_skipped(vec![candidates.stage], &REGISTRY_STAGES);
+        return Checked::alone(path, false);
     }
-    let list: Vec<Candidate<'_>> = candidates
-        .iter()
-        .zip(&expiries)
-        .map(|((provider, auth), expires)| Candidate {
-            row: KubeletCredential {
-                source: CredentialSource::NodeCredentialProvider,
-                origin: provider.name.clone(),
-                key: Some(auth.key.clone()),
-                username: Some(auth.username.clone()),
-                status: Status::Skip,
-            },
-            basic: (!auth.username.is_empty()).then_some(&auth.basic),
-            credentials: Credentials::NodeProvider {
-                provider: &provider.name,
-                username: &auth.username,
-                ecr_expires_at: *expires,
-            },
-            expired: None,
-        })
-        .collect();
-    let tried = try_in_order(puller, img, list).await;
+    let tried = try_in_order(puller, img, candidates.list()).await;
     if let Some(i) = tried.last {
-        let (provider, auth) = candidates[i];
+        let (provider, auth) = candidates.auths[i];
         path.provider = Some(provider.name.clone());
         path.match_image = provider.matching_pattern(&name).map(str::to_string);
         path.auth_key = Some(auth.key.clone());
         path.username = Some(auth.username.clone());
-        path.password_expires_at = expiries[i];
+        path.password_expires_at = candidates.expiries[i];
     }
     path.status = if tried.passed {
         Status::Pass
     } else {
         Status::Fail
     };
-    path.stages = std::iter::once(provider_stage)
+    path.stages = std::iter::once(candidates.stage)
         .chain(tried.stages)
         .collect();
     Checked {
@@ -283,29 +194,184 @@ pub async fn check(puller: &Puller<'_>, img: &ImageRef, setup: &NodeProviderSetu
     }
 }
 
+impl Checked {
+    /// A path that put nothing on the kubelet's list.
+    fn alone(path: NodeProviderPath, blocked: bool) -> Checked {
+        Checked {
+            path,
+            rows: vec![],
+            blocked,
+            image_problem: None,
+        }
+    }
+}
+
+/// The matching providers' answers, in the config's order, and what running them found.
+struct Asked<'a> {
+    answers: Vec<(&'a Provider, Arc<Cached>)>,
+    /// The longest run (or the time the failures took).
+    duration_ms: u64,
+    findings: Vec<Finding>,
+    /// A provider failed.
+    failed: bool,
+}
+
+/// What the kubelet's merged keyring holds for the image, and the `credential_provider`
+/// stage that got it.
+struct Candidates<'a> {
+    auths: Vec<(&'a Provider, &'a Auth)>,
+    /// `expiration` of each ECR-format password, Unix seconds.
+    expiries: Vec<Option<i64>>,
+    stage: Stage,
+    /// A provider failed, or none answered for the image.
+    failed: bool,
+}
+
+/// Runs each matched provider (or takes its cached answer).
+async fn ask<'a>(
+    deadline: Instant,
+    setup: &NodeProviderSetup,
+    matched: &[(&'a Provider, &str)],
+    img: &ImageRef,
+) -> Asked<'a> {
+    let start = StdInstant::now();
+    let mut findings = Vec::new();
+    let mut answers = Vec::new();
+    let mut failed = false;
+    for (provider, _) in matched {
+        let (result, warnings) = run_provider(deadline, setup, provider, img).await;
+        findings.extend(warnings);
+        match result {
+            Ok(c) => answers.push((*provider, c)),
+            Err(f) => {
+                failed = true;
+                findings.push(f);
+            }
+        }
+    }
+    let duration_ms = answers
+        .iter()
+        .map(|(_, c)| c.duration_ms)
+        .max()
+        .unwrap_or_else(|| ms(start));
+    Asked {
+        answers,
+        duration_ms,
+        findings,
+        failed,
+    }
+}
+
+impl<'a> Asked<'a> {
+    /// The answers that are responses (every one: failures are not kept here).
+    fn responses(&self) -> impl Iterator<Item = (&'a Provider, &Response)> + '_ {
+        self.answers
+            .iter()
+            .filter_map(|(p, c)| c.result.as_ref().ok().map(|r| (*p, r)))
+    }
+
+    /// One keyring over every answer, providers in the config's order (the kubelet's
+    /// `externalCredentialProviderKeyring.Lookup`), looked up for `name`.
+    fn candidates(&self, name: &str, img: &ImageRef) -> Candidates<'_> {
+        let mut findings = self.findings.clone();
+        let mut ring = Keyring::new();
+        for (provider, r) in self.responses() {
+            findings.extend(diagnosis::credential_keys_skipped(&r.skipped_keys));
+            for a in &r.auth {
+                // parse_response skipped keys that do not parse.
+                let _ = ring.add(&a.key, (provider, a));
+            }
+        }
+        let auths: Vec<(&Provider, &Auth)> = ring.lookup(name).into_iter().copied().collect();
+        let mut failed = self.failed;
+        if auths.is_empty() && !self.answers.is_empty() {
+            findings.push(diagnosis::node_provider_auth_miss(
+                &self
+                    .answers
+                    .iter()
+                    .map(|(p, _)| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                img,
+                self.responses()
+                    .flat_map(|(_, r)| r.auth.as_slice())
+                    .map(|a| a.key.as_str()),
+            ));
+            failed = true;
+        }
+        let expiries: Vec<Option<i64>> = auths
+            .iter()
+            .map(|(_, a)| {
+                ecr::decode_authorization_token(&a.basic)
+                    .ok()
+                    .and_then(|d| d.password_expiration)
+            })
+            .collect();
+        for ((provider, _), expires) in auths.iter().zip(&expiries) {
+            findings.extend(diagnosis::node_provider_token_expired(
+                &provider.name,
+                *expires,
+                unix_now(),
+            ));
+        }
+        Candidates {
+            auths,
+            expiries,
+            stage: Stage::from_findings("credential_provider", self.duration_ms, None, findings),
+            failed,
+        }
+    }
+}
+
+impl Candidates<'_> {
+    /// The kubelet's list: each credential as the runtime is handed it.
+    fn list(&self) -> Vec<Candidate<'_>> {
+        self.auths
+            .iter()
+            .zip(&self.expiries)
+            .map(|((provider, auth), expires)| Candidate {
+                row: KubeletCredential {
+                    source: CredentialSource::NodeCredentialProvider,
+                    origin: provider.name.clone(),
+                    key: Some(auth.key.clone()),
+                    username: Some(auth.username.clone()),
+                    status: Status::Skip,
+                },
+                basic: (!auth.username.is_empty()).then_some(&auth.basic),
+                credentials: Credentials::NodeProvider {
+                    provider: &provider.name,
+                    username: &auth.username,
+                    ecr_expires_at: *expires,
+                },
+                expired: None,
+            })
+            .collect()
+    }
+}
+
 /// A provider's response for `img`, from the run's cache when the provider's cache key
 /// covers it (the kubelet caches by `cacheKeyType` for `cacheDuration`), else by running
-/// the plugin. Errors are findings.
+/// the plugin. Errors are findings; so are the warnings of a run (none from the cache).
 async fn run_provider(
     deadline: Instant,
     setup: &NodeProviderSetup,
     provider: &Provider,
     img: &ImageRef,
-    findings: &mut Vec<Finding>,
-) -> Result<Arc<Cached>, Finding> {
+) -> (Result<Arc<Cached>, Finding>, Vec<Finding>) {
     // One plugin run at a time per run of the probe, as the kubelet's singleflight does
     // per cache key; later images of the same registry reuse the answer.
     let mut cache = setup.cache.lock().await;
     for key in cache_keys(img) {
         if let Some(c) = cache.get(&(provider.name.clone(), key)) {
-            return match &c.result {
+            let result = match &c.result {
                 Ok(_) => Ok(c.clone()),
                 Err(f) => Err(f.clone()),
             };
+            return (result, vec![]);
         }
     }
     let start = StdInstant::now();
-    let result = exec_provider(deadline, setup, provider, img, findings).await;
+    let (result, warnings) = exec_provider(deadline, setup, provider, img).await;
     let cached = Arc::new(Cached {
         duration_ms: ms(start),
         result,
@@ -332,10 +398,11 @@ async fn run_provider(
     {
         cache.insert((provider.name.clone(), k), cached.clone());
     }
-    match &cached.result {
-        Ok(_) => Ok(cached),
+    let result = match &cached.result {
+        Ok(_) => Ok(cached.clone()),
         Err(f) => Err(f.clone()),
-    }
+    };
+    (result, warnings)
 }
 
 fn cache_keys(img: &ImageRef) -> [String; 3] {
@@ -346,83 +413,123 @@ fn cache_keys(img: &ImageRef) -> [String; 3] {
     ]
 }
 
+/// Runs the plugin as the kubelet does; the warnings are what it found on the way, also
+/// when it failed.
 async fn exec_provider(
     deadline: Instant,
     setup: &NodeProviderSetup,
     provider: &Provider,
     img: &ImageRef,
-    findings: &mut Vec<Finding>,
-) -> Result<Response, Finding> {
-    let sa = &setup.service_account;
-    let name = img.name();
-    let mut secrets: Vec<String> = Vec::new();
-    let (token, annotations) = match &provider.token_attributes {
-        None => (None, None),
-        Some(t) => {
-            let annotations = match (&sa.annotations, &sa.annotations_problem) {
-                (Some(a), _) => a.clone(),
-                (None, Some(p)) if t.require_service_account => return Err(p.clone()),
-                _ => BTreeMap::new(),
-            };
-            let missing: Vec<&str> = t
-                .required_annotation_keys
-                .iter()
-                .filter(|k| !annotations.contains_key(*k))
-                .map(String::as_str)
-                .collect();
-            if !missing.is_empty() {
-                return Err(diagnosis::node_provider_sa_annotation_missing(
-                    &provider.name,
-                    sa.name.as_deref(),
-                    &missing,
-                ));
-            }
-            if provider.name.contains("ecr-credential-provider")
-                && !annotations.contains_key(ECR_ROLE_ANNOTATION)
-            {
-                findings.push(diagnosis::node_provider_ecr_role_annotation(
-                    &provider.name,
-                    sa.name.as_deref(),
-                    annotations.get(IRSA_ROLE_ANNOTATION).map(String::as_str),
-                ));
-            }
-            let token = match &sa.token {
-                Some(tok) => Some(tok),
-                // Without `requireServiceAccount` the kubelet calls the plugin without a token.
-                None if !t.require_service_account => None,
-                None => {
-                    return Err(diagnosis::node_provider_sa_token_missing(
-                        &provider.name,
-                        &t.audience,
-                    ));
-                }
-            };
-            if !sa.token_audiences.is_empty() && !sa.token_audiences.contains(&t.audience) {
-                findings.push(diagnosis::node_provider_audience_mismatch(
-                    &provider.name,
-                    &t.audience,
-                    &sa.token_audiences,
-                ));
-            }
-            secrets.extend(token.map(|t| t.expose().clone()));
-            // Only the keys the provider asked for are sent, as the kubelet filters them.
-            let sent: BTreeMap<String, String> = annotations
-                .into_iter()
-                .filter(|(k, _)| {
-                    t.required_annotation_keys.contains(k) || t.optional_annotation_keys.contains(k)
-                })
-                .collect();
-            (token.map(|t| t.expose().clone()), Some(sent))
+) -> (Result<Response, Finding>, Vec<Finding>) {
+    let (mut warnings, sent) = match &provider.token_attributes {
+        None => (vec![], Ok(Sent::default())),
+        Some(t) => service_account_sent(provider, t, &setup.service_account),
+    };
+    let sent = match sent {
+        Ok(s) => s,
+        Err(f) => return (Err(f), warnings),
+    };
+    let env = plugin::plugin_env(std::env::vars(), &provider.env);
+    warnings.extend(diagnosis::plugin_environment_withheld(
+        &provider.name,
+        &env.withheld,
+    ));
+    let result = run_plugin(deadline, setup, provider, &img.name(), sent, &env).await;
+    (result, warnings)
+}
+
+/// What a KEP-4412 provider is sent of the pod's ServiceAccount.
+#[derive(Default)]
+struct Sent {
+    token: Option<String>,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+/// The ServiceAccount token and annotations for a provider with `tokenAttributes`, as the
+/// kubelet would send them, or why it would not run the plugin; the warnings either way.
+fn service_account_sent(
+    provider: &Provider,
+    t: &config::TokenAttributes,
+    sa: &ServiceAccountInput,
+) -> (Vec<Finding>, Result<Sent, Finding>) {
+    let mut warnings = Vec::new();
+    let annotations = match (&sa.annotations, &sa.annotations_problem) {
+        (Some(a), _) => a.clone(),
+        (None, Some(p)) if t.require_service_account => return (warnings, Err(p.clone())),
+        _ => BTreeMap::new(),
+    };
+    let missing: Vec<&str> = t
+        .required_annotation_keys
+        .iter()
+        .filter(|k| !annotations.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        let f = diagnosis::node_provider_sa_annotation_missing(
+            &provider.name,
+            sa.name.as_deref(),
+            &missing,
+        );
+        return (warnings, Err(f));
+    }
+    if provider.name.contains("ecr-credential-provider")
+        && !annotations.contains_key(ECR_ROLE_ANNOTATION)
+    {
+        warnings.push(diagnosis::node_provider_ecr_role_annotation(
+            &provider.name,
+            sa.name.as_deref(),
+            annotations.get(IRSA_ROLE_ANNOTATION).map(String::as_str),
+        ));
+    }
+    let token = match &sa.token {
+        Some(tok) => Some(tok),
+        // Without `requireServiceAccount` the kubelet calls the plugin without a token.
+        None if !t.require_service_account => None,
+        None => {
+            let f = diagnosis::node_provider_sa_token_missing(&provider.name, &t.audience);
+            return (warnings, Err(f));
         }
     };
+    if !sa.token_audiences.is_empty() && !sa.token_audiences.contains(&t.audience) {
+        warnings.push(diagnosis::node_provider_audience_mismatch(
+            &provider.name,
+            &t.audience,
+            &sa.token_audiences,
+        ));
+    }
+    // Only the keys the provider asked for are sent, as the kubelet filters them.
+    let sent: BTreeMap<String, String> = annotations
+        .into_iter()
+        .filter(|(k, _)| {
+            t.required_annotation_keys.contains(k) || t.optional_annotation_keys.contains(k)
+        })
+        .collect();
+    let sent = Sent {
+        token: token.map(|t| t.expose().clone()),
+        annotations: Some(sent),
+    };
+    (warnings, Ok(sent))
+}
+
+/// The plugin's exec for `name` and its response, checked as the kubelet checks it; what it
+/// printed on stderr is redacted of everything it was given or returned.
+async fn run_plugin(
+    deadline: Instant,
+    setup: &NodeProviderSetup,
+    provider: &Provider,
+    name: &str,
+    sent: Sent,
+    env: &PluginEnv,
+) -> Result<Response, Finding> {
     let request = Request {
         api_version: &provider.api_version,
         kind: "CredentialProviderRequest",
-        image: &name,
-        service_account_token: token.as_deref(),
-        service_account_annotations: annotations.as_ref(),
+        image: name,
+        service_account_token: sent.token.as_deref(),
+        service_account_annotations: sent.annotations.as_ref(),
     };
     let body = plugin::encode_request(&request);
+    let mut secrets: Vec<String> = sent.token.iter().cloned().collect();
     secrets.extend(
         provider
             .env
@@ -430,12 +537,7 @@ async fn exec_provider(
             .filter(|(_, v)| v.len() >= 8)
             .map(|(_, v)| v.clone()),
     );
-    let env = plugin::plugin_env(std::env::vars(), &provider.env);
-    findings.extend(diagnosis::plugin_environment_withheld(
-        &provider.name,
-        &env.withheld,
-    ));
-    let out = match plugin::exec(&setup.bin_dir, provider, &env, &body, deadline).await {
+    let out = match plugin::exec(&setup.bin_dir, provider, env, &body, deadline).await {
         Ok(o) => o,
         Err(e @ ExecError::NotFound { .. }) => {
             return Err(diagnosis::node_provider_plugin_not_found(
@@ -469,7 +571,7 @@ async fn exec_provider(
     let response = plugin::parse_response(&out.stdout, provider)
         .map_err(|e| diagnosis::node_provider_response_invalid(&provider.name, &e.to_string()))?;
     // KEP-4412: the token itself as a password is refused unless tokens are the cache key.
-    if let (Some(t), Some(attrs)) = (&token, &provider.token_attributes)
+    if let (Some(t), Some(attrs)) = (&sent.token, &provider.token_attributes)
         && attrs.cache_type != "Token"
         && response.auth.iter().any(|a| a.password.expose() == t)
     {

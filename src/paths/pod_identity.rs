@@ -9,11 +9,11 @@ use std::time::Instant as StdInstant;
 
 use tokio::time::{Instant, timeout_at};
 
-use super::{Credentials, PullResult, Puller, ms, unix_now};
+use super::{Credentials, PullResult, Puller, ms, unix_now, with_skipped};
 use crate::diagnosis;
 use crate::ecr::{self, EcrToken, TokenKey};
 use crate::reference::{HostForm, ImageRef};
-use crate::report::{Finding, Stage};
+use crate::report::{Finding, PodIdentityPath, Stage, Status};
 use crate::sts::StsOutcome;
 
 /// A token fetch, shared by the images of its region.
@@ -129,68 +129,90 @@ pub fn token_for<'t>(
     })
 }
 
+/// The pod path for one image, and what it adds to the image's report.
+pub struct Checked {
+    pub path: PodIdentityPath,
+    /// Its stages, manifest and blobs: the image's own (`stages` of the report).
+    pub pull: PullResult,
+    /// Findings about the image as a whole (a registry that is not ECR).
+    pub findings: Vec<Finding>,
+}
+
+impl Checked {
+    fn new(pull: PullResult, findings: Vec<Finding>) -> Checked {
+        let status = if pull.passed() {
+            Status::Pass
+        } else {
+            Status::Fail
+        };
+        Checked {
+            path: PodIdentityPath { status },
+            pull,
+            findings,
+        }
+    }
+}
+
 /// The pod path of one image: its `ecr_token` stage, then the registry stages, and the
 /// image-level findings it adds (a registry that is not ECR).
-pub async fn check(
-    puller: &Puller<'_>,
-    img: &ImageRef,
-    token: Option<&TokenResult>,
-    findings: &mut Vec<Finding>,
-) -> PullResult {
-    let mut out = PullResult::default();
+pub async fn check(puller: &Puller<'_>, img: &ImageRef, token: Option<&TokenResult>) -> Checked {
     let caller = puller.sts.map(|s| &s.caller);
     // ECR token: shared per region; a non-ECR registry gets none.
-    let (basic, info) = match (&img.ecr, token) {
+    match (&img.ecr, token) {
         (None, _) => {
-            findings.push(diagnosis::not_ecr(img));
-            out.stages.push(Stage::skipped("ecr_token"));
-            (None, None)
+            let pulled = puller.pull(img, None, Credentials::None).await;
+            Checked::new(
+                after(Stage::skipped("ecr_token"), pulled),
+                vec![diagnosis::not_ecr(img)],
+            )
         }
         // No credentials: the identity stages already say why.
-        (Some(_), None) => {
-            super::skip_rest(&mut out.stages, &IMAGE_STAGES);
-            return out;
-        }
+        (Some(_), None) => Checked::new(not_pulled(vec![]), vec![]),
         (Some(_), Some(t)) => match &t.result {
             Ok(tok) => {
-                let mut warnings = diagnosis::ecr_token_warnings(&tok.info, unix_now());
-                warnings.extend(diagnosis::clock_skew(
-                    &tok.info.api_endpoint,
-                    tok.server_date,
-                    unix_now(),
-                ));
-                out.stages.push(Stage::from_findings(
-                    "ecr_token",
-                    t.duration_ms,
-                    None,
-                    warnings,
-                ));
-                (Some(&tok.authorization), Some(&tok.info))
+                let credentials = Credentials::PodIdentity {
+                    caller,
+                    token: Some(&tok.info),
+                };
+                let pulled = puller
+                    .pull(img, Some(&tok.authorization), credentials)
+                    .await;
+                Checked::new(after(token_stage(t.duration_ms, tok), pulled), vec![])
             }
             Err(f) => {
-                out.stages.push(Stage::from_findings(
-                    "ecr_token",
-                    t.duration_ms,
-                    None,
-                    vec![f.clone()],
-                ));
-                super::skip_rest(&mut out.stages, &IMAGE_STAGES);
-                return out;
+                let failed =
+                    Stage::from_findings("ecr_token", t.duration_ms, None, vec![f.clone()]);
+                Checked::new(not_pulled(vec![failed]), vec![])
             }
         },
-    };
-    let credentials = match basic {
-        Some(_) => Credentials::PodIdentity {
-            caller,
-            token: info,
-        },
-        None => Credentials::None,
-    };
-    let pulled = puller.pull(img, basic, credentials).await;
-    out.stages.extend(pulled.stages);
-    out.blobs = pulled.blobs;
-    out.manifest = pulled.manifest;
-    out
+    }
+}
+
+/// The `ecr_token` stage of a token in hand: its warnings and the ECR API's clock.
+fn token_stage(duration_ms: u64, tok: &EcrToken) -> Stage {
+    let mut warnings = diagnosis::ecr_token_warnings(&tok.info, unix_now());
+    warnings.extend(diagnosis::clock_skew(
+        &tok.info.api_endpoint,
+        tok.server_date,
+        unix_now(),
+    ));
+    Stage::from_findings("ecr_token", duration_ms, None, warnings)
+}
+
+/// The pull, after the token's stage.
+fn after(token: Stage, pulled: PullResult) -> PullResult {
+    PullResult {
+        stages: std::iter::once(token).chain(pulled.stages).collect(),
+        ..pulled
+    }
+}
+
+/// A path that stopped at `stages`: the rest did not run.
+fn not_pulled(stages: Vec<Stage>) -> PullResult {
+    PullResult {
+        stages: with_skipped(stages, &IMAGE_STAGES),
+        ..PullResult::default()
+    }
 }
 
 /// The stages of the pod path, in order.

@@ -6,7 +6,7 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use tokio::time::Instant;
 
-use super::{Credentials, Outcome, REGISTRY_STAGES, skip_rest, stage, unix_now};
+use super::{Credentials, Outcome, REGISTRY_STAGES, stage, stage_any, unix_now, with_skipped};
 use crate::config::{Config, LayerMode};
 use crate::diagnosis::{self, Code, RegistryContext};
 use crate::ecr::{self, TokenKey};
@@ -57,6 +57,15 @@ struct Pulled<'a> {
     resolved: registry::Resolved,
 }
 
+/// Where one pull's stages reach the registry, and whose credentials they carry.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    img: &'a ImageRef,
+    /// The host of the registry's endpoint, for findings.
+    host: &'a str,
+    credentials: Credentials<'a>,
+}
+
 impl Puller<'_> {
     /// The registry stages of one path with `basic` (`user:password`, base64) credentials.
     pub async fn pull(
@@ -65,9 +74,11 @@ impl Puller<'_> {
         basic: Option<&Secret<String>>,
         credentials: Credentials<'_>,
     ) -> PullResult {
-        let mut out = PullResult::default();
-        self.pull_into(img, basic, credentials, &mut out).await;
-        skip_rest(&mut out.stages, &REGISTRY_STAGES);
+        let ran = self.pull_stages(img, basic, credentials).await;
+        let out = PullResult {
+            stages: with_skipped(ran.stages, &REGISTRY_STAGES),
+            ..ran
+        };
         // A failed pull leaves no login to be trusted: the next one (a retry, another image)
         // asks `/v2/` again, so a kept login never hides credentials that stopped working.
         if !out.passed()
@@ -78,34 +89,87 @@ impl Puller<'_> {
         out
     }
 
-    async fn pull_into(
+    /// The stages in order until one fails: login, manifest, config, layers.
+    async fn pull_stages(
         &self,
         img: &ImageRef,
         basic: Option<&Secret<String>>,
         credentials: Credentials<'_>,
-        out: &mut PullResult,
-    ) {
-        let (deadline, secs) = (self.deadline, self.timeout_secs);
-        let stages = &mut out.stages;
+    ) -> PullResult {
+        let mut out = PullResult::default();
         let base = match registry::endpoint_for(img, &self.config.registry_endpoints) {
             Ok(b) => b,
             Err(e) => {
                 let ctx = self.diag_ctx(img, "", None, credentials);
-                stages.push(Stage::from_findings(
+                out.stages.push(Stage::from_findings(
                     "registry_auth",
                     0,
                     None,
                     vec![diagnosis::registry_finding(&e, &ctx)],
                 ));
-                return;
+                return out;
             }
         };
-        let registry_host = host_of(&base);
+        let host = host_of(&base);
+        let at = Target {
+            img,
+            host: &host,
+            credentials,
+        };
 
-        let Some(session) = stage("registry_auth", deadline, secs, stages, async {
-            let (result, causes) = with_retries(&self.retry, deadline, || {
+        let (s, session) = self.login_stage(at, &base, basic).await;
+        out.stages.push(s);
+        let Some(session) = session else {
+            return out;
+        };
+        let (s, pulled) = self.manifest_stage(at, session).await;
+        out.stages.push(s);
+        let Some(pulled) = pulled else {
+            return out;
+        };
+        let r = &pulled.resolved;
+        out.manifest = Some(manifest_report(r));
+
+        let (s, config) = stage_any("config", self.deadline, self.timeout_secs, async {
+            let (report, found) = self
+                .pull_blob(&pulled.session, &r.config, BlobKind::Config, at)
+                .await;
+            let bytes = report.bytes;
+            Outcome::ok(vec![report], found, Some(bytes))
+        })
+        .await;
+        let config_ok = s.status != Status::Fail;
+        out.stages.push(s);
+        out.blobs.extend(config.into_iter().flatten());
+        if !config_ok {
+            return out;
+        }
+
+        let layers: Vec<&Descriptor> = match self.config.layers {
+            LayerMode::All => r.layers.iter().collect(),
+            LayerMode::Smallest => r.layers.iter().min_by_key(|l| l.size).into_iter().collect(),
+            LayerMode::None => {
+                out.stages.push(Stage::skipped("layers"));
+                return out;
+            }
+        };
+        let (s, blobs) = self.layers_stage(at, &pulled.session, layers).await;
+        out.stages.push(s);
+        out.blobs.extend(blobs.into_iter().flatten());
+        out
+    }
+
+    /// `registry_auth`: `/v2/` and the login, retried while the failure is transient.
+    async fn login_stage<'s>(
+        &'s self,
+        at: Target<'_>,
+        base: &reqwest::Url,
+        basic: Option<&Secret<String>>,
+    ) -> (Stage, Option<Session<'s>>) {
+        stage("registry_auth", self.deadline, self.timeout_secs, async {
+            let (result, causes) = with_retries(&self.retry, self.deadline, || {
                 self.logins
-                    .login(self.transport, &base, &img.repository, basic)
+                    .login(self.transport, base, &at.img.repository, basic)
             })
             .await;
             let retried = diagnosis::registry_retried(&causes);
@@ -117,18 +181,24 @@ impl Puller<'_> {
                 }
                 Err(e) => Outcome::failed(diagnosis::registry_finding(
                     &e,
-                    &self.diag_ctx(img, &registry_host, None, credentials),
+                    &self.diag_ctx(at.img, at.host, None, at.credentials),
                 ))
                 .and(retried),
             }
         })
         .await
-        else {
-            return;
-        };
+    }
 
-        let Some(pulled) = stage("manifest", deadline, secs, stages, async {
-            let (result, causes) = with_retries(&self.retry, deadline, || {
+    /// `manifest`: the manifest, an index resolved to the platform; a failure the registry
+    /// names no cause for is put to the ECR API.
+    async fn manifest_stage<'s>(
+        &self,
+        at: Target<'_>,
+        session: Session<'s>,
+    ) -> (Stage, Option<Pulled<'s>>) {
+        let img = at.img;
+        stage("manifest", self.deadline, self.timeout_secs, async {
+            let (result, causes) = with_retries(&self.retry, self.deadline, || {
                 session.resolve(img.manifest_reference(), &self.config.platform)
             })
             .await;
@@ -148,7 +218,7 @@ impl Puller<'_> {
                     } else {
                         None
                     };
-                    let ctx = self.diag_ctx(img, &registry_host, exists, credentials);
+                    let ctx = self.diag_ctx(img, at.host, exists, at.credentials);
                     let mut f = diagnosis::registry_finding(&e, &ctx);
                     // The registry's answer named no cause: ask the ECR API, which may.
                     if matches!(f.code, Code::REGISTRY_ERROR | Code::REGISTRY_DENIED)
@@ -161,83 +231,29 @@ impl Puller<'_> {
             }
         })
         .await
-        else {
-            return;
-        };
-        let r = &pulled.resolved;
-        out.manifest = Some(ManifestReport {
-            digest: r.digest.clone(),
-            media_type: r.media_type.clone(),
-            index_digest: r.index_digest.clone(),
-            index_media_type: r.index_media_type.clone(),
-            platform: r.platform.clone(),
-            available_platforms: r.available_platforms.clone(),
-        });
-        let blobs = &mut out.blobs;
+    }
 
-        let config_ok = stage("config", deadline, secs, stages, async {
-            let (report, found) = self
-                .pull_blob(
-                    &pulled.session,
-                    &r.config,
-                    BlobKind::Config,
-                    img,
-                    &registry_host,
-                    credentials,
-                )
-                .await;
-            let bytes = report.bytes;
-            blobs.push(report);
-            if report::any_error(&found) {
-                Outcome {
-                    value: None,
-                    findings: found,
-                    bytes: Some(bytes),
-                }
-            } else {
-                Outcome::ok((), found, Some(bytes))
-            }
-        })
-        .await;
-        if config_ok.is_none() {
-            return;
-        }
-
-        let layers: Vec<&Descriptor> = match self.config.layers {
-            LayerMode::All => r.layers.iter().collect(),
-            LayerMode::Smallest => r.layers.iter().min_by_key(|l| l.size).into_iter().collect(),
-            LayerMode::None => {
-                stages.push(Stage::skipped("layers"));
-                return;
-            }
-        };
-        stage("layers", deadline, secs, stages, async {
+    /// `layers`: the layers [`LAYER_CONCURRENCY`] at a time, each verified as it streams.
+    async fn layers_stage(
+        &self,
+        at: Target<'_>,
+        session: &Session<'_>,
+        layers: Vec<&Descriptor>,
+    ) -> (Stage, Option<Vec<BlobReport>>) {
+        stage_any("layers", self.deadline, self.timeout_secs, async {
             let pending: Vec<_> = layers
                 .into_iter()
-                .map(|d| {
-                    self.pull_blob(
-                        &pulled.session,
-                        d,
-                        BlobKind::Layer,
-                        img,
-                        &registry_host,
-                        credentials,
-                    )
-                })
+                .map(|d| self.pull_blob(session, d, BlobKind::Layer, at))
                 .collect();
             let results: Vec<(BlobReport, Vec<Finding>)> = stream::iter(pending)
                 .buffered(LAYER_CONCURRENCY)
                 .collect()
                 .await;
             let bytes = results.iter().map(|(b, _)| b.bytes).sum();
-            let mut found = Vec::new();
-            for (b, f) in results {
-                blobs.push(b);
-                found.extend(f);
-            }
-            Outcome::ok((), found, Some(bytes))
+            let (blobs, found): (Vec<BlobReport>, Vec<Vec<Finding>>) = results.into_iter().unzip();
+            Outcome::ok(blobs, found.into_iter().flatten().collect(), Some(bytes))
         })
-        .await;
+        .await
     }
 
     /// A blob pull, retried as [`with_retries`] retries. A try that broke off hands its
@@ -317,9 +333,7 @@ impl Puller<'_> {
         session: &Session<'_>,
         d: &Descriptor,
         kind: BlobKind,
-        img: &ImageRef,
-        registry_host: &str,
-        credentials: Credentials<'_>,
+        at: Target<'_>,
     ) -> (BlobReport, Vec<Finding>) {
         let (p, causes) = self.pull_blob_retrying(session, d).await;
         let finding: Vec<Finding> = p
@@ -329,7 +343,7 @@ impl Puller<'_> {
             .map(|e| {
                 diagnosis::registry_finding(
                     e,
-                    &self.diag_ctx(img, registry_host, None, credentials),
+                    &self.diag_ctx(at.img, at.host, None, at.credentials),
                 )
             })
             .into_iter()
@@ -353,5 +367,17 @@ impl Puller<'_> {
             },
             finding,
         )
+    }
+}
+
+/// The report of the manifest a pull resolved.
+fn manifest_report(r: &registry::Resolved) -> ManifestReport {
+    ManifestReport {
+        digest: r.digest.clone(),
+        media_type: r.media_type.clone(),
+        index_digest: r.index_digest.clone(),
+        index_media_type: r.index_media_type.clone(),
+        platform: r.platform.clone(),
+        available_platforms: r.available_platforms.clone(),
     }
 }

@@ -117,14 +117,14 @@ fn identity_error(report: &Report) -> Option<&Finding> {
 pub(crate) fn paths<'a>(report: &'a Report, img: &'a ImageReport) -> Vec<PathView<'a>> {
     let p = &img.paths;
     let pod = most_severe(img.stages.iter().flat_map(|s| &s.findings))
-        .filter(|f| f.severity == Severity::Error || p.pod_identity != Status::Fail)
+        .filter(|f| f.severity == Severity::Error || p.pod_identity.status != Status::Fail)
         .or_else(|| identity_error(report))
         .or_else(|| most_severe(img.stages.iter().flat_map(|s| &s.findings)));
     let mut out = vec![PathView {
         label: "pod identity",
         key: "pod_identity",
-        status: p.pod_identity,
-        word: status_word(p.pod_identity),
+        status: p.pod_identity.status,
+        word: status_word(p.pod_identity.status),
         deciding: pod,
     }];
     out.extend(p.pull_secrets.as_ref().map(|s| PathView {

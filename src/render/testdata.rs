@@ -7,10 +7,12 @@ use crate::report::*;
 
 pub fn image(name: &str, stages: Vec<Stage>) -> ImageReport {
     let verdict = image_verdict(&stages);
-    let pod_identity = if verdict == Verdict::Pass {
-        Status::Pass
-    } else {
-        Status::Fail
+    let pod_identity = PodIdentityPath {
+        status: if verdict == Verdict::Pass {
+            Status::Pass
+        } else {
+            Status::Fail
+        },
     };
     ImageReport {
         image: format!("x.example/{name}"),
