@@ -115,6 +115,11 @@ pub struct ServeArgs {
     )]
     pub selector: Option<String>,
 
+    /// With --watch: how long to wait before trying again when no Kubernetes client can be
+    /// built (no configuration yet, an unreadable kubeconfig).
+    #[arg(long, env = "ECR_PULL_PROBE_WATCH_RETRY", default_value = "10s")]
+    pub watch_retry: String,
+
     #[command(flatten)]
     pub check: CheckArgs,
 }
@@ -552,6 +557,9 @@ pub struct WatchConfig {
     /// The namespaces to watch; `None`: all of them.
     pub namespaces: Option<Vec<String>>,
     pub selector: Option<String>,
+    /// The wait before connecting again when the Kubernetes client cannot be built
+    /// (`--watch-retry`; it was a hard-coded 10 s).
+    pub retry: Duration,
 }
 
 /// Validated serve-mode settings.
@@ -593,6 +601,9 @@ impl ServeConfig {
             Some(WatchConfig {
                 namespaces: (!a.all_namespaces).then_some(named),
                 selector: a.selector.filter(|s| !s.trim().is_empty()),
+                retry: a
+                    .check
+                    .duration("watch_retry", "--watch-retry", &a.watch_retry)?,
             })
         } else {
             if a.all_namespaces || a.selector.is_some() {
@@ -943,6 +954,27 @@ mod tests {
         let c = parse(&["a/b"]).unwrap();
         assert_eq!(c.interval, Duration::from_secs(300));
         assert_eq!(c.listen.to_string(), "0.0.0.0:9090");
+        // Issue 25 point 1: the watch's reconnect wait is config, 10 s as it was hard-coded.
+        let retry = |extra: &[&str]| {
+            let mut argv = vec!["--watch", "-A"];
+            argv.extend_from_slice(extra);
+            parse(&argv).map(|c| c.watch.map(|w| w.retry))
+        };
+        assert_eq!(retry(&[]), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(
+            retry(&["--watch-retry", "250ms"]),
+            Ok(Some(Duration::from_millis(250)))
+        );
+        assert!(
+            retry(&["--watch-retry", "0s"])
+                .unwrap_err()
+                .contains("above zero")
+        );
+        assert!(
+            retry(&["--watch-retry", "soon"])
+                .unwrap_err()
+                .contains("--watch-retry")
+        );
         let c = parse(&[
             "--interval",
             "30s",

@@ -59,6 +59,38 @@ fn row<'a>(r: &'a Value, kind: &str, name: &str, container: &str) -> Option<&'a 
         .find(|c| c["container"] == container)
 }
 
+/// `schema/watch.schema.json`, with `schema/report.schema.json` beside it for the run
+/// report's shapes it refers to (identity, an image's result, finding codes).
+fn watch_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+        let read = |name: &str| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+        };
+        let report = read("report.schema.json");
+        let id = report["$id"].as_str().unwrap().to_string();
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .with_resource(id, jsonschema::Resource::from_contents(report).unwrap())
+            .build(&read("watch.schema.json"))
+            .expect("the watch schema compiles")
+    })
+}
+
+/// Issue 25 point 1: every `/report` the tests read matches its JSON Schema.
+fn validate_watch(report: &Value) {
+    let errors: Vec<String> = watch_validator()
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "/report does not match schema/watch.schema.json:\n{}\n{report:#}",
+        errors.join("\n")
+    );
+}
+
 /// Polls /report until `done` holds for it.
 fn wait_report(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let start = Instant::now();
@@ -66,6 +98,7 @@ fn wait_report(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let (code, text) = get(&format!("{base}/report"));
         if code == 200 {
             let r: Value = serde_json::from_str(&text).unwrap();
+            validate_watch(&r);
             if done(&r) {
                 return r;
             }
@@ -360,6 +393,7 @@ fn hostile_indexes_keep_the_watcher_within_its_memory_limit() {
     });
     assert_eq!(r["summary"]["checks"], 8, "{}", r["summary"]);
     let (_, body) = get(&format!("{}/report", server.base));
+    validate_watch(&serde_json::from_str(&body).unwrap());
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
     let kib = |key: &str| -> u64 {
         status

@@ -1,0 +1,210 @@
+//! The wire types of `/report` in watch mode (`watch/1.0`), documented in docs/watch.md and
+//! described by `schema/watch.schema.json`; built from the schedule's state, pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::schedule::{Availability, State};
+use crate::report::{IdentityReport, ImageReport};
+
+/// The version of `/report` in watch mode (documented in docs/watch.md).
+pub const WATCH_REPORT_VERSION: &str = "watch/1.0";
+
+/// `/report` in watch mode.
+#[derive(Serialize)]
+pub struct WatchReport<'a> {
+    pub schema_version: &'static str,
+    pub generated_at: i64,
+    pub interval_seconds: u64,
+    pub identity: Option<&'a IdentityReport>,
+    pub summary: Summary,
+    pub workloads: Vec<WorkloadOut<'a>>,
+    pub checks: BTreeMap<&'a str, CheckOut<'a>>,
+}
+
+#[derive(Serialize, Default)]
+pub struct Summary {
+    pub workloads: usize,
+    pub containers: usize,
+    pub available: usize,
+    pub unavailable: usize,
+    pub unknown: usize,
+    /// Checked, but the kubelet's answer depends on node credentials a cluster-wide watcher
+    /// cannot see (its pull secrets do not pull).
+    pub inconclusive: usize,
+    pub checks: usize,
+}
+
+#[derive(Serialize)]
+pub struct WorkloadOut<'a> {
+    pub namespace: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub service_account: &'a str,
+    /// `pod`, `serviceaccount`, or null when none: the node's credentials then.
+    pub pull_secrets_from: Option<&'static str>,
+    pub containers: Vec<ContainerOut<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ContainerOut<'a> {
+    pub container: &'a str,
+    pub image: &'a str,
+    pub init: bool,
+    pub status: Availability,
+    pub check: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub codes: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct CheckOut<'a> {
+    pub checked_at: i64,
+    pub failures: u32,
+    pub result: &'a ImageReport,
+}
+
+/// The finding codes of a result, sorted and once each.
+pub fn codes(r: &ImageReport) -> Vec<String> {
+    let codes: BTreeSet<String> = r
+        .all_findings()
+        .map(|f| f.code.name().to_string())
+        .collect();
+    codes.into_iter().collect()
+}
+
+impl Summary {
+    /// Counts one container; `invalid` counts as unavailable (it will never pull as written).
+    fn count(&mut self, status: Availability) {
+        self.containers += 1;
+        match status {
+            Availability::Available => self.available += 1,
+            Availability::Unknown => self.unknown += 1,
+            Availability::Inconclusive => self.inconclusive += 1,
+            Availability::Unavailable | Availability::Invalid => self.unavailable += 1,
+        }
+    }
+}
+
+/// The `/report` document of `state`.
+pub fn report(state: &State, interval: Duration, now: i64) -> WatchReport<'_> {
+    let mut summary = Summary {
+        workloads: state.rows.len(),
+        checks: state.checks.len(),
+        ..Default::default()
+    };
+    let mut workloads = Vec::new();
+    for (k, (from, rows)) in &state.rows {
+        let Some(w) = state.workloads.all.get(k) else {
+            continue;
+        };
+        let containers = rows
+            .iter()
+            .map(|row| {
+                let (status, r) = state.status_of(row);
+                summary.count(status);
+                ContainerOut {
+                    container: &row.container,
+                    image: &row.image,
+                    init: row.init,
+                    status,
+                    check: row.check.as_ref().ok().map(String::as_str),
+                    error: row.check.as_ref().err().map(String::as_str),
+                    codes: r.as_deref().map(codes).unwrap_or_default(),
+                }
+            })
+            .collect();
+        workloads.push(WorkloadOut {
+            namespace: &k.namespace,
+            kind: &k.kind,
+            name: &k.name,
+            service_account: &w.service_account,
+            pull_secrets_from: *from,
+            containers,
+        });
+    }
+    let checks = state
+        .checks
+        .iter()
+        .filter_map(|(id, c)| {
+            Some((
+                id.as_str(),
+                CheckOut {
+                    checked_at: c.checked_at?,
+                    failures: c.failures,
+                    result: c.result.as_deref()?,
+                },
+            ))
+        })
+        .collect();
+    WatchReport {
+        schema_version: WATCH_REPORT_VERSION,
+        generated_at: now,
+        interval_seconds: interval.as_secs(),
+        identity: state.identity.as_ref(),
+        summary,
+        workloads,
+        checks,
+    }
+}
+
+/// `/report` as served.
+pub fn report_json(state: &State, interval: Duration, now: i64) -> String {
+    serde_json::to_string(&report(state, interval, now)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn availability_is_written_as_before_the_enum() {
+        for (a, want) in [
+            (Availability::Available, "available"),
+            (Availability::Unavailable, "unavailable"),
+            (Availability::Inconclusive, "inconclusive"),
+            (Availability::Unknown, "unknown"),
+            (Availability::Invalid, "invalid"),
+        ] {
+            assert_eq!(serde_json::to_value(a).unwrap(), want);
+        }
+    }
+
+    /// The schema beside the code says the same version and the same outcomes.
+    #[test]
+    fn the_watch_schema_has_this_version_and_these_outcomes() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../schema/watch.schema.json")).unwrap();
+        assert_eq!(
+            schema["properties"]["schema_version"]["const"], WATCH_REPORT_VERSION,
+            "update schema/watch.schema.json"
+        );
+        let all = [
+            Availability::Available,
+            Availability::Unavailable,
+            Availability::Inconclusive,
+            Availability::Unknown,
+            Availability::Invalid,
+        ];
+        assert_eq!(
+            schema["$defs"]["availability"]["enum"],
+            serde_json::to_value(all).unwrap()
+        );
+    }
+
+    #[test]
+    fn an_empty_state_is_a_valid_empty_report() {
+        let v: serde_json::Value =
+            serde_json::from_str(&report_json(&State::default(), Duration::from_secs(60), 7))
+                .unwrap();
+        assert_eq!(v["schema_version"], "watch/1.0");
+        assert_eq!(v["interval_seconds"], 60);
+        assert_eq!(v["generated_at"], 7);
+        assert!(v["identity"].is_null());
+        assert_eq!(v["workloads"], serde_json::json!([]));
+        assert_eq!(v["checks"], serde_json::json!({}));
+        assert_eq!(v["summary"]["containers"], 0);
+    }
+}
