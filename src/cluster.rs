@@ -4,7 +4,7 @@
 //! In a pod the client uses the pod's ServiceAccount (in-cluster config); elsewhere the
 //! kubeconfig. Turning API objects into what the probe needs is pure and tested alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
@@ -124,6 +124,7 @@ pub const DOCKER_CONFIG_JSON_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const DOCKERCFG_TYPE: &str = "kubernetes.io/dockercfg";
 
 /// What reading the workload's ServiceAccount gave, for [`effective_pull_secrets`].
+#[derive(Clone)]
 pub enum ServiceAccountRead {
     /// Its `imagePullSecrets` names.
     Found(Vec<String>),
@@ -167,6 +168,131 @@ pub fn effective_pull_secrets(
             set.findings.push(f);
             (vec![], "serviceaccount")
         }
+    }
+}
+
+/// The one reader of a workload's pull secrets, for `check` and `serve --watch` alike:
+/// its ServiceAccount, the names [`effective_pull_secrets`] keeps, then each Secret by
+/// [`add_pull_secret`]'s rules; a missing or unreadable one is a finding. `check` reads once;
+/// watch keeps one reader with a cache ([`PullSecretReader::cached`]) and clears it every
+/// interval, so many workloads of a namespace cost one read of each object per interval.
+pub struct PullSecretReader {
+    client: Client,
+    cache: Option<ReadCache>,
+}
+
+/// What a cached reader has read this interval, by (namespace, name).
+#[derive(Default)]
+struct ReadCache {
+    service_accounts: HashMap<(String, String), ServiceAccountRead>,
+    secrets: HashMap<(String, String), SecretRead>,
+}
+
+#[derive(Clone)]
+enum SecretRead {
+    Found(Box<K8sSecret>),
+    Missing,
+    Failed(String),
+}
+
+impl PullSecretReader {
+    /// Reads every object from the API, every time.
+    pub fn new(client: Client) -> Self {
+        PullSecretReader {
+            client,
+            cache: None,
+        }
+    }
+
+    /// Reads each ServiceAccount and Secret once until [`PullSecretReader::clear`].
+    pub fn cached(client: Client) -> Self {
+        PullSecretReader {
+            client,
+            cache: Some(ReadCache::default()),
+        }
+    }
+
+    /// Forgets what was read, so changed Secrets and ServiceAccounts are seen.
+    pub fn clear(&mut self) {
+        if let Some(c) = &mut self.cache {
+            *c = ReadCache::default();
+        }
+    }
+
+    /// The pull secrets the kubelet would have for the workload's pods, and who listed them
+    /// (`pod` or `serviceaccount`).
+    pub async fn read(&mut self, w: &Workload) -> (SecretSet, &'static str) {
+        let ns = &w.namespace;
+        let mut set = SecretSet::default();
+        let sa = self.service_account(ns, &w.service_account).await;
+        let (names, from) = effective_pull_secrets(w, sa, &mut set);
+        for name in names {
+            match self.secret(ns, &name).await {
+                SecretRead::Found(secret) => {
+                    add_pull_secret(&mut set, &format!("secret/{ns}/{name}"), *secret)
+                }
+                SecretRead::Missing => set
+                    .findings
+                    .push(diagnosis::pull_secret_missing(ns, &name, from)),
+                SecretRead::Failed(detail) => set
+                    .findings
+                    .push(diagnosis::cluster_read_failed("Secret", ns, &name, &detail)),
+            }
+        }
+        (set, from)
+    }
+
+    async fn service_account(&mut self, ns: &str, name: &str) -> ServiceAccountRead {
+        let key = (ns.to_string(), name.to_string());
+        if let Some(read) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.service_accounts.get(&key))
+        {
+            return read.clone();
+        }
+        let read = match Api::<ServiceAccount>::namespaced(self.client.clone(), ns)
+            .get(name)
+            .await
+        {
+            Ok(sa) => ServiceAccountRead::Found(
+                sa.image_pull_secrets
+                    .iter()
+                    .flatten()
+                    .map(|r| r.name.clone())
+                    .collect(),
+            ),
+            Err(e) if not_found(&e) => ServiceAccountRead::Missing,
+            Err(e) => ServiceAccountRead::Failed(diagnosis::cluster_read_failed(
+                "ServiceAccount",
+                ns,
+                name,
+                &crate::error_chain(&e),
+            )),
+        };
+        if let Some(c) = &mut self.cache {
+            c.service_accounts.insert(key, read.clone());
+        }
+        read
+    }
+
+    async fn secret(&mut self, ns: &str, name: &str) -> SecretRead {
+        let key = (ns.to_string(), name.to_string());
+        if let Some(read) = self.cache.as_ref().and_then(|c| c.secrets.get(&key)) {
+            return read.clone();
+        }
+        let read = match Api::<K8sSecret>::namespaced(self.client.clone(), ns)
+            .get(name)
+            .await
+        {
+            Ok(secret) => SecretRead::Found(Box::new(secret)),
+            Err(e) if not_found(&e) => SecretRead::Missing,
+            Err(e) => SecretRead::Failed(crate::error_chain(&e)),
+        };
+        if let Some(c) = &mut self.cache {
+            c.secrets.insert(key, read.clone());
+        }
+        read
     }
 }
 
@@ -385,48 +511,7 @@ impl Cluster {
     /// The pull secrets the workload's pods will carry, read and parsed. Each problem is a
     /// finding, not an error: the kubelet also carries on without a missing secret.
     pub async fn pull_secrets(&self, w: &Workload) -> SecretSet {
-        let mut set = SecretSet::default();
-        let sa = match Api::<ServiceAccount>::namespaced(self.client.clone(), &self.namespace)
-            .get(&w.service_account)
-            .await
-        {
-            Ok(sa) => ServiceAccountRead::Found(
-                sa.image_pull_secrets
-                    .iter()
-                    .flatten()
-                    .map(|r| r.name.clone())
-                    .collect(),
-            ),
-            Err(e) if not_found(&e) => ServiceAccountRead::Missing,
-            Err(e) => ServiceAccountRead::Failed(diagnosis::cluster_read_failed(
-                "ServiceAccount",
-                &self.namespace,
-                &w.service_account,
-                &crate::error_chain(&e),
-            )),
-        };
-        let (names, from) = effective_pull_secrets(w, sa, &mut set);
-        for name in names {
-            let ns = &self.namespace;
-            let source = format!("secret/{ns}/{name}");
-            match Api::<K8sSecret>::namespaced(self.client.clone(), ns)
-                .get(&name)
-                .await
-            {
-                Ok(secret) => add_pull_secret(&mut set, &source, secret),
-                Err(e) if not_found(&e) => {
-                    set.findings
-                        .push(diagnosis::pull_secret_missing(ns, &name, from));
-                }
-                Err(e) => set.findings.push(diagnosis::cluster_read_failed(
-                    "Secret",
-                    ns,
-                    &name,
-                    &crate::error_chain(&e),
-                )),
-            }
-        }
-        set
+        PullSecretReader::new(self.client.clone()).read(w).await.0
     }
 
     /// OpenShift's global pull secret, which the machine-config operator writes to every

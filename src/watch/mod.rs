@@ -19,16 +19,13 @@ pub mod schedule;
 pub mod source;
 pub mod wire;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Secret as K8sSecret, ServiceAccount};
-use kube::{Api, Client};
 use tokio::time::Instant;
 
-use crate::cluster::{Cluster, ServiceAccountRead, add_pull_secret, effective_pull_secrets};
+use crate::cluster::{Cluster, PullSecretReader};
 use crate::config::{Config, WatchConfig};
-use crate::diagnosis;
 use crate::pullsecret::SecretSet;
 use crate::reference::ImageRef;
 use crate::report::Workload;
@@ -42,114 +39,13 @@ pub use wire::{WATCH_REPORT_VERSION, report_json};
 /// How often the scheduler looks for due checks and changed workloads.
 const TICK: Duration = Duration::from_secs(1);
 
-/// The credentials a workload's pods get, read through the API once per interval.
-pub struct Credentials<'c> {
-    client: &'c Client,
-    service_accounts: HashMap<(String, String), ServiceAccountState>,
-    secrets: HashMap<(String, String), SecretRead>,
-    /// API reads made (for the logs and the benchmark).
-    pub reads: u64,
-}
-
-#[derive(Clone)]
-enum ServiceAccountState {
-    Found(Vec<String>),
-    Missing,
-    Failed(crate::report::Finding),
-}
-
-#[derive(Clone)]
-enum SecretRead {
-    Found(Box<K8sSecret>),
-    Missing,
-    Failed(String),
-}
-
-impl<'c> Credentials<'c> {
-    pub fn new(client: &'c Client) -> Self {
-        Credentials {
-            client,
-            service_accounts: HashMap::new(),
-            secrets: HashMap::new(),
-            reads: 0,
-        }
-    }
-
-    /// Forget what was read, so changed Secrets and ServiceAccounts are seen.
-    pub fn clear(&mut self) {
-        self.service_accounts.clear();
-        self.secrets.clear();
-    }
-
-    /// The pull secrets the kubelet would have for the workload's pods, by the same rules as
-    /// a single check (`cluster::effective_pull_secrets`, `cluster::add_pull_secret`);
-    /// `None` when there are none (the node's credentials then); with them, who listed them.
-    async fn read(&mut self, w: &Workload) -> Option<(SecretSet, &'static str)> {
-        let ns = w.namespace.clone();
-        let sa_key = (ns.clone(), w.service_account.clone());
-        if !self.service_accounts.contains_key(&sa_key) {
-            self.reads += 1;
-            let read = match Api::<ServiceAccount>::namespaced(self.client.clone(), &ns)
-                .get(&w.service_account)
-                .await
-            {
-                Ok(sa) => ServiceAccountState::Found(
-                    sa.image_pull_secrets
-                        .iter()
-                        .flatten()
-                        .map(|r| r.name.clone())
-                        .collect(),
-                ),
-                Err(kube::Error::Api(s)) if s.code == 404 => ServiceAccountState::Missing,
-                Err(e) => ServiceAccountState::Failed(diagnosis::cluster_read_failed(
-                    "ServiceAccount",
-                    &ns,
-                    &w.service_account,
-                    &crate::error_chain(&e),
-                )),
-            };
-            self.service_accounts.insert(sa_key.clone(), read);
-        }
-        let mut set = SecretSet::default();
-        let sa = match &self.service_accounts[&sa_key] {
-            ServiceAccountState::Found(names) => ServiceAccountRead::Found(names.clone()),
-            ServiceAccountState::Missing => ServiceAccountRead::Missing,
-            ServiceAccountState::Failed(f) => ServiceAccountRead::Failed(f.clone()),
-        };
-        let (names, from) = effective_pull_secrets(w, sa, &mut set);
-        for name in names {
-            let key = (ns.clone(), name.clone());
-            if !self.secrets.contains_key(&key) {
-                self.reads += 1;
-                let read = match Api::<K8sSecret>::namespaced(self.client.clone(), &ns)
-                    .get(&name)
-                    .await
-                {
-                    Ok(secret) => SecretRead::Found(Box::new(secret)),
-                    Err(kube::Error::Api(s)) if s.code == 404 => SecretRead::Missing,
-                    Err(e) => SecretRead::Failed(crate::error_chain(&e)),
-                };
-                self.secrets.insert(key.clone(), read);
-            }
-            match self.secrets[&key].clone() {
-                SecretRead::Found(secret) => {
-                    add_pull_secret(&mut set, &format!("secret/{ns}/{name}"), *secret)
-                }
-                SecretRead::Missing => set
-                    .findings
-                    .push(diagnosis::pull_secret_missing(&ns, &name, from)),
-                SecretRead::Failed(detail) => set.findings.push(diagnosis::cluster_read_failed(
-                    "Secret", &ns, &name, &detail,
-                )),
-            }
-        }
-        (!set.is_empty()).then_some((set, from))
-    }
-}
-
-impl PullSecrets for Credentials<'_> {
+/// Watch reads pull secrets through the one reader `check` uses, with its cache: each
+/// ServiceAccount and Secret once per interval; `None` when there are none (the node's
+/// credentials then).
+impl PullSecrets for PullSecretReader {
     async fn for_workload(&mut self, w: &Workload) -> Option<(SecretSet, &'static str)> {
-        self.read(w).await
+        let (set, from) = self.read(w).await;
+        (!set.is_empty()).then_some((set, from))
     }
 }
 
@@ -226,7 +122,7 @@ pub async fn run(
     let cluster = connect(watch.retry).await;
     let client = cluster.client();
     let mut changes = start_watchers(&client, &watch, &cluster.namespace);
-    let mut creds = Credentials::new(&client);
+    let mut creds = PullSecretReader::cached(client.clone());
     let mut state = State::default();
     // ECR tokens and registry logins, kept from run to run until half their life.
     let reuse = crate::probe::Reuse::across_runs(interval);
