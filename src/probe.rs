@@ -95,6 +95,8 @@ pub struct Reuse {
     /// Which images the ECR API was asked about after a failure, so that it is asked once
     /// per image per run, and in watch mode once per image per interval.
     pub asked: crate::ecr_api::Asked,
+    /// Clean passes shared by every path with the same credentials (watch: per interval).
+    pub pulls: crate::paths::SharedPulls,
     pub watch: bool,
 }
 
@@ -109,6 +111,7 @@ impl Reuse {
             tokens: pod_identity::TokenCache::default(),
             logins: registry::Logins::default(),
             asked: crate::ecr_api::Asked::default(),
+            pulls: crate::paths::SharedPulls::none(),
             watch: false,
         }
     }
@@ -120,6 +123,7 @@ impl Reuse {
             tokens: pod_identity::TokenCache::default(),
             logins: registry::Logins::across_runs(KEEP_LOGIN),
             asked: crate::ecr_api::Asked::every(interval),
+            pulls: crate::paths::SharedPulls::for_interval(interval),
             watch: true,
         }
     }
@@ -382,6 +386,7 @@ async fn checked(
             transport,
             sts: identity.sts.as_ref(),
             logins: &reuse.logins,
+            shared: &reuse.pulls,
             deadline: run.deadline,
             timeout_secs: config.timeout.as_secs_f64(),
         },

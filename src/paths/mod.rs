@@ -19,8 +19,10 @@ pub mod node_provider;
 pub mod pod_identity;
 mod pull;
 pub mod pull_secrets;
+mod shared;
 
 pub use self::pull::{PullResult, Puller};
+pub use self::shared::SharedPulls;
 pub use crate::diagnosis::Credentials;
 
 use std::future::Future;

@@ -23,7 +23,7 @@ use crate::sts::StsOutcome;
 const LAYER_CONCURRENCY: usize = 3;
 
 /// What one pull produced.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct PullResult {
     pub stages: Vec<Stage>,
     pub blobs: Vec<BlobReport>,
@@ -47,6 +47,9 @@ pub struct Puller<'a> {
     pub sts: Option<&'a StsOutcome>,
     /// The run's logins; in watch mode, kept across runs.
     pub logins: &'a registry::Logins,
+    /// Clean passes shared by every path and pull secret with the same credentials; in
+    /// watch mode for an interval, otherwise none.
+    pub shared: &'a super::SharedPulls,
     pub deadline: Instant,
     pub timeout_secs: f64,
 }
@@ -67,8 +70,22 @@ struct Target<'a> {
 }
 
 impl Puller<'_> {
-    /// The registry stages of one path with `basic` (`user:password`, base64) credentials.
+    /// The registry stages of one path with `basic` (`user:password`, base64) credentials:
+    /// the pull shared with another path or Secret with the same bytes while it is fresh
+    /// (watch mode), else a pull of its own.
     pub async fn pull(
+        &self,
+        img: &ImageRef,
+        basic: Option<&Secret<String>>,
+        credentials: Credentials<'_>,
+    ) -> PullResult {
+        self.shared
+            .get_or_pull(img, basic, self.pull_own(img, basic, credentials))
+            .await
+    }
+
+    /// One real pull.
+    async fn pull_own(
         &self,
         img: &ImageRef,
         basic: Option<&Secret<String>>,
