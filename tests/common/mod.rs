@@ -11,6 +11,7 @@ pub mod cri;
 pub mod fake_api;
 pub mod fake_watch;
 pub mod fault;
+pub mod fleet;
 pub mod report;
 pub mod scrape;
 
