@@ -107,13 +107,31 @@ fn workload_series(base: &str) -> (BTreeSet<(String, String, String)>, usize) {
     (workloads, lines.len())
 }
 
-/// Waits until `/report` has every workload of the fleet with a verdict, or fails.
-fn until_every_verdict(base: &str, workloads: usize, limit: Duration) -> Value {
+/// The (namespace, kind, name) of every workload in a `/report`.
+fn report_workloads(r: &Value) -> BTreeSet<(String, String, String)> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    r["workloads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| (s(&w["namespace"]), s(&w["kind"]), s(&w["name"])))
+        .collect()
+}
+
+/// Waits until `/report` has every workload of the fleet with a verdict and `settled` holds
+/// of it, or fails. Polled once a second: a 10,000-workload report is tens of megabytes.
+fn until_every_verdict(
+    base: &str,
+    workloads: usize,
+    limit: Duration,
+    settled: impl Fn(&Value) -> bool,
+) -> Value {
     let t = Instant::now();
     loop {
         if let Some(r) = report(base)
             && r["summary"]["workloads"] == workloads
             && r["summary"]["unknown"] == 0
+            && settled(&r)
         {
             return r;
         }
@@ -122,7 +140,7 @@ fn until_every_verdict(base: &str, workloads: usize, limit: Duration) -> Value {
             "no verdict for every workload after {:?}",
             t.elapsed()
         );
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_secs(1));
     }
 }
 
@@ -147,7 +165,9 @@ impl Counters<'_> {
         let l = self.last;
         self.last = now;
         let (hwm, rss) = memory_kib(self.pid);
+        let report_bytes = get(&format!("{}/report", server.base)).1.len();
         json!({
+            "report_bytes": report_bytes,
             "seconds": seconds,
             "checks_run": now.0 - l.0, "runs": now.1 - l.1,
             "api_lists": now.2 - l.2, "api_watches": now.3 - l.3, "api_gets": now.4 - l.4,
@@ -215,7 +235,7 @@ fn watch_fleet_benchmark() {
 
     // Round one: until every workload has a verdict.
     let limit = Duration::from_secs(interval_s * 2 + 120);
-    let first = until_every_verdict(&base, f.workloads, limit);
+    let first = until_every_verdict(&base, f.workloads, limit, |_| true);
     let first_phase = c.phase(&server, t0.elapsed().as_secs_f64());
     assert_eq!(first["summary"]["containers"], f.containers, "containers");
     assert_eq!(
@@ -240,7 +260,10 @@ fn watch_fleet_benchmark() {
     // tenth workload deleted and as many created; then until every workload has a verdict.
     let storm_start = Instant::now();
     let storm = rollout_storm(&api, &f, &images, 10);
-    let after = until_every_verdict(&base, f.workloads, limit);
+    let after = until_every_verdict(&base, f.workloads, limit, |r| {
+        let now = report_workloads(r);
+        storm.created.is_subset(&now) && storm.deleted.is_disjoint(&now)
+    });
     let storm_phase = c.phase(&server, storm_start.elapsed().as_secs_f64());
     let (series_workloads, series) = workload_series(&base);
     let left: Vec<_> = storm.deleted.intersection(&series_workloads).collect();
