@@ -303,7 +303,7 @@ fn read_docker_config(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
 /// runs. `images` of the report are in the order of `items`.
 pub async fn run_checks(
     config: &Config,
-    items: &[(ImageRef, Option<SecretSet>)],
+    items: &[(ImageRef, Option<std::sync::Arc<SecretSet>>)],
     reuse: &Reuse,
 ) -> Result<Report, SetupError> {
     let started_at = time::OffsetDateTime::now_utc();
@@ -311,7 +311,7 @@ pub async fn run_checks(
     let deadline = Instant::now() + config.timeout;
     let transport = transport_for(config)?;
     let items: Vec<(&ImageRef, Option<&SecretSet>)> =
-        items.iter().map(|(i, s)| (i, s.as_ref())).collect();
+        items.iter().map(|(i, s)| (i, s.as_deref())).collect();
     let run = RunSetup {
         started_at,
         t0,

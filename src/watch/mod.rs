@@ -60,7 +60,7 @@ impl Check for ProbeCheck<'_> {
     type Error = crate::probe::SetupError;
     async fn run(
         &self,
-        items: &[(ImageRef, Option<SecretSet>)],
+        items: &[(ImageRef, Option<std::sync::Arc<SecretSet>>)],
     ) -> Result<crate::report::Report, Self::Error> {
         Box::pin(crate::probe::run_checks(self.config, items, self.reuse)).await
     }
@@ -70,11 +70,7 @@ impl Check for ProbeCheck<'_> {
 fn publish_metrics(state: &State, metrics: &crate::metrics::Metrics) {
     let mut expiry: BTreeMap<String, i64> = BTreeMap::new();
     for c in state.checks.values() {
-        let exp = c
-            .result
-            .as_ref()
-            .and_then(|r| r.paths.pull_secrets.as_ref())
-            .and_then(|p| p.password_expires_at);
+        let exp = c.result.as_ref().and_then(|r| r.password_expires_at);
         if let Some(exp) = exp {
             let e = expiry.entry(c.image.original.clone()).or_insert(exp);
             *e = (*e).min(exp);
@@ -90,7 +86,9 @@ fn publish_metrics(state: &State, metrics: &crate::metrics::Metrics) {
                 container: &row.container,
                 image: &row.image,
                 available: status.metric(),
-                codes: r.as_deref().map(wire::codes).unwrap_or_default(),
+                codes: r
+                    .map(|a| a.codes.iter().map(|c| c.to_string()).collect())
+                    .unwrap_or_default(),
             }
         })
     });

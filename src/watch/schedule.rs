@@ -59,7 +59,7 @@ pub trait Check {
     type Error: std::error::Error + 'static;
     fn run(
         &self,
-        items: &[(ImageRef, Option<SecretSet>)],
+        items: &[(ImageRef, Option<Arc<SecretSet>>)],
     ) -> impl Future<Output = Result<Report, Self::Error>> + Send;
 }
 
@@ -140,11 +140,49 @@ pub struct Row {
     pub check: Result<String, String>,
 }
 
+/// What watch keeps of a check's report: what the metrics and `/report` read of it, and the
+/// report itself as its JSON. `/report` is all that reads the whole report, and as a tree of
+/// structs it costs two to three times its JSON in small heap strings: at 10,000 workloads
+/// the answers were most of the memory (issue 27).
+#[derive(Debug)]
+pub struct Answer {
+    pub verdict: Verdict,
+    /// The finding codes, sorted and once each.
+    pub codes: Vec<&'static str>,
+    /// When the ECR password of the pull secret that answered expires.
+    pub password_expires_at: Option<i64>,
+    /// The image's report as `/report` serves it.
+    pub json: Box<serde_json::value::RawValue>,
+}
+
+impl Answer {
+    pub fn of(r: &ImageReport) -> Answer {
+        let codes: BTreeSet<&'static str> = r.all_findings().map(|f| f.code.name()).collect();
+        // An ImageReport is plain data: serializing it cannot fail; if it ever did, /report
+        // says so in the check's place rather than the watcher stopping.
+        let json = serde_json::value::to_raw_value(r).unwrap_or_else(|e| {
+            serde_json::value::to_raw_value(&format!("not serializable: {e}"))
+                .expect("a string serializes")
+        });
+        Answer {
+            verdict: r.verdict,
+            codes: codes.into_iter().collect(),
+            password_expires_at: r
+                .paths
+                .pull_secrets
+                .as_ref()
+                .and_then(|p| p.password_expires_at),
+            json,
+        }
+    }
+}
+
 /// A distinct (image, credentials) and its last answer.
 pub struct CheckState {
     pub image: ImageRef,
-    pub secrets: Option<SecretSet>,
-    pub result: Option<Arc<ImageReport>>,
+    /// Shared by every check of the workloads that have this set (one Secret's bytes once).
+    pub secrets: Option<Arc<SecretSet>>,
+    pub result: Option<Arc<Answer>>,
     pub checked_at: Option<i64>,
     pub next_due: Instant,
     pub failures: u32,
@@ -163,7 +201,7 @@ impl CheckState {
                 .min(interval)
         };
         self.next_due = now + delay;
-        self.result = Some(Arc::new(result));
+        self.result = Some(Arc::new(Answer::of(&result)));
         self.checked_at = Some(at);
     }
 }
@@ -229,14 +267,14 @@ impl State {
                 continue;
             };
             let (set, from) = match creds.for_workload(w).await {
-                Some((set, from)) => (Some(set), Some(from)),
+                Some((set, from)) => (Some(Arc::new(set)), Some(from)),
                 None => (None, None),
             };
             let mut rows = Vec::new();
             for c in &w.containers {
                 let check = match c.image.parse::<ImageRef>() {
                     Ok(img) => 'check: {
-                        let id = check_id(&img, set.as_ref());
+                        let id = check_id(&img, set.as_deref());
                         if let Err(e) = admit(&mut per_ns, &k.namespace, &id) {
                             break 'check Err(e);
                         }
@@ -279,10 +317,10 @@ impl State {
     }
 
     /// A row's availability and the result answering for it.
-    pub fn status_of(&self, row: &Row) -> (Availability, Option<Arc<ImageReport>>) {
+    pub fn status_of(&self, row: &Row) -> (Availability, Option<&Answer>) {
         match &row.check {
             Err(_) => (Availability::Invalid, None),
-            Ok(id) => match self.checks.get(id).and_then(|c| c.result.clone()) {
+            Ok(id) => match self.checks.get(id).and_then(|c| c.result.as_deref()) {
                 None => (Availability::Unknown, None),
                 Some(r) if r.verdict == Verdict::Pass => (Availability::Available, Some(r)),
                 // The kubelet would go on to node credentials a cluster-wide watcher cannot see.
@@ -301,7 +339,7 @@ impl State {
         if due.is_empty() {
             return None;
         }
-        let items: Vec<(ImageRef, Option<SecretSet>)> = due
+        let items: Vec<(ImageRef, Option<Arc<SecretSet>>)> = due
             .iter()
             .map(|id| {
                 let c = &self.checks[id];
@@ -446,7 +484,10 @@ mod tests {
 
     impl Check for Answers {
         type Error = NoIdentity;
-        async fn run(&self, items: &[(ImageRef, Option<SecretSet>)]) -> Result<Report, NoIdentity> {
+        async fn run(
+            &self,
+            items: &[(ImageRef, Option<Arc<SecretSet>>)],
+        ) -> Result<Report, NoIdentity> {
             let names: Vec<String> = items.iter().map(|(i, _)| i.original.clone()).collect();
             self.asked.lock().unwrap().push(names.clone());
             if self.refuse {

@@ -64,7 +64,12 @@ fn template<K: Resource>(kind: WorkloadKind, obj: &K, spec: Option<&PodSpec>) ->
     }
     let ns = obj.meta().namespace.clone().unwrap_or_default();
     let name = obj.meta().name.clone().unwrap_or_default();
-    Some(workload_from_spec(kind, &ns, &name, spec?))
+    let mut w = workload_from_spec(kind, &ns, &name, spec?);
+    // Where the pods run is the canary's to copy; watch keeps only what its checks, metrics
+    // and /report read, for every workload of the cluster (issue 27).
+    w.placement = Default::default();
+    w.node_selector.clear();
+    Some(w)
 }
 
 fn key_of<K: Resource>(kind: WorkloadKind, obj: &K) -> WorkloadKey {

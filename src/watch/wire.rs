@@ -1,13 +1,13 @@
 //! The wire types of `/report` in watch mode (`watch/1.0`), documented in docs/watch.md and
 //! described by `schema/watch.schema.json`; built from the schedule's state, pure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::schedule::{Availability, State};
-use crate::report::{IdentityReport, ImageReport};
+use crate::report::IdentityReport;
 
 /// The version of `/report` in watch mode (documented in docs/watch.md).
 pub const WATCH_REPORT_VERSION: &str = "watch/1.0";
@@ -56,23 +56,15 @@ pub struct ContainerOut<'a> {
     pub status: Availability,
     pub check: Option<&'a str>,
     pub error: Option<&'a str>,
-    pub codes: Vec<String>,
+    pub codes: &'a [&'static str],
 }
 
 #[derive(Serialize)]
 pub struct CheckOut<'a> {
     pub checked_at: i64,
     pub failures: u32,
-    pub result: &'a ImageReport,
-}
-
-/// The finding codes of a result, sorted and once each.
-pub fn codes(r: &ImageReport) -> Vec<String> {
-    let codes: BTreeSet<String> = r
-        .all_findings()
-        .map(|f| f.code.name().to_string())
-        .collect();
-    codes.into_iter().collect()
+    /// The image's report, kept as its JSON.
+    pub result: &'a serde_json::value::RawValue,
 }
 
 impl Summary {
@@ -112,7 +104,7 @@ pub fn report(state: &State, interval: Duration, now: i64) -> WatchReport<'_> {
                     status,
                     check: row.check.as_ref().ok().map(String::as_str),
                     error: row.check.as_ref().err().map(String::as_str),
-                    codes: r.as_deref().map(codes).unwrap_or_default(),
+                    codes: r.map(|a| a.codes.as_slice()).unwrap_or_default(),
                 }
             })
             .collect();
@@ -134,7 +126,7 @@ pub fn report(state: &State, interval: Duration, now: i64) -> WatchReport<'_> {
                 CheckOut {
                     checked_at: c.checked_at?,
                     failures: c.failures,
-                    result: c.result.as_deref()?,
+                    result: &c.result.as_deref()?.json,
                 },
             ))
         })
@@ -152,7 +144,11 @@ pub fn report(state: &State, interval: Duration, now: i64) -> WatchReport<'_> {
 
 /// `/report` as served.
 pub fn report_json(state: &State, interval: Duration, now: i64) -> String {
-    serde_json::to_string(&report(state, interval, now)).unwrap_or_default()
+    let mut json = serde_json::to_string(&report(state, interval, now)).unwrap_or_default();
+    // Held until the next change, beside the next one while it is made: not with the up to
+    // twice its length a growing buffer ends with (tens of MiB at 10,000 workloads).
+    json.shrink_to_fit();
+    json
 }
 
 #[cfg(test)]
