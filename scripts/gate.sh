@@ -3,7 +3,7 @@
 # gate`, which does the work (a Job in NAMESPACE under SERVICE_ACCOUNT, wait, report, exit
 # code; 0 every image pullable, 1 at least one is not, 2 the probe could not run as asked, 3
 # it could not tell: README, "Exit codes").
-# New pipelines call the binary directly (README, "In CI"); it needs only a kubeconfig.
+# New pipelines call the binary directly (docs/diagnose-and-gate.md, "In CI: `gate`"); it needs only a kubeconfig.
 #
 #   scripts/gate.sh -n NAMESPACE -s SERVICE_ACCOUNT [-p PROBE_IMAGE] [-t SECONDS]
 #                   [-j JUNIT_FILE] [-m MARKDOWN_FILE] IMAGE...

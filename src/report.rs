@@ -285,7 +285,7 @@ impl Paths {
         }
     }
 
-    /// The image's verdict under `require` (the table is in the README, "Which paths decide").
+    /// The image's verdict under `require` (the table is in docs/node.md, "The verdict").
     pub fn verdict(&self, require: Require) -> Verdict {
         let pod = if self.pod_identity.status == Status::Pass {
             Verdict::Pass
