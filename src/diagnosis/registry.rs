@@ -7,7 +7,7 @@ use crate::ecr::EcrTokenInfo;
 use crate::reference::ImageRef;
 use crate::registry::blob::VerifyError;
 use crate::registry::transport::{Hop, TransportError};
-use crate::registry::{RegistryError, Request};
+use crate::registry::{RegistryError, Request, StatusError};
 use crate::sts::Caller;
 
 /// Repository prefixes commonly used for ECR pull-through cache rules.
@@ -201,7 +201,7 @@ fn storage_hint(ctx: &RegistryContext<'_>) -> String {
 pub fn registry_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
     match err {
         RegistryError::Transport(t) => transport_finding(t, ctx),
-        RegistryError::Status { .. } => status_finding(err, ctx),
+        RegistryError::Status(s) => status_finding(s, ctx),
         RegistryError::Body { host, .. } => Finding::new(
             Code::REGISTRY_ERROR,
             format!("the answer of {host} broke off: {err}"),
@@ -340,8 +340,8 @@ pub fn repository_policy_statement(role_arn: &str) -> String {
     serde_json::to_string_pretty(&stmt).unwrap_or_default()
 }
 
-fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
-    let RegistryError::Status {
+fn status_finding(err: &StatusError, ctx: &RegistryContext<'_>) -> Finding {
+    let StatusError {
         request,
         status,
         host,
@@ -349,10 +349,7 @@ fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
         challenge,
         body,
         ..
-    } = err
-    else {
-        unreachable!("status_finding is called for Status only")
-    };
+    } = err;
     let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
     let message = errors
         .iter()

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::session::Session;
 use super::transport::{self, Auth, Transport, TransportError, host_of};
-use super::{RegistryError, Request, blob, join, read_capped, status_error};
+use super::{RegistryError, Request, blob, join, read_capped, read_error};
 use crate::secret::Secret;
 
 /// What the `/v2/` exchange showed.
@@ -113,7 +113,7 @@ async fn login_timed<'a>(
     if let Auth::Basic(_) = auth {
         let second = transport.get(v2, &auth, None).await?;
         if !second.response.status().is_success() {
-            return Err(status_error(Request::Login, second).await);
+            return Err(read_error(Request::Login, second).await.into());
         }
     }
     let check = AuthCheck {
@@ -280,7 +280,7 @@ async fn bearer_token(
     let auth = basic.map_or(Auth::Anonymous, |b| Auth::Basic(b.clone()));
     let fetched = transport.get_realm(url, &auth, base).await?;
     if !fetched.response.status().is_success() {
-        return Err(status_error(Request::Token, fetched).await);
+        return Err(read_error(Request::Token, fetched).await.into());
     }
     #[derive(Deserialize)]
     struct TokenResponse {

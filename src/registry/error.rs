@@ -1,6 +1,10 @@
-//! What a registry's error answer is: which request failed, the status, the distribution-spec
-//! error envelope; and every other way a pull can fail, as one error type.
+//! What a registry's error answer is, read without I/O: which request failed, its status, the
+//! distribution-spec error envelope and its codes, and whether another try may pass; and every
+//! other way a pull can fail, as one error type.
 
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Deserialize;
 
 use super::blob::VerifyError;
@@ -29,31 +33,234 @@ impl Request {
     }
 }
 
+/// A code of the distribution spec's error envelope (its "Error Codes" table), with the two
+/// that distribution itself sends and no spec lists, `UNKNOWN` and `UNAVAILABLE`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(from = "String")]
+pub enum ErrorCode {
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+    ManifestUnverified,
+    NameInvalid,
+    NameUnknown,
+    SizeInvalid,
+    TagInvalid,
+    Unauthorized,
+    Denied,
+    Unsupported,
+    TooManyRequests,
+    /// distribution's catch-all (`errcode.ErrorCodeUnknown`), sent with a 500.
+    Unknown,
+    /// distribution's `errcode.ErrorCodeUnavailable`, sent with a 503.
+    Unavailable,
+    /// A code no table names, as the registry wrote it; empty for an entry without one.
+    Other(String),
+}
+
+/// Each named code: its wire spelling, and whether another try may pass. The second column is
+/// go-containerregistry's `temporaryErrorCodes` (`pkg/v1/remote/transport/error.go`, read at
+/// commit 3f4ff3c): a registry that says one of those says "not now", not "no".
+const CODES: [(ErrorCode, &str, bool); 18] = [
+    (ErrorCode::BlobUnknown, "BLOB_UNKNOWN", false),
+    (ErrorCode::BlobUploadInvalid, "BLOB_UPLOAD_INVALID", true),
+    (ErrorCode::BlobUploadUnknown, "BLOB_UPLOAD_UNKNOWN", false),
+    (ErrorCode::DigestInvalid, "DIGEST_INVALID", false),
+    (
+        ErrorCode::ManifestBlobUnknown,
+        "MANIFEST_BLOB_UNKNOWN",
+        false,
+    ),
+    (ErrorCode::ManifestInvalid, "MANIFEST_INVALID", false),
+    (ErrorCode::ManifestUnknown, "MANIFEST_UNKNOWN", false),
+    (ErrorCode::ManifestUnverified, "MANIFEST_UNVERIFIED", false),
+    (ErrorCode::NameInvalid, "NAME_INVALID", false),
+    (ErrorCode::NameUnknown, "NAME_UNKNOWN", false),
+    (ErrorCode::SizeInvalid, "SIZE_INVALID", false),
+    (ErrorCode::TagInvalid, "TAG_INVALID", false),
+    (ErrorCode::Unauthorized, "UNAUTHORIZED", false),
+    (ErrorCode::Denied, "DENIED", false),
+    (ErrorCode::Unsupported, "UNSUPPORTED", false),
+    (ErrorCode::TooManyRequests, "TOOMANYREQUESTS", true),
+    (ErrorCode::Unknown, "UNKNOWN", true),
+    (ErrorCode::Unavailable, "UNAVAILABLE", true),
+];
+
+/// The statuses another try may pass whatever the body says: go-containerregistry's
+/// `temporaryStatusCodes` (the same file): 408, 429, 500, 502, 503, 504.
+const TEMPORARY_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
+
+impl ErrorCode {
+    /// The code as the registry spells it (an unknown one as it was sent).
+    pub fn as_str(&self) -> &str {
+        match self {
+            ErrorCode::Other(s) => s,
+            known => CODES
+                .iter()
+                .find(|(c, _, _)| c == known)
+                .map_or("", |(_, name, _)| name),
+        }
+    }
+
+    /// Whether a registry that answers with this code may answer otherwise on another try.
+    pub fn temporary(&self) -> bool {
+        CODES.iter().any(|(c, _, t)| c == self && *t)
+    }
+}
+
+impl From<String> for ErrorCode {
+    fn from(s: String) -> Self {
+        CODES
+            .iter()
+            .find(|(_, name, _)| *name == s)
+            .map_or(ErrorCode::Other(s), |(c, _, _)| c.clone())
+    }
+}
+
+impl From<&str> for ErrorCode {
+    fn from(s: &str) -> Self {
+        ErrorCode::from(s.to_string())
+    }
+}
+
+impl Default for ErrorCode {
+    fn default() -> Self {
+        ErrorCode::Other(String::new())
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One entry of the distribution-spec error envelope `{"errors":[{"code","message"}]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ErrorEntry {
     #[serde(default)]
-    pub code: String,
+    pub code: ErrorCode,
     #[serde(default)]
     pub message: String,
+}
+
+/// A registry's answer with an error status, as far as the probe reads it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{host} answered HTTP {status} to {}", .request.as_str())]
+pub struct StatusError {
+    pub request: Request,
+    pub status: u16,
+    /// The host that answered (a redirect's target, not always the registry).
+    pub host: String,
+    pub errors: Vec<ErrorEntry>,
+    pub challenge: Option<String>,
+    /// The start of a body that is not an error envelope (ECR's `Not Authorized`).
+    pub body: String,
+    /// `Retry-After` of a 429 or 503.
+    pub retry_after: Option<Duration>,
+}
+
+impl StatusError {
+    /// Whether the registry sent `code` among its errors.
+    pub fn has(&self, code: &ErrorCode) -> bool {
+        self.errors.iter().any(|e| &e.code == code)
+    }
+
+    /// The registry's codes as it spelled them, for evidence.
+    pub fn codes(&self) -> Vec<&str> {
+        self.errors.iter().map(|e| e.code.as_str()).collect()
+    }
+
+    /// The registry's own words: its envelope's messages, or else the start of its body.
+    pub fn text(&self) -> String {
+        let message = self
+            .errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if message.is_empty() {
+            self.body.clone()
+        } else {
+            message
+        }
+    }
+
+    /// Whether another try may pass, as go-containerregistry decides it: its retry transport
+    /// retries the temporary statuses whatever the body, and `Error.Temporary` an answer whose
+    /// codes are all temporary whatever the status.
+    pub fn retryable(&self) -> bool {
+        TEMPORARY_STATUSES.contains(&self.status)
+            || (!self.errors.is_empty() && self.errors.iter().all(|e| e.code.temporary()))
+    }
+}
+
+/// How much of a body that is not an envelope a [`StatusError`] keeps.
+const BODY_CHARS: usize = 300;
+
+/// The error an answer with a failure status makes, from what the async edge read: the status,
+/// the headers and the (capped) body; `now` dates a `Retry-After` given as an HTTP date. No I/O,
+/// so every recorded answer is a unit test.
+///
+/// Modelled on oci-client's `validate_registry_response` (oras-project/rust-oci-client,
+/// `src/client.rs`: status and body in, a typed error out). Unlike it, a body that is not an
+/// envelope (ECR's `Not Authorized`, a proxy's HTML) is no error of its own: its start is kept
+/// as the registry's words, since it is often the only cause there is.
+pub fn status_error(
+    request: Request,
+    host: String,
+    status: u16,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> StatusError {
+    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    #[derive(Deserialize)]
+    struct Envelope {
+        errors: Vec<ErrorEntry>,
+    }
+    let errors = serde_json::from_slice::<Envelope>(body)
+        .map(|e| e.errors)
+        .unwrap_or_default();
+    let text = if errors.is_empty() {
+        String::from_utf8_lossy(body)
+            .chars()
+            .take(BODY_CHARS)
+            .collect()
+    } else {
+        String::new()
+    };
+    StatusError {
+        request,
+        status,
+        host,
+        errors,
+        challenge: header(WWW_AUTHENTICATE).map(str::to_string),
+        body: text.trim().to_string(),
+        retry_after: header(RETRY_AFTER).and_then(|v| parse_retry_after(v, now)),
+    }
+}
+
+/// `Retry-After`: delay seconds, or an HTTP date (RFC 9110 §10.2.3).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("{host} answered HTTP {status} to {}", .request.as_str())]
-    Status {
-        request: Request,
-        status: u16,
-        host: String,
-        errors: Vec<ErrorEntry>,
-        challenge: Option<String>,
-        /// The start of a body that is not an error envelope (ECR's `Not Authorized`).
-        body: String,
-        /// `Retry-After` of a 429 or 503.
-        retry_after: Option<std::time::Duration>,
-    },
+    #[error(transparent)]
+    Status(#[from] StatusError),
     #[error("reading the answer of {host} failed")]
     Body {
         host: String,
@@ -92,13 +299,349 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// The registry's error codes, if it sent an envelope.
-    pub fn codes(&self) -> Vec<&str> {
+    /// The registry's error answer, if this is one.
+    pub fn status(&self) -> Option<&StatusError> {
         match self {
-            RegistryError::Status { errors, .. } => {
-                errors.iter().map(|e| e.code.as_str()).collect()
-            }
-            _ => vec![],
+            RegistryError::Status(s) => Some(s),
+            _ => None,
         }
+    }
+
+    /// Whether the registry answered with `code` among its errors.
+    pub fn has_code(&self, code: &ErrorCode) -> bool {
+        self.status().is_some_and(|s| s.has(code))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    const ECR: &str = "818140567777.dkr.ecr.us-east-1.amazonaws.com";
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn at() -> SystemTime {
+        std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn answer(status: u16, h: &[(&'static str, &str)], body: &str) -> StatusError {
+        status_error(
+            Request::Manifest,
+            ECR.into(),
+            status,
+            &headers(h),
+            body.as_bytes(),
+            at(),
+        )
+    }
+
+    fn entry(code: ErrorCode, message: &str) -> ErrorEntry {
+        ErrorEntry {
+            code,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn every_code_round_trips_through_its_wire_name() {
+        for (code, name, _) in CODES {
+            assert_eq!(code.as_str(), name);
+            assert_eq!(ErrorCode::from(name), code);
+            assert_eq!(code.to_string(), name);
+        }
+        assert_eq!(
+            ErrorCode::from("NOT_FOUND"),
+            ErrorCode::Other("NOT_FOUND".into()),
+            "Harbor's, in no table"
+        );
+        assert_eq!(ErrorCode::from("NOT_FOUND").as_str(), "NOT_FOUND");
+        assert_eq!(
+            ErrorCode::from("manifest_unknown"),
+            ErrorCode::Other("manifest_unknown".into()),
+            "codes are compared as sent, as before the enum"
+        );
+    }
+
+    /// ECR's `/v2/` with a refused Basic password: 401, a Basic challenge and a plain-text body.
+    #[test]
+    fn ecr_not_authorized_keeps_its_plain_body_and_challenge() {
+        let challenge = r#"Basic realm="https://818140567777.dkr.ecr.us-east-1.amazonaws.com/",service="ecr.amazonaws.com""#;
+        let e = status_error(
+            Request::Login,
+            ECR.into(),
+            401,
+            &headers(&[("www-authenticate", challenge)]),
+            b"Not Authorized\n",
+            at(),
+        );
+        assert_eq!(
+            e,
+            StatusError {
+                request: Request::Login,
+                status: 401,
+                host: ECR.into(),
+                errors: vec![],
+                challenge: Some(challenge.into()),
+                body: "Not Authorized".into(),
+                retry_after: None,
+            }
+        );
+        assert_eq!(e.text(), "Not Authorized");
+        assert!(!e.retryable());
+        assert_eq!(
+            e.to_string(),
+            format!("{ECR} answered HTTP 401 to GET /v2/ with credentials")
+        );
+    }
+
+    /// ECR's envelopes, as its registry API sends them.
+    #[test]
+    fn ecr_envelopes_become_codes_and_messages() {
+        let e = answer(
+            403,
+            &[],
+            r#"{"errors":[{"code":"DENIED","message":"Your authorization token has expired. Reauthenticate and try again."}]}"#,
+        );
+        assert_eq!(
+            e.errors,
+            [entry(
+                ErrorCode::Denied,
+                "Your authorization token has expired. Reauthenticate and try again."
+            )]
+        );
+        assert_eq!(e.body, "", "an envelope's body is not kept twice");
+        assert!(!e.retryable());
+
+        let m = "User: arn:aws:sts::111122223333:assumed-role/naming-server-ecr-pull/s is not authorized to perform: ecr:BatchGetImage on resource: arn:aws:ecr:us-east-1:818140567777:repository/consultingfirm/naming-server-service because no resource-based policy allows the ecr:BatchGetImage action";
+        let e = answer(
+            403,
+            &[],
+            &format!(r#"{{"errors":[{{"code":"DENIED","message":"{m}"}}]}}"#),
+        );
+        assert!(e.has(&ErrorCode::Denied));
+        assert_eq!(e.text(), m);
+
+        let e = answer(
+            404,
+            &[],
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"Requested image not found"}]}"#,
+        );
+        assert!(e.has(&ErrorCode::ManifestUnknown) && !e.has(&ErrorCode::NameUnknown));
+        assert_eq!(e.codes(), ["MANIFEST_UNKNOWN"]);
+        assert!(
+            !e.retryable(),
+            "a missing image is an answer about the image"
+        );
+    }
+
+    /// distribution 2.8.2 (Debian's docker-registry, the local stack's), recorded with curl.
+    #[test]
+    fn distribution_envelopes_with_their_details() {
+        let cases: [(u16, &str, ErrorCode, &str); 6] = [
+            (
+                401,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}"#,
+                ErrorCode::Unauthorized,
+                "authentication required",
+            ),
+            (
+                401,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":[{"Type":"repository","Class":"","Name":"private/small","Action":"pull"}]}]}"#,
+                ErrorCode::Unauthorized,
+                "authentication required",
+            ),
+            (
+                404,
+                r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"nope"}}]}"#,
+                ErrorCode::ManifestUnknown,
+                "manifest unknown",
+            ),
+            (
+                404,
+                r#"{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry","detail":{"name":"nope"}}]}"#,
+                ErrorCode::NameUnknown,
+                "repository name not known to registry",
+            ),
+            (
+                404,
+                r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:0000000000000000000000000000000000000000000000000000000000000000"}]}"#,
+                ErrorCode::BlobUnknown,
+                "blob unknown to registry",
+            ),
+            (
+                400,
+                r#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content","detail":{}}]}"#,
+                ErrorCode::DigestInvalid,
+                "provided digest did not match uploaded content",
+            ),
+        ];
+        for (status, body, code, message) in cases {
+            let e = answer(status, &[], body);
+            assert_eq!(e.errors, [entry(code, message)], "{body}");
+            assert_eq!(e.body, "");
+            assert!(!e.retryable(), "{body}");
+        }
+        // The token registry's refusal of a token without pull, challenge and all.
+        let challenge = r#"Bearer realm="https://127.0.0.1:57843/token",service="stack-token-registry",scope="repository:private/small:pull",error="insufficient_scope""#;
+        let e = answer(
+            401,
+            &[("www-authenticate", challenge)],
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":[]}]}"#,
+        );
+        assert_eq!(e.challenge.as_deref(), Some(challenge));
+        // The stack's token issuer refusing a password: JSON, but no envelope.
+        let e = answer(401, &[], r#"{"details": "incorrect username or password"}"#);
+        assert_eq!(e.errors, []);
+        assert_eq!(e.body, r#"{"details": "incorrect username or password"}"#);
+    }
+
+    /// Docker Hub's rate limit (the envelope behind docker's `toomanyrequests: You have
+    /// reached your pull rate limit...`) and a throttled registry's `Retry-After`, in seconds
+    /// or as a date.
+    #[test]
+    fn throttling_is_retryable_and_keeps_its_retry_after() {
+        let hub = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit"}]}"#;
+        let e = answer(429, &[], hub);
+        assert!(e.has(&ErrorCode::TooManyRequests));
+        assert!(e.retryable());
+        assert_eq!(e.retry_after, None);
+
+        let e = answer(
+            429,
+            &[("retry-after", "1")],
+            r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"Rate exceeded"}]}"#,
+        );
+        assert_eq!(e.retry_after, Some(Duration::from_secs(1)));
+        let date = httpdate::fmt_http_date(at() + Duration::from_secs(7));
+        let e = answer(
+            503,
+            &[("retry-after", &date)],
+            r#"{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}"#,
+        );
+        assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
+        assert!(e.retryable());
+        let e = answer(503, &[("retry-after", "soon")], "");
+        assert_eq!(e.retry_after, None, "an unreadable Retry-After is none");
+    }
+
+    /// Bodies that are not envelopes: kept as text, trimmed and cut at 300 characters, bytes
+    /// that are not UTF-8 replaced; an empty one (or one over the cap, which the async edge
+    /// drops) leaves nothing.
+    #[test]
+    fn other_bodies_are_kept_short_as_text() {
+        let html = format!(
+            "<html><head><title>502 Bad Gateway</title></head><body>{}</body></html>\r\n",
+            "x".repeat(400)
+        );
+        let e = answer(502, &[], &html);
+        assert_eq!(e.errors, []);
+        assert_eq!(e.body.chars().count(), 300);
+        assert!(e.body.starts_with("<html><head><title>502 Bad Gateway"));
+        assert!(e.retryable());
+        let e = status_error(
+            Request::Blob,
+            "s3.example".into(),
+            403,
+            &HeaderMap::new(),
+            b"\xff\xfeAccess Denied",
+            at(),
+        );
+        assert_eq!(e.body, "\u{fffd}\u{fffd}Access Denied");
+        assert_eq!(answer(500, &[], "").body, "");
+        assert_eq!(
+            answer(500, &[], " \n internal error \n").text(),
+            "internal error"
+        );
+        // A code that is not a string makes the whole envelope unreadable, as serde reads it.
+        let e = answer(400, &[], r#"{"errors":[{"code":7,"message":"m"}]}"#);
+        assert_eq!(e.errors, []);
+        assert_eq!(e.body, r#"{"errors":[{"code":7,"message":"m"}]}"#);
+        // An entry without a code or message is kept, empty.
+        let e = answer(400, &[], r#"{"errors":[{}]}"#);
+        assert_eq!(e.errors, [entry(ErrorCode::Other(String::new()), "")]);
+    }
+
+    /// go-containerregistry's `TestCheckErrorNotError` and `TestCheckErrorWithError`
+    /// (`pkg/v1/remote/transport/error_test.go` at 3f4ff3c): what each body parses to here
+    /// (its messages are its own `Error()` format, not ours, so the entries are compared).
+    #[test]
+    fn go_containerregistry_check_error_bodies() {
+        for (status, body) in [
+            (400, ""),
+            (401, r#"{"details":"incorrect username or password"}"#),
+            (401, "Not JSON"),
+            (400, r#"{"StatusCode":400}"#),
+        ] {
+            let e = answer(status, &[], body);
+            assert_eq!((e.status, e.errors.len()), (status, 0), "{body}");
+            assert_eq!(e.body, body, "the body is the message");
+        }
+        let e = answer(
+            400,
+            &[],
+            r#"{"errors":[{"code":"NAME_INVALID","message":"a message for you"}],"StatusCode":400}"#,
+        );
+        assert_eq!(
+            e.errors,
+            [entry(ErrorCode::NameInvalid, "a message for you")]
+        );
+        let e = answer(
+            400,
+            &[],
+            r#"{"errors":[{"code":"NAME_INVALID","message":"a message for you"}, {"code":"SIZE_INVALID","message":"another message for you", "detail": "with some details"}],"StatusCode":400,"Request":null}"#,
+        );
+        assert_eq!(
+            e.errors,
+            [
+                entry(ErrorCode::NameInvalid, "a message for you"),
+                entry(ErrorCode::SizeInvalid, "another message for you"),
+            ]
+        );
+        assert_eq!(e.text(), "a message for you; another message for you");
+    }
+
+    /// go-containerregistry's `TestTemporary` (the same file), row for row: a status of 0 is
+    /// Go's zero value, an `Error` with no `StatusCode` set.
+    #[test]
+    fn go_containerregistry_temporary_table() {
+        use ErrorCode::*;
+        let rows: [(u16, &[ErrorCode], bool); 6] = [
+            (0, &[], false),
+            (0, &[BlobUploadInvalid], true),
+            (0, &[BlobUploadInvalid, Denied], false),
+            (0, &[TooManyRequests], true),
+            (0, &[Unavailable], true),
+            (500, &[], true),
+        ];
+        for (status, codes, retry) in rows {
+            let e = StatusError {
+                request: Request::Manifest,
+                status,
+                host: ECR.into(),
+                errors: codes.iter().map(|c| entry(c.clone(), "")).collect(),
+                challenge: None,
+                body: String::new(),
+                retry_after: None,
+            };
+            assert_eq!(e.retryable(), retry, "{status} {codes:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now = at();
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("soon", now), None);
     }
 }

@@ -1,7 +1,8 @@
 //! Stage 4, registry pull: the `/v2/` challenge, a login check, the manifest (an index resolved
 //! to one platform), the config blob and the layers, each verified while it streams.
 //!
-//! Every function here does I/O and returns typed results; turning a failure into a finding
+//! Every function here does I/O and returns typed results (what an error answer says is read
+//! without I/O, in `error`); turning a failure into a finding
 //! with a cause and a fix is the diagnosis module's job.
 
 mod auth;
@@ -15,15 +16,15 @@ pub mod transport;
 pub mod x509;
 
 pub use self::auth::{AuthCheck, Logins, login, parse_challenge};
-pub use self::error::{ErrorEntry, RegistryError, Request};
+pub use self::error::{
+    ErrorCode, ErrorEntry, RegistryError, Request, StatusError, parse_retry_after, status_error,
+};
 pub use self::session::{BlobPull, Resolved, Session};
-
-use reqwest::Url;
-use serde::Deserialize;
 
 use self::manifest::ManifestError;
 use self::transport::Fetched;
 use crate::reference::ImageRef;
+use reqwest::Url;
 
 /// The base URL the image's registry is reached at: `https://<registry>/` unless the user
 /// mapped the host to another endpoint (a pull-through proxy, a VPC endpoint, the local stack).
@@ -50,45 +51,20 @@ fn join(base: &Url, path: &str) -> Url {
     b.join(path).unwrap_or(b)
 }
 
-async fn status_error(request: Request, fetched: Fetched) -> RegistryError {
+/// The error of an answer with a failure status: its body read (capped; an over-long one is
+/// dropped) and handed to the pure [`status_error`].
+async fn read_error(request: Request, mut fetched: Fetched) -> StatusError {
+    let now = std::time::SystemTime::now();
     let status = fetched.response.status().as_u16();
-    let challenge = fetched
-        .response
-        .headers()
-        .get(reqwest::header::WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let retry_after = fetched
-        .response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| retry::parse_retry_after(v, std::time::SystemTime::now()));
-    let body = read_capped(fetched.response, 16 << 10)
+    let headers = std::mem::take(fetched.response.headers_mut());
+    let body = read_capped(fetched.response, ERROR_BODY_LIMIT)
         .await
         .unwrap_or_default();
-    #[derive(Deserialize)]
-    struct Envelope {
-        errors: Vec<ErrorEntry>,
-    }
-    let errors = serde_json::from_slice::<Envelope>(&body)
-        .map(|e| e.errors)
-        .unwrap_or_default();
-    let text = if errors.is_empty() {
-        String::from_utf8_lossy(&body).chars().take(300).collect()
-    } else {
-        String::new()
-    };
-    RegistryError::Status {
-        request,
-        status,
-        host: fetched.served_by,
-        errors,
-        challenge,
-        body: text.trim().to_string(),
-        retry_after,
-    }
+    status_error(request, fetched.served_by, status, &headers, &body, now)
 }
+
+/// An error answer's body is read up to this (an envelope is a few hundred bytes).
+const ERROR_BODY_LIMIT: usize = 16 << 10;
 
 /// Reads a whole body, refusing more than `limit` bytes. `Ok(None)` means over the limit.
 async fn read_capped(mut response: reqwest::Response, limit: usize) -> Option<Vec<u8>> {

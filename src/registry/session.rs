@@ -8,7 +8,7 @@ use reqwest::Url;
 use super::blob::{self, Verifier};
 use super::manifest::{self, Descriptor, Manifest, ManifestError, Platform};
 use super::transport::{Auth, Transport, host_of};
-use super::{RegistryError, Request, read_capped, status_error};
+use super::{ErrorCode, RegistryError, Request, read_capped, read_error};
 
 /// An authenticated conversation with one repository (made by a login, in `auth`).
 pub struct Session<'a> {
@@ -77,7 +77,7 @@ impl Session<'_> {
             )
             .await?;
         if !fetched.response.status().is_success() {
-            return Err(status_error(Request::Manifest, fetched).await);
+            return Err(read_error(Request::Manifest, fetched).await.into());
         }
         let content_type = fetched
             .response
@@ -193,10 +193,10 @@ impl Session<'_> {
         if fetched.response.status().is_success() {
             return Some(true);
         }
-        match status_error(Request::Manifest, fetched).await {
-            e if e.codes().contains(&"NAME_UNKNOWN") => Some(false),
-            _ => None,
-        }
+        read_error(Request::Manifest, fetched)
+            .await
+            .has(&ErrorCode::NameUnknown)
+            .then_some(false)
     }
 
     /// Streams one blob through its verifier; nothing is stored.
@@ -229,7 +229,7 @@ impl Session<'_> {
             served_by = Some(fetched.served_by.clone());
             redirected = fetched.redirected;
             if !fetched.response.status().is_success() {
-                return Err(status_error(Request::Blob, fetched).await);
+                return Err(read_error(Request::Blob, fetched).await.into());
             }
             let mut verifier = match resume.take() {
                 Some(v) if from > 0 && continues_at(&fetched.response, from) => {
