@@ -94,6 +94,9 @@ const CODES: [(ErrorCode, &str, bool); 18] = [
 /// `temporaryStatusCodes` (the same file): 408, 429, 500, 502, 503, 504.
 const TEMPORARY_STATUSES: [u16; 6] = [408, 429, 500, 502, 503, 504];
 
+/// The statuses that are an answer about the credentials or the image, never retried.
+const FINAL_STATUSES: [u16; 3] = [401, 403, 404];
+
 impl ErrorCode {
     /// The code as the registry spells it (an unknown one as it was sent).
     pub fn as_str(&self) -> &str {
@@ -190,10 +193,15 @@ impl StatusError {
         }
     }
 
-    /// Whether another try may pass, as go-containerregistry decides it: its retry transport
+    /// Whether another try may pass, as go-containerregistry decides it (its retry transport
     /// retries the temporary statuses whatever the body, and `Error.Temporary` an answer whose
-    /// codes are all temporary whatever the status.
+    /// codes are all temporary), except that a 401, 403 or 404 is final whatever its codes:
+    /// it answers about the credentials or the image, and Harbor 2.10 sends a missing manifest
+    /// as a 404 with `UNKNOWN` (containers/image#2413), which a retry would only delay.
     pub fn retryable(&self) -> bool {
+        if FINAL_STATUSES.contains(&self.status) {
+            return false;
+        }
         TEMPORARY_STATUSES.contains(&self.status)
             || (!self.errors.is_empty() && self.errors.iter().all(|e| e.code.temporary()))
     }
@@ -634,6 +642,34 @@ mod tests {
             };
             assert_eq!(e.retryable(), retry, "{status} {codes:?}");
         }
+    }
+
+    /// Beyond go-containerregistry's table: an answer about the credentials or the image is
+    /// final whatever its codes, and a status outside both tables is retried only when every
+    /// code says "not now".
+    #[test]
+    fn final_statuses_win_over_codes() {
+        let harbor = answer(
+            404,
+            &[],
+            r#"{"errors":[{"code":"UNKNOWN","message":"artifact x/y:nope not found"}]}"#,
+        );
+        assert!(harbor.has(&ErrorCode::Unknown));
+        assert!(!harbor.retryable());
+        let throttled = r#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#;
+        assert!(!answer(403, &[], throttled).retryable());
+        assert!(answer(400, &[], throttled).retryable());
+        assert!(answer(408, &[], "").retryable());
+        assert!(!answer(400, &[], "").retryable());
+        assert!(
+            answer(
+                500,
+                &[],
+                r#"{"errors":[{"code":"MANIFEST_INVALID","message":"m"}]}"#
+            )
+            .retryable(),
+            "a temporary status is retried whatever its codes"
+        );
     }
 
     #[test]

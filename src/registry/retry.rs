@@ -1,10 +1,12 @@
 //! Transient registry failures, retried honestly. The kubelet retries a failed pull with
 //! backoff, so a gate that fails on one connection reset fails a rollout the kubelet would
 //! pull. Only what can pass on a second try is retried (a reset or refused connection, a
-//! broken-off body, HTTP 429 and 500/502/503/504), a bounded number of times within the run's
-//! deadline, `Retry-After` honoured; never an answer about the credentials or the image
-//! (401, 403, 404), a certificate, a digest, or a timeout (the deadline already governs those).
-//! Every retry is kept, so the report shows flakiness instead of hiding it.
+//! broken-off body, an answer the status and code tables in `error` call temporary: HTTP 408,
+//! 429 and 500/502/503/504, or codes such as `TOOMANYREQUESTS`), a bounded number of times
+//! within the run's deadline, `Retry-After` honoured; never an answer about the credentials or
+//! the image (401, 403, 404, whatever its codes), a certificate, a digest, or a timeout of our
+//! own (the deadline already governs those). Every retry is kept, so the report shows
+//! flakiness instead of hiding it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -44,7 +46,7 @@ pub fn transient(e: &RegistryError) -> Option<String> {
         RegistryError::Transport(TransportError::Other { host, .. }) => {
             Some(format!("request to {host} broke off"))
         }
-        RegistryError::Status(s) if matches!(s.status, 429 | 500 | 502 | 503 | 504) => {
+        RegistryError::Status(s) if s.retryable() => {
             Some(format!("{} answered HTTP {}", s.host, s.status))
         }
         RegistryError::Interrupted {
@@ -191,7 +193,7 @@ mod tests {
 
     #[test]
     fn only_what_may_pass_on_another_try_is_retried() {
-        for code in [429, 500, 502, 503, 504] {
+        for code in [408, 429, 500, 502, 503, 504] {
             assert!(transient(&status(code)).is_some(), "{code}");
         }
         for code in [400, 401, 403, 404, 405, 501] {
