@@ -1,9 +1,9 @@
 //! Stage 4, registry pull: the `/v2/` challenge, a login check, the manifest (an index resolved
 //! to one platform), the config blob and the layers, each verified while it streams.
 //!
-//! Every function here does I/O and returns typed results (what an error answer says is read
-//! without I/O, in `error`); turning a failure into a finding
-//! with a cause and a fix is the diagnosis module's job.
+//! `auth` logs in, `session` pulls, both through `transport`; every function there does I/O
+//! and returns typed results. What an error answer says is read without I/O, in `error`;
+//! turning a failure into a finding with a cause and a fix is the diagnosis module's job.
 
 mod auth;
 pub mod blob;
@@ -16,15 +16,14 @@ pub mod transport;
 pub mod x509;
 
 pub use self::auth::{AuthCheck, Logins, login, parse_challenge};
-pub use self::error::{
-    ErrorCode, ErrorEntry, RegistryError, Request, StatusError, parse_retry_after, status_error,
-};
+pub use self::error::{ErrorCode, ErrorEntry, RegistryError, Request, StatusError, status_error};
 pub use self::session::{BlobPull, Resolved, Session};
+
+use reqwest::Url;
 
 use self::manifest::ManifestError;
 use self::transport::Fetched;
 use crate::reference::ImageRef;
-use reqwest::Url;
 
 /// The base URL the image's registry is reached at: `https://<registry>/` unless the user
 /// mapped the host to another endpoint (a pull-through proxy, a VPC endpoint, the local stack).
@@ -43,6 +42,7 @@ pub fn endpoint_for(image: &ImageRef, overrides: &[(String, Url)]) -> Result<Url
     })
 }
 
+/// `path` under `base`, which is treated as a directory even without its trailing `/`.
 fn join(base: &Url, path: &str) -> Url {
     let mut b = base.clone();
     if !b.path().ends_with('/') {
@@ -66,7 +66,7 @@ async fn read_error(request: Request, mut fetched: Fetched) -> StatusError {
 /// An error answer's body is read up to this (an envelope is a few hundred bytes).
 const ERROR_BODY_LIMIT: usize = 16 << 10;
 
-/// Reads a whole body, refusing more than `limit` bytes. `Ok(None)` means over the limit.
+/// Reads a whole body, refusing more than `limit` bytes. `None` means over the limit.
 async fn read_capped(mut response: reqwest::Response, limit: usize) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     while let Ok(Some(chunk)) = response.chunk().await {
