@@ -7,7 +7,7 @@ use crate::ecr::EcrTokenInfo;
 use crate::reference::ImageRef;
 use crate::registry::blob::VerifyError;
 use crate::registry::transport::{Hop, TransportError};
-use crate::registry::{RegistryError, Request};
+use crate::registry::{ErrorCode, RegistryError, Request, StatusError};
 use crate::sts::Caller;
 
 /// Repository prefixes commonly used for ECR pull-through cache rules.
@@ -201,7 +201,7 @@ fn storage_hint(ctx: &RegistryContext<'_>) -> String {
 pub fn registry_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
     match err {
         RegistryError::Transport(t) => transport_finding(t, ctx),
-        RegistryError::Status { .. } => status_finding(err, ctx),
+        RegistryError::Status(s) => status_finding(s, ctx),
         RegistryError::Body { host, .. } => Finding::new(
             Code::REGISTRY_ERROR,
             format!("the answer of {host} broke off: {err}"),
@@ -340,214 +340,219 @@ pub fn repository_policy_statement(role_arn: &str) -> String {
     serde_json::to_string_pretty(&stmt).unwrap_or_default()
 }
 
-fn status_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Finding {
-    let RegistryError::Status {
-        request,
-        status,
-        host,
-        errors,
-        challenge,
-        body,
-        ..
-    } = err
-    else {
-        unreachable!("status_finding is called for Status only")
-    };
-    let codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
-    let message = errors
-        .iter()
-        .map(|e| e.message.as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    let text = if message.is_empty() {
-        body.as_str()
+/// A registry's error answer as a finding: first what its words say (a storage host's refusal,
+/// an expired token, KMS, an IAM denial), then what its status and codes say.
+fn status_finding(err: &StatusError, ctx: &RegistryContext<'_>) -> Finding {
+    let host = &err.host;
+    let text = err.text();
+    let f = if err.request == Request::Blob && *host != ctx.registry_host {
+        Finding::new(
+            Code::LAYER_STORAGE_UNREACHABLE,
+            format!(
+                "the blob's storage host {host} refused the download with HTTP {}",
+                err.status
+            ),
+        )
+        .with("expected_storage", storage_hint(ctx))
+    } else if text.contains("authorization token has expired") {
+        Finding::new(Code::REGISTRY_TOKEN_EXPIRED, format!("{host}: {text}"))
+    } else if text.contains("KmsError") || text.contains("KMS") {
+        Finding::new(Code::KMS_ERROR, format!("{host}: {text}"))
+    } else if let Some(d) = denied::parse(&text) {
+        denial_finding(err, &d, &text, ctx)
     } else {
-        message.as_str()
+        by_status(err, &text, ctx)
     };
-    let redirected = host != ctx.registry_host;
-    let evidence = |f: Finding| {
-        f.with("host", host.clone())
-            .with("http_status", *status)
-            .with("request", request.as_str())
-            .with("registry_codes", codes.clone())
-            .with("registry_message", text.to_string())
-            .with_opt("challenge", challenge.clone())
-    };
+    f.with("host", host.clone())
+        .with("http_status", err.status)
+        .with("request", err.request.as_str())
+        .with("registry_codes", err.codes())
+        .with("registry_message", text.clone())
+        .with_opt("challenge", err.challenge.clone())
+}
 
-    if *request == Request::Blob && redirected {
-        return evidence(
-            Finding::new(
-                Code::LAYER_STORAGE_UNREACHABLE,
-                format!("the blob's storage host {host} refused the download with HTTP {status}"),
-            )
-            .with("expected_storage", storage_hint(ctx)),
-        );
-    }
-    if text.contains("authorization token has expired") {
-        return evidence(Finding::new(
-            Code::REGISTRY_TOKEN_EXPIRED,
-            format!("{host}: {text}"),
-        ));
-    }
-    if text.contains("KmsError") || text.contains("KMS") {
-        return evidence(Finding::new(Code::KMS_ERROR, format!("{host}: {text}")));
-    }
-    if let Some(d) = denied::parse(text) {
-        let layer = d.action.as_deref() == Some("ecr:GetDownloadUrlForLayer")
-            || (*request == Request::Blob && d.reason == DenialReason::Unspecified);
-        let principal = d.principal.clone().or_else(|| ctx.credentials.principal());
-        let mut f =
-            match (&d.reason, layer) {
-                (DenialReason::ExplicitDeny(kind), _) => Finding::new(
-                    Code::REGISTRY_DENIED_EXPLICIT,
-                    format!(
-                        "an explicit deny in a {kind} blocks {}",
-                        d.action.as_deref().unwrap_or("the pull")
-                    ),
-                )
-                .with("policy_type", kind.clone()),
-                (_, true) => Finding::new(
-                    Code::LAYER_DENIED,
-                    format!("the manifest is readable but the layer download is denied: {text}"),
-                ),
-                (DenialReason::NoIdentityPolicy, false) => Finding::new(
-                    Code::REGISTRY_DENIED_IDENTITY_POLICY,
-                    format!(
-                        "no identity-based policy of {} allows {}",
-                        principal.as_deref().unwrap_or("the principal"),
-                        d.action.as_deref().unwrap_or("the pull")
-                    ),
-                ),
-                (DenialReason::NoResourcePolicy, false) => {
-                    let mut f = Finding::new(
-                        Code::REGISTRY_DENIED_RESOURCE_POLICY,
-                        format!(
-                            "the repository policy does not allow {} to {}",
-                            principal.as_deref().unwrap_or("the principal"),
-                            d.action.as_deref().unwrap_or("pull")
-                        ),
-                    );
-                    if let Some(role) = principal.as_deref().and_then(denied::role_arn_of) {
-                        f = f.fix(format!(
-                        "Add this statement to the policy of repository {} (in account {}):\n{}",
-                        ctx.image.repository,
-                        ctx.image.ecr.as_ref().map(|e| e.account.as_str()).unwrap_or("?"),
-                        repository_policy_statement(&role)
-                    ));
-                    }
-                    f
-                }
-                (DenialReason::Unspecified, false) => {
-                    Finding::new(Code::REGISTRY_DENIED, format!("{host}: {text}"))
-                }
-            };
-        f = f
-            .with_opt("principal", principal)
-            .with_opt("action", d.action.clone())
-            .with_opt("resource", d.resource.clone());
-        return evidence(f);
-    }
-
-    let f = match (*status, *request) {
-        // The token service took the credentials (or none) and granted no pull: the account
-        // lacks access, the repository is private, or it does not exist. Its summary must not
-        // say the credentials were rejected, and its fix must not be a new password.
-        (401, Request::Manifest | Request::Blob) if insufficient_scope(challenge.as_deref()) => {
-            Finding::new(
-                Code::REGISTRY_UNAUTHORIZED,
-                match ctx.credentials {
-                    Credentials::None => format!(
-                        "{host} allows no anonymous pull of {}: its token service granted no pull on it (HTTP 401 insufficient_scope: {text})",
-                        ctx.image.repository
-                    ),
-                    c => format!(
-                        "{host}'s token service accepted {} but granted no pull on {} (HTTP 401 insufficient_scope: {text})",
-                        c.describe(),
-                        ctx.image.repository
-                    ),
-                },
-            )
-            .with("challenge_error", "insufficient_scope")
-            .fix(ctx.credentials.insufficient_scope_fix(ctx.image))
-        }
-        (401, _) => {
+/// An IAM denial the registry quoted (`User: … is not authorized to perform: …`): which
+/// policy said no, and for a layer that the manifest was readable.
+fn denial_finding(
+    err: &StatusError,
+    d: &denied::AccessDenied,
+    text: &str,
+    ctx: &RegistryContext<'_>,
+) -> Finding {
+    let layer = d.action.as_deref() == Some("ecr:GetDownloadUrlForLayer")
+        || (err.request == Request::Blob && d.reason == DenialReason::Unspecified);
+    let principal = d.principal.clone().or_else(|| ctx.credentials.principal());
+    let who = principal.as_deref().unwrap_or("the principal");
+    let f = match (&d.reason, layer) {
+        (DenialReason::ExplicitDeny(kind), _) => Finding::new(
+            Code::REGISTRY_DENIED_EXPLICIT,
+            format!(
+                "an explicit deny in a {kind} blocks {}",
+                d.action.as_deref().unwrap_or("the pull")
+            ),
+        )
+        .with("policy_type", kind.clone()),
+        (_, true) => Finding::new(
+            Code::LAYER_DENIED,
+            format!("the manifest is readable but the layer download is denied: {text}"),
+        ),
+        (DenialReason::NoIdentityPolicy, false) => Finding::new(
+            Code::REGISTRY_DENIED_IDENTITY_POLICY,
+            format!(
+                "no identity-based policy of {who} allows {}",
+                d.action.as_deref().unwrap_or("the pull")
+            ),
+        ),
+        (DenialReason::NoResourcePolicy, false) => {
             let mut f = Finding::new(
-                Code::REGISTRY_UNAUTHORIZED,
-                match ctx.credentials {
-                    Credentials::None => {
-                        format!("{host} requires credentials and none apply: HTTP 401 {text}")
-                    }
-                    c => format!("{host} rejected {}: HTTP 401 {text}", c.describe()),
-                },
-            )
-            .fix(ctx.credentials.unauthorized_fix(ctx.image));
-            if let (Credentials::PodIdentity { token: Some(t), .. }, Some(e)) =
-                (ctx.credentials, &ctx.image.ecr)
-            {
-                f = f
-                    .with("token_region", t.region.clone())
-                    .with("registry_region", e.region.clone());
+                Code::REGISTRY_DENIED_RESOURCE_POLICY,
+                format!(
+                    "the repository policy does not allow {who} to {}",
+                    d.action.as_deref().unwrap_or("pull")
+                ),
+            );
+            if let Some(role) = principal.as_deref().and_then(denied::role_arn_of) {
+                f = f.fix(format!(
+                    "Add this statement to the policy of repository {} (in account {}):\n{}",
+                    ctx.image.repository,
+                    ctx.image
+                        .ecr
+                        .as_ref()
+                        .map(|e| e.account.as_str())
+                        .unwrap_or("?"),
+                    repository_policy_statement(&role)
+                ));
             }
             f
         }
+        (DenialReason::Unspecified, false) => {
+            Finding::new(Code::REGISTRY_DENIED, format!("{}: {text}", err.host))
+        }
+    };
+    f.with_opt("principal", principal)
+        .with_opt("action", d.action.clone())
+        .with_opt("resource", d.resource.clone())
+}
+
+/// What the status and the registry's codes say when its words named no cause.
+fn by_status(err: &StatusError, text: &str, ctx: &RegistryContext<'_>) -> Finding {
+    let host = &err.host;
+    match (err.status, err.request) {
+        (401, Request::Manifest | Request::Blob)
+            if insufficient_scope(err.challenge.as_deref()) =>
+        {
+            insufficient_scope_finding(host, text, ctx)
+        }
+        (401, _) => unauthorized_finding(host, text, ctx),
         (403, Request::Blob) => Finding::new(
             Code::LAYER_DENIED,
             format!("the manifest is readable but the layer download is denied: HTTP 403 {text}"),
         ),
         (403, _) => Finding::new(Code::REGISTRY_DENIED, format!("{host}: HTTP 403 {text}")),
-        _ if codes.contains(&"DENIED") => {
+        _ if err.has(&ErrorCode::Denied) => {
             Finding::new(Code::REGISTRY_DENIED, format!("{host}: {text}"))
         }
         (_, Request::Manifest)
-            if codes.contains(&"NAME_UNKNOWN") || ctx.repository_exists == Some(false) =>
+            if err.has(&ErrorCode::NameUnknown) || ctx.repository_exists == Some(false) =>
         {
-            // Say how it is known: the manifest's own NAME_UNKNOWN, or a MANIFEST_UNKNOWN
-            // followed by the repository's tag list answering NAME_UNKNOWN.
-            let how = if codes.contains(&"NAME_UNKNOWN") {
-                "the manifest request answered NAME_UNKNOWN"
-            } else {
-                "the manifest request answered MANIFEST_UNKNOWN and the repository's tag list NAME_UNKNOWN"
-            };
-            let mut f = Finding::new(
-                Code::REPOSITORY_NOT_FOUND,
+            repository_not_found(err.has(&ErrorCode::NameUnknown), ctx)
+        }
+        (404, Request::Manifest) => {
+            let reference = ctx.image.manifest_reference();
+            Finding::new(
+                Code::MANIFEST_NOT_FOUND,
                 format!(
-                    "repository {} does not exist on {} ({how})",
-                    ctx.image.repository, ctx.image.registry
+                    "{} {reference} not found in repository {} (on {})",
+                    if reference.contains(':') {
+                        "digest"
+                    } else {
+                        "tag"
+                    },
+                    ctx.image.repository,
+                    ctx.image.registry
                 ),
             )
-            .with("repository", ctx.image.repository.clone())
-            .with("known_by", how);
-            let prefix = ctx.image.repository.split('/').next().unwrap_or("");
-            if ctx.image.repository.contains('/') && PULL_THROUGH_PREFIXES.contains(&prefix) {
-                f = f.with("pull_through_cache_prefix", prefix.to_string()).fix(format!(
-                    "The prefix `{prefix}/` looks like a pull-through cache rule: check that the rule exists in this registry's region and that the identity may `ecr:CreateRepository` and `ecr:BatchImportUpstreamImage`; otherwise fix the repository name."
-                ));
-            }
-            f
+            .with("reference", reference.to_string())
+            .with_opt("repository_exists", ctx.repository_exists)
         }
-        (404, Request::Manifest) => Finding::new(
-            Code::MANIFEST_NOT_FOUND,
-            format!(
-                "{} {} not found in repository {} (on {})",
-                if ctx.image.manifest_reference().contains(':') {
-                    "digest"
-                } else {
-                    "tag"
-                },
-                ctx.image.manifest_reference(),
-                ctx.image.repository,
-                ctx.image.registry
-            ),
-        )
-        .with("reference", ctx.image.manifest_reference().to_string())
-        .with_opt("repository_exists", ctx.repository_exists),
         _ => Finding::new(
             Code::REGISTRY_ERROR,
             format!(
-                "{host} answered HTTP {status} to {}: {text}",
-                request.as_str()
+                "{host} answered HTTP {} to {}: {text}",
+                err.status,
+                err.request.as_str()
             ),
         ),
+    }
+}
+
+/// The token service took the credentials (or none) and granted no pull: the account lacks
+/// access, the repository is private, or it does not exist. Its summary must not say the
+/// credentials were rejected, and its fix must not be a new password.
+fn insufficient_scope_finding(host: &str, text: &str, ctx: &RegistryContext<'_>) -> Finding {
+    let repository = &ctx.image.repository;
+    Finding::new(
+        Code::REGISTRY_UNAUTHORIZED,
+        match ctx.credentials {
+            Credentials::None => format!(
+                "{host} allows no anonymous pull of {repository}: its token service granted no pull on it (HTTP 401 insufficient_scope: {text})"
+            ),
+            c => format!(
+                "{host}'s token service accepted {} but granted no pull on {repository} (HTTP 401 insufficient_scope: {text})",
+                c.describe()
+            ),
+        },
+    )
+    .with("challenge_error", "insufficient_scope")
+    .fix(ctx.credentials.insufficient_scope_fix(ctx.image))
+}
+
+/// A 401: the credentials offered (or none) do not open the registry.
+fn unauthorized_finding(host: &str, text: &str, ctx: &RegistryContext<'_>) -> Finding {
+    let mut f = Finding::new(
+        Code::REGISTRY_UNAUTHORIZED,
+        match ctx.credentials {
+            Credentials::None => {
+                format!("{host} requires credentials and none apply: HTTP 401 {text}")
+            }
+            c => format!("{host} rejected {}: HTTP 401 {text}", c.describe()),
+        },
+    )
+    .fix(ctx.credentials.unauthorized_fix(ctx.image));
+    if let (Credentials::PodIdentity { token: Some(t), .. }, Some(e)) =
+        (ctx.credentials, &ctx.image.ecr)
+    {
+        f = f
+            .with("token_region", t.region.clone())
+            .with("registry_region", e.region.clone());
+    }
+    f
+}
+
+/// The repository is missing, known by the manifest's own `NAME_UNKNOWN` (`by_name`) or by a
+/// `MANIFEST_UNKNOWN` followed by the repository's tag list answering `NAME_UNKNOWN`; a
+/// pull-through cache prefix gets its own fix.
+fn repository_not_found(by_name: bool, ctx: &RegistryContext<'_>) -> Finding {
+    let repository = &ctx.image.repository;
+    let how = if by_name {
+        "the manifest request answered NAME_UNKNOWN"
+    } else {
+        "the manifest request answered MANIFEST_UNKNOWN and the repository's tag list NAME_UNKNOWN"
     };
-    evidence(f)
+    let f = Finding::new(
+        Code::REPOSITORY_NOT_FOUND,
+        format!(
+            "repository {repository} does not exist on {} ({how})",
+            ctx.image.registry
+        ),
+    )
+    .with("repository", repository.clone())
+    .with("known_by", how);
+    let prefix = repository.split('/').next().unwrap_or("");
+    if !(repository.contains('/') && PULL_THROUGH_PREFIXES.contains(&prefix)) {
+        return f;
+    }
+    f.with("pull_through_cache_prefix", prefix.to_string()).fix(format!(
+        "The prefix `{prefix}/` looks like a pull-through cache rule: check that the rule exists in this registry's region and that the identity may `ecr:CreateRepository` and `ecr:BatchImportUpstreamImage`; otherwise fix the repository name."
+    ))
 }

@@ -3,7 +3,7 @@
 use super::*;
 use crate::aws::AwsFailureKind;
 use crate::ecr::{ImageFailure, PasswordFormat};
-use crate::registry::{ErrorEntry, RegistryError, Request};
+use crate::registry::{ErrorEntry, RegistryError, Request, StatusError};
 
 fn aws(operation: &'static str, code: Option<&str>, message: &str) -> AwsFailure {
     AwsFailure {
@@ -187,7 +187,7 @@ fn image() -> ImageRef {
 const HOST: &str = "818140567777.dkr.ecr.us-east-1.amazonaws.com";
 
 fn status(request: Request, status: u16, code: &str, message: &str, host: &str) -> RegistryError {
-    RegistryError::Status {
+    RegistryError::Status(StatusError {
         request,
         status,
         host: host.into(),
@@ -206,7 +206,7 @@ fn status(request: Request, status: u16, code: &str, message: &str, host: &str) 
             String::new()
         },
         retry_after: None,
-    }
+    })
 }
 
 fn diagnose(err: &RegistryError, repository_exists: Option<bool>) -> Finding {
@@ -537,7 +537,7 @@ fn path_disagreements_and_host_forms() {
 #[test]
 fn insufficient_scope_names_access_not_the_password() {
     let img: ImageRef = "127.0.0.1:5000/private/small:latest".parse().unwrap();
-    let err = RegistryError::Status {
+    let err = RegistryError::Status(StatusError {
         request: Request::Manifest,
         status: 401,
         host: "127.0.0.1:5000".into(),
@@ -548,7 +548,7 @@ fn insufficient_scope_names_access_not_the_password() {
         challenge: Some(r#"Bearer realm="https://127.0.0.1:5001/token",service="reg",scope="repository:private/small:pull",error="insufficient_scope""#.into()),
         body: String::new(),
         retry_after: None,
-    };
+    });
     let secret = Credentials::PullSecret {
         source: "--docker-config /x/config.json",
         entry: "127.0.0.1:5000",
@@ -579,7 +579,7 @@ fn insufficient_scope_names_access_not_the_password() {
     assert!(!f.remediation.contains("ECR"), "{}", f.remediation);
 
     // A 401 from the token service itself is a refused password, as before.
-    let refused = RegistryError::Status {
+    let refused = RegistryError::Status(StatusError {
         request: Request::Token,
         status: 401,
         host: "127.0.0.1:5001".into(),
@@ -587,7 +587,7 @@ fn insufficient_scope_names_access_not_the_password() {
         challenge: None,
         body: r#"{"details":"incorrect username or password"}"#.into(),
         retry_after: None,
-    };
+    });
     let f = registry_finding(
         &refused,
         &RegistryContext {

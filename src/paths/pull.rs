@@ -230,7 +230,7 @@ impl Puller<'_> {
                     )
                 }
                 Err(e) => {
-                    let exists = if e.codes().contains(&"MANIFEST_UNKNOWN") {
+                    let exists = if e.has_code(&registry::ErrorCode::ManifestUnknown) {
                         session.repository_exists().await
                     } else {
                         None

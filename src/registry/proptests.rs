@@ -1,11 +1,12 @@
 //! Property tests of what a registry sends (docs/property-tests.md): `WWW-Authenticate`
-//! challenges and manifest and index bodies. Any header or body gives an answer, never a
-//! panic; challenges and manifests rendered from their parts parse back to the same parts.
+//! challenges, manifest and index bodies, and error answers. Any header or body gives an
+//! answer, never a panic; challenges, manifests and error envelopes rendered from their parts
+//! parse back to the same parts.
 
 use proptest::prelude::*;
 
 use super::manifest::{self, Descriptor, IndexEntry, Manifest, ManifestError, Platform};
-use super::parse_challenge;
+use super::{ErrorCode, ErrorEntry, Request, parse_challenge, status_error};
 
 /// An auth-param value and how it is written: a token, or a quoted-string (RFC 7230 3.2.6)
 /// with `"` and `\` escaped as quoted-pairs.
@@ -195,6 +196,50 @@ proptest! {
             .map(|(k, v)| (k.to_ascii_lowercase(), v.text().to_string()))
             .collect();
         prop_assert_eq!(got, want, "{}", header);
+    }
+
+    /// Any error body: a `StatusError` whose kept text is at most 300 characters, never a
+    /// panic.
+    #[test]
+    fn error_body_never_panics(body in prop::collection::vec(any::<u8>(), 0..2048), status in 400u16..600) {
+        let e = status_error(
+            Request::Blob,
+            "r.example".into(),
+            status,
+            &reqwest::header::HeaderMap::new(),
+            &body,
+            std::time::UNIX_EPOCH,
+        );
+        prop_assert!(e.body.chars().count() <= 300);
+        prop_assert!(e.errors.is_empty() || e.body.is_empty());
+    }
+
+    /// Round trip: an envelope written from codes (named or not) and messages parses to the
+    /// same entries, each code spelled as it was sent.
+    #[test]
+    fn error_envelope_round_trips(
+        entries in prop::collection::vec(("[A-Z_]{0,24}", any::<String>()), 1..5),
+    ) {
+        let errors: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|(code, message)| serde_json::json!({"code": code, "message": message, "detail": null}))
+            .collect();
+        let body = serde_json::json!({ "errors": errors }).to_string();
+        let e = status_error(
+            Request::Manifest,
+            "r.example".into(),
+            404,
+            &reqwest::header::HeaderMap::new(),
+            body.as_bytes(),
+            std::time::UNIX_EPOCH,
+        );
+        let want: Vec<ErrorEntry> = entries
+            .iter()
+            .map(|(code, message)| ErrorEntry { code: ErrorCode::from(code.as_str()), message: message.clone() })
+            .collect();
+        prop_assert_eq!(&e.errors, &want);
+        let spelled: Vec<&str> = entries.iter().map(|(c, _)| c.as_str()).collect();
+        prop_assert_eq!(e.codes(), spelled);
     }
 
     /// Any bytes with any Content-Type: a manifest or a `ManifestError`, never a panic.

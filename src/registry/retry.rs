@@ -1,10 +1,12 @@
 //! Transient registry failures, retried honestly. The kubelet retries a failed pull with
 //! backoff, so a gate that fails on one connection reset fails a rollout the kubelet would
 //! pull. Only what can pass on a second try is retried (a reset or refused connection, a
-//! broken-off body, HTTP 429 and 500/502/503/504), a bounded number of times within the run's
-//! deadline, `Retry-After` honoured; never an answer about the credentials or the image
-//! (401, 403, 404), a certificate, a digest, or a timeout (the deadline already governs those).
-//! Every retry is kept, so the report shows flakiness instead of hiding it.
+//! broken-off body, an answer the status and code tables in `error` call temporary: HTTP 408,
+//! 429 and 500/502/503/504, or codes such as `TOOMANYREQUESTS`), a bounded number of times
+//! within the run's deadline, `Retry-After` honoured; never an answer about the credentials or
+//! the image (401, 403, 404, whatever its codes), a certificate, a digest, or a timeout of our
+//! own (the deadline already governs those). Every retry is kept, so the report shows
+//! flakiness instead of hiding it.
 
 use std::future::Future;
 use std::time::Duration;
@@ -44,10 +46,8 @@ pub fn transient(e: &RegistryError) -> Option<String> {
         RegistryError::Transport(TransportError::Other { host, .. }) => {
             Some(format!("request to {host} broke off"))
         }
-        RegistryError::Status { status, host, .. }
-            if matches!(status, 429 | 500 | 502 | 503 | 504) =>
-        {
-            Some(format!("{host} answered HTTP {status}"))
+        RegistryError::Status(s) if s.retryable() => {
+            Some(format!("{} answered HTTP {}", s.host, s.status))
         }
         RegistryError::Interrupted {
             host,
@@ -111,10 +111,7 @@ pub fn waited(cause: String, wait: Duration, retry_after: bool) -> String {
 
 /// The server's `Retry-After` on a 429 or 503, if it sent one.
 pub fn retry_after(e: &RegistryError) -> Option<Duration> {
-    match e {
-        RegistryError::Status { retry_after, .. } => *retry_after,
-        _ => None,
-    }
+    e.status().and_then(|s| s.retry_after)
 }
 
 /// Runs `op` until it succeeds, fails for good, the tries are spent, or the next wait would
@@ -152,22 +149,12 @@ where
     }
 }
 
-/// `Retry-After`: delay seconds, or an HTTP date (RFC 9110 §10.2.3).
-pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn status(code: u16) -> RegistryError {
-        RegistryError::Status {
+        RegistryError::Status(super::super::StatusError {
             request: super::super::Request::Manifest,
             status: code,
             host: "r.example".into(),
@@ -175,7 +162,7 @@ mod tests {
             challenge: None,
             body: String::new(),
             retry_after: None,
-        }
+        })
     }
 
     /// Issue 30 point 5: a name that does not resolve is not "refused or reset". The chains
@@ -206,7 +193,7 @@ mod tests {
 
     #[test]
     fn only_what_may_pass_on_another_try_is_retried() {
-        for code in [429, 500, 502, 503, 504] {
+        for code in [408, 429, 500, 502, 503, 504] {
             assert!(transient(&status(code)).is_some(), "{code}");
         }
         for code in [400, 401, 403, 404, 405, 501] {
@@ -226,15 +213,6 @@ mod tests {
             Duration::from_secs(2)
         );
         assert_eq!(backoff(&p, 1, Some(Duration::from_secs(3600))), p.max_wait);
-    }
-
-    #[test]
-    fn retry_after_in_seconds_or_as_a_date() {
-        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
