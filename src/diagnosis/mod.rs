@@ -9,6 +9,7 @@ mod kubelet;
 pub mod lifecycle;
 mod node;
 pub mod node_cache;
+mod policy_findings;
 mod pull_through;
 mod registry;
 pub mod repo_policy;
