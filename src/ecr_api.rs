@@ -171,107 +171,36 @@ pub async fn explain(
         return Explained::default();
     }
     let client = crate::ecr::client(ctx.sdk, &e.region, false, &aws::ServerDates::default());
+    let repo = Repository {
+        client: &client,
+        account: &e.account,
+        name: &img.repository,
+    };
     let mut c = Caller {
         ctx,
         calls: vec![],
         throttled: None,
     };
-    let repo = img.repository.as_str();
-    let account = e.account.as_str();
-    let mut findings = Vec::new();
-    let cached = why::looks_cached(repo);
-    match &q {
-        Question::MissingTag => {
-            let id = match (&img.digest, &img.tag) {
-                (Some(d), _) => ImageIdentifier::builder().image_digest(d).build(),
-                (None, t) => ImageIdentifier::builder()
-                    .image_tag(t.as_deref().unwrap_or("latest"))
-                    .build(),
-            };
-            let image = c
-                .call(
-                    "DescribeImages",
-                    client
-                        .describe_images()
-                        .registry_id(account)
-                        .repository_name(repo)
-                        .image_ids(id)
-                        .send(),
-                    |o| o.image_details().iter().map(detail).collect::<Vec<_>>(),
-                )
-                .await;
-            let found_active = matches!(&image, A::Got(v) if !v.is_empty());
-            let (recent, lifecycle) = if found_active || image == A::Denied {
-                (A::NotAsked, A::NotAsked)
-            } else {
-                // Archived images too: DescribeImages shows only ACTIVE ones unless asked.
-                let filter = DescribeImagesFilter::builder()
-                    .tag_status(TagStatus::Tagged)
-                    .image_status(ImageStatusFilter::Any)
-                    .build();
-                let recent = c
-                    .call(
-                        "DescribeImages",
-                        client
-                            .describe_images()
-                            .registry_id(account)
-                            .repository_name(repo)
-                            .filter(filter)
-                            .max_results(MAX_IMAGES_LISTED)
-                            .send(),
-                        |o| o.image_details().iter().map(detail).collect::<Vec<_>>(),
-                    )
-                    .await;
-                let lifecycle = if img.digest.is_none() {
-                    c.call(
-                        "GetLifecyclePolicy",
-                        client
-                            .get_lifecycle_policy()
-                            .registry_id(account)
-                            .repository_name(repo)
-                            .send(),
-                        |o| o.lifecycle_policy_text().unwrap_or_default().to_string(),
-                    )
-                    .await
-                } else {
-                    A::NotAsked
-                };
-                (recent, lifecycle)
-            };
-            findings.extend(why::missing_tag(img, &image, &recent, &lifecycle));
-            if cached && !found_active {
-                let r = cache_rules(&mut c, &client, account).await;
-                findings.extend(why::pull_through_cache(img, &q, &r));
-            }
-        }
+    let mut findings = match &q {
+        Question::MissingTag => missing_tag(&mut c, &repo, img).await,
         Question::MissingRepository => {
-            let r = cache_rules(&mut c, &client, account).await;
-            let cache = why::pull_through_cache(img, &q, &r);
-            let covered = !cache.is_empty();
-            findings.extend(cache);
-            if !covered {
-                findings.extend(elsewhere(ctx, &mut c, img).await);
+            let rules = cache_rules(&mut c, &repo).await;
+            let cache = why::pull_through_cache(img, &q, &rules);
+            if cache.is_empty() {
+                elsewhere(ctx, &mut c, img).await.into_iter().collect()
+            } else {
+                cache
             }
         }
         Question::Denied { principal } => {
-            let policy = c
-                .call(
-                    "GetRepositoryPolicy",
-                    client
-                        .get_repository_policy()
-                        .registry_id(account)
-                        .repository_name(repo)
-                        .send(),
-                    |o| o.policy_text().unwrap_or_default().to_string(),
-                )
-                .await;
-            findings.extend(why::policy_findings(img, principal, &policy));
+            let policy = repository_policy(&mut c, &repo).await;
+            why::policy_findings(img, principal, &policy)
         }
         Question::UpstreamAuth | Question::ImportDenied { .. } => {
-            let r = cache_rules(&mut c, &client, account).await;
-            findings.extend(why::pull_through_cache(img, &q, &r));
+            let rules = cache_rules(&mut c, &repo).await;
+            why::pull_through_cache(img, &q, &rules)
         }
-    }
+    };
     if let Some(op) = c.throttled {
         findings.push(why::api_throttled(op));
     }
@@ -279,6 +208,113 @@ pub async fn explain(
         findings,
         api_calls: c.calls,
     }
+}
+
+/// The repository the questions are about, and the client of its region.
+struct Repository<'a> {
+    client: &'a aws_sdk_ecr::Client,
+    account: &'a str,
+    name: &'a str,
+}
+
+/// `MANIFEST_UNKNOWN`: the tag itself; unless ECR has it active (or may not be asked), the
+/// repository's recent images and its lifecycle policy; and for a repository under a cache
+/// prefix, the cache rules.
+async fn missing_tag(c: &mut Caller<'_>, repo: &Repository<'_>, img: &ImageRef) -> Vec<Finding> {
+    let image = described_tag(c, repo, img).await;
+    let found_active = matches!(&image, A::Got(v) if !v.is_empty());
+    let (recent, lifecycle) = if found_active || image == A::Denied {
+        (A::NotAsked, A::NotAsked)
+    } else {
+        let recent = recent_images(c, repo).await;
+        // A digest has no tag for a lifecycle rule to select.
+        let lifecycle = if img.digest.is_none() {
+            lifecycle_policy(c, repo).await
+        } else {
+            A::NotAsked
+        };
+        (recent, lifecycle)
+    };
+    let mut findings = why::missing_tag(img, &image, &recent, &lifecycle);
+    if why::looks_cached(repo.name) && !found_active {
+        let rules = cache_rules(c, repo).await;
+        findings.extend(why::pull_through_cache(img, &Question::MissingTag, &rules));
+    }
+    findings
+}
+
+/// DescribeImages for the image's digest, or else its tag.
+async fn described_tag(
+    c: &mut Caller<'_>,
+    repo: &Repository<'_>,
+    img: &ImageRef,
+) -> A<Vec<ImageDetail>> {
+    let id = match (&img.digest, &img.tag) {
+        (Some(d), _) => ImageIdentifier::builder().image_digest(d).build(),
+        (None, t) => ImageIdentifier::builder()
+            .image_tag(t.as_deref().unwrap_or("latest"))
+            .build(),
+    };
+    c.call(
+        "DescribeImages",
+        repo.client
+            .describe_images()
+            .registry_id(repo.account)
+            .repository_name(repo.name)
+            .image_ids(id)
+            .send(),
+        |o| o.image_details().iter().map(detail).collect::<Vec<_>>(),
+    )
+    .await
+}
+
+/// One page of the repository's tagged images, archived ones too: DescribeImages shows only
+/// ACTIVE ones unless asked.
+async fn recent_images(c: &mut Caller<'_>, repo: &Repository<'_>) -> A<Vec<ImageDetail>> {
+    let filter = DescribeImagesFilter::builder()
+        .tag_status(TagStatus::Tagged)
+        .image_status(ImageStatusFilter::Any)
+        .build();
+    c.call(
+        "DescribeImages",
+        repo.client
+            .describe_images()
+            .registry_id(repo.account)
+            .repository_name(repo.name)
+            .filter(filter)
+            .max_results(MAX_IMAGES_LISTED)
+            .send(),
+        |o| o.image_details().iter().map(detail).collect::<Vec<_>>(),
+    )
+    .await
+}
+
+/// The repository's lifecycle policy text.
+async fn lifecycle_policy(c: &mut Caller<'_>, repo: &Repository<'_>) -> A<String> {
+    c.call(
+        "GetLifecyclePolicy",
+        repo.client
+            .get_lifecycle_policy()
+            .registry_id(repo.account)
+            .repository_name(repo.name)
+            .send(),
+        |o| o.lifecycle_policy_text().unwrap_or_default().to_string(),
+    )
+    .await
+}
+
+/// The repository policy text.
+async fn repository_policy(c: &mut Caller<'_>, repo: &Repository<'_>) -> A<String> {
+    c.call(
+        "GetRepositoryPolicy",
+        repo.client
+            .get_repository_policy()
+            .registry_id(repo.account)
+            .repository_name(repo.name)
+            .send(),
+        |o| o.policy_text().unwrap_or_default().to_string(),
+    )
+    .await
 }
 
 /// Where else the repository may be: the caller's own account in the image's region, and the
@@ -315,16 +351,12 @@ async fn elsewhere(ctx: &Context<'_>, c: &mut Caller<'_>, img: &ImageRef) -> Opt
 }
 
 /// The registry's pull-through cache rules (one page).
-async fn cache_rules(
-    c: &mut Caller<'_>,
-    client: &aws_sdk_ecr::Client,
-    account: &str,
-) -> A<Vec<CacheRule>> {
+async fn cache_rules(c: &mut Caller<'_>, repo: &Repository<'_>) -> A<Vec<CacheRule>> {
     c.call(
         "DescribePullThroughCacheRules",
-        client
+        repo.client
             .describe_pull_through_cache_rules()
-            .registry_id(account)
+            .registry_id(repo.account)
             .max_results(MAX_CACHE_RULES)
             .send(),
         |o| {

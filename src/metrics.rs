@@ -14,7 +14,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::report::{KubeletStatus, Report, Status, Verdict, all_findings, wire_name};
+use crate::report::{
+    ImageReport, KubeletStatus, Paths, Report, Status, Verdict, all_findings, wire_name,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ImageLabel {
@@ -136,7 +138,6 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("ecr_pull_probe");
         let m = Metrics {
             success: Family::default(),
             path_success: Family::default(),
@@ -157,83 +158,105 @@ impl Metrics {
             live: Default::default(),
             registry: Registry::default(),
         };
+        // The page lists the families in the order they are registered.
+        let mut registry = Registry::with_prefix("ecr_pull_probe");
+        m.register_results(&mut registry);
+        m.register_expiries(&mut registry);
+        m.register_runs(&mut registry);
+        m.register_workloads(&mut registry);
+        Metrics { registry, ..m }
+    }
+
+    /// What a run found per image, per credential path and per stage.
+    fn register_results(&self, registry: &mut Registry) {
         registry.register(
             "success",
             "Whether the image could be pulled in the last run (1) or not (0)",
-            m.success.clone(),
+            self.success.clone(),
         );
         registry.register(
             "path_success",
             "Whether the image could be pulled on a credential path (pod_identity, pull_secrets, node_docker_config, node_credential_provider, kubelet_canary) or by the kubelet over its whole credential list (kubelet) in the last run (1) or not (0); inconclusive paths are absent",
-            m.path_success.clone(),
+            self.path_success.clone(),
         );
         registry.register(
             "stage_success",
             "Whether a stage passed in the last run (skipped stages are absent)",
-            m.stage_success.clone(),
+            self.stage_success.clone(),
         );
         registry.register(
             "identity_stage_success",
             "Whether an identity stage (web_identity_token, sts) passed in the last run",
-            m.identity_stage_success.clone(),
+            self.identity_stage_success.clone(),
         );
         registry.register(
             "stage_duration_seconds",
             "Duration of probe stages",
-            m.stage_duration.clone(),
+            self.stage_duration.clone(),
         );
         registry.register(
             "pulled_bytes",
             "Bytes pulled and verified",
-            m.pulled_bytes.clone(),
+            self.pulled_bytes.clone(),
         );
+    }
+
+    /// When the credentials a run used stop working: what the expiring alerts read.
+    fn register_expiries(&self, registry: &mut Registry) {
         registry.register(
             "ecr_token_expiry_timestamp_seconds",
             "Expiry of the last ECR authorization token, per region",
-            m.ecr_token_expiry.clone(),
+            self.ecr_token_expiry.clone(),
         );
         registry.register(
             "web_identity_token_expiry_timestamp_seconds",
             "Expiry (exp) of the projected web identity token",
-            m.web_identity_token_expiry.clone(),
+            self.web_identity_token_expiry.clone(),
         );
         registry.register(
             "pull_secret_token_expiry_timestamp_seconds",
             "Expiry of the ECR token in the pull secret entry the kubelet would use for the image, from the last run",
-            m.pull_secret_token_expiry.clone(),
+            self.pull_secret_token_expiry.clone(),
         );
+    }
+
+    /// The runs themselves: when, how long, how often, with which verdict and findings.
+    fn register_runs(&self, registry: &mut Registry) {
         registry.register(
             "interval_seconds",
             "The configured time between runs (for staleness alerts)",
-            m.interval.clone(),
+            self.interval.clone(),
         );
         registry.register(
             "last_run_timestamp_seconds",
             "When the last run finished",
-            m.last_run.clone(),
+            self.last_run.clone(),
         );
         registry.register(
             "last_run_duration_seconds",
             "How long the last run took",
-            m.last_run_duration.clone(),
+            self.last_run_duration.clone(),
         );
         registry.register(
             "findings",
             "Findings of the last run, by code and severity",
-            m.findings.clone(),
+            self.findings.clone(),
         );
-        registry.register("runs", "Completed runs, by verdict", m.runs.clone());
+        registry.register("runs", "Completed runs, by verdict", self.runs.clone());
+    }
+
+    /// serve --watch: one series per watched workload's container.
+    fn register_workloads(&self, registry: &mut Registry) {
         registry.register(
             "workload_image_available",
             "serve --watch: whether the workload's container image can be pulled with the credentials the kubelet would use for it (1) or not (0); absent until checked",
-            m.workload_available.clone(),
+            self.workload_available.clone(),
         );
         registry.register(
             "workload_image_finding",
             "serve --watch: the finding codes of the last check of the workload's container image (1 per code)",
-            m.workload_finding.clone(),
+            self.workload_finding.clone(),
         );
-        Metrics { registry, ..m }
     }
 
     /// serve --watch: every watched container's verdict, replacing the last set (series of
@@ -298,12 +321,7 @@ impl Metrics {
                 .set(i64::from(matches!(s.status, Status::Pass | Status::Warn)));
         }
         self.observe_token_expiry(report);
-        let verdict = wire_name(&report.verdict);
-        self.runs.get_or_create(&VerdictLabel { verdict }).inc();
-        self.last_run.get_or_create(&[]).set(finished_at);
-        self.last_run_duration
-            .get_or_create(&[])
-            .set(report.duration_ms as f64 / 1000.0);
+        self.observe_run_end(report, finished_at);
     }
 
     fn observe_token_expiry(&self, report: &Report) {
@@ -334,6 +352,27 @@ impl Metrics {
         self.identity_stage_success.clear();
         self.findings.clear();
         self.pull_secret_token_expiry.clear();
+        self.observe_stages(report);
+        for i in &report.images {
+            self.observe_image(i);
+        }
+        self.drop_stale_series(report);
+        self.observe_token_expiry(report);
+        for f in all_findings(report) {
+            let severity = wire_name(&f.severity);
+            self.findings
+                .get_or_create(&FindingLabel {
+                    code: f.code.name().to_string(),
+                    severity,
+                })
+                .inc();
+        }
+        self.observe_run_end(report, finished_at);
+    }
+
+    /// Every stage that ran, the identity's and each image's: its duration and whether it
+    /// passed.
+    fn observe_stages(&self, report: &Report) {
         let stages = report.identity.stages.iter().map(|s| (None, s)).chain(
             report
                 .images
@@ -361,93 +400,58 @@ impl Metrics {
             }
             .set(ok);
         }
-        for i in &report.images {
-            let label = ImageLabel {
-                image: i.image.clone(),
+    }
+
+    /// One image's verdict, its conclusive credential paths, the bytes pulled and the expiry
+    /// of the tokens it was pulled with.
+    fn observe_image(&self, i: &ImageReport) {
+        let label = ImageLabel {
+            image: i.image.clone(),
+        };
+        self.success
+            .get_or_create(&label)
+            .set(i64::from(i.verdict == Verdict::Pass));
+        for (path, status, node) in path_statuses(&i.paths) {
+            let Some(status @ (Status::Pass | Status::Warn | Status::Fail)) = status else {
+                continue;
             };
-            self.success
-                .get_or_create(&label)
-                .set(i64::from(i.verdict == Verdict::Pass));
-            let p = &i.paths;
-            let paths = [
-                ("pod_identity", Some(p.pod_identity.status), None),
-                (
-                    "pull_secrets",
-                    p.pull_secrets.as_ref().map(|s| s.status),
-                    None,
-                ),
-                (
-                    "node_docker_config",
-                    p.node_docker_config.as_ref().map(|s| s.status),
-                    None,
-                ),
-                (
-                    "node_credential_provider",
-                    p.node_credential_provider.as_ref().map(|n| n.status),
-                    p.node_credential_provider
-                        .as_ref()
-                        .and_then(|n| n.node.clone()),
-                ),
-                (
-                    "kubelet_canary",
-                    p.kubelet_canary.as_ref().map(|c| c.status),
-                    p.kubelet_canary.as_ref().and_then(|c| c.node.clone()),
-                ),
-                // The kubelet's answer over its whole list; absent while unknown.
-                (
-                    "kubelet",
-                    p.kubelet_status().and_then(|k| match k {
-                        KubeletStatus::Pass => Some(Status::Pass),
-                        KubeletStatus::Fail => Some(Status::Fail),
-                        KubeletStatus::Unknown => None,
-                    }),
-                    None,
-                ),
-            ];
-            for (path, status, node) in paths {
-                let Some(status @ (Status::Pass | Status::Warn | Status::Fail)) = status else {
-                    continue;
-                };
-                self.path_success
-                    .get_or_create(&PathLabel {
-                        image: i.image.clone(),
-                        path: path.to_string(),
-                        node,
-                    })
-                    .set(i64::from(status != Status::Fail));
-            }
-            if let Some(exp) = p.pull_secrets.as_ref().and_then(|s| s.password_expires_at) {
-                self.pull_secret_token_expiry
-                    .get_or_create(&label)
-                    .set(exp as f64);
-            }
-            let bytes: u64 = i.blobs.iter().map(|b| b.bytes).sum();
-            self.pulled_bytes.get_or_create(&label).inc_by(bytes);
-            if let Some(t) = &i.ecr_token {
-                let expiry = [t.expires_at, t.password_expiration]
-                    .into_iter()
-                    .flatten()
-                    .min();
-                if let Some(e) = expiry {
-                    self.ecr_token_expiry
-                        .get_or_create(&RegionLabel {
-                            region: t.region.clone(),
-                        })
-                        .set(e as f64);
-                }
-            }
-        }
-        self.drop_stale_series(report);
-        self.observe_token_expiry(report);
-        for f in all_findings(report) {
-            let severity = wire_name(&f.severity);
-            self.findings
-                .get_or_create(&FindingLabel {
-                    code: f.code.name().to_string(),
-                    severity,
+            self.path_success
+                .get_or_create(&PathLabel {
+                    image: i.image.clone(),
+                    path: path.to_string(),
+                    node,
                 })
-                .inc();
+                .set(i64::from(status != Status::Fail));
         }
+        if let Some(exp) = i
+            .paths
+            .pull_secrets
+            .as_ref()
+            .and_then(|s| s.password_expires_at)
+        {
+            self.pull_secret_token_expiry
+                .get_or_create(&label)
+                .set(exp as f64);
+        }
+        let bytes: u64 = i.blobs.iter().map(|b| b.bytes).sum();
+        self.pulled_bytes.get_or_create(&label).inc_by(bytes);
+        if let Some(t) = &i.ecr_token {
+            let expiry = [t.expires_at, t.password_expiration]
+                .into_iter()
+                .flatten()
+                .min();
+            if let Some(e) = expiry {
+                self.ecr_token_expiry
+                    .get_or_create(&RegionLabel {
+                        region: t.region.clone(),
+                    })
+                    .set(e as f64);
+            }
+        }
+    }
+
+    /// The run-wide series every run ends with, `serve` or `serve --watch`.
+    fn observe_run_end(&self, report: &Report, finished_at: f64) {
         let verdict = wire_name(&report.verdict);
         self.runs.get_or_create(&VerdictLabel { verdict }).inc();
         self.last_run.get_or_create(&[]).set(finished_at);
@@ -492,6 +496,46 @@ impl Metrics {
     pub fn encode_text(&self) -> String {
         openmetrics_to_text(&self.encode())
     }
+}
+
+/// Each credential path of an image (`path_success`'s `path` label), its status when it ran,
+/// and the node it ran on where that is known.
+fn path_statuses(p: &Paths) -> [(&'static str, Option<Status>, Option<String>); 6] {
+    [
+        ("pod_identity", Some(p.pod_identity.status), None),
+        (
+            "pull_secrets",
+            p.pull_secrets.as_ref().map(|s| s.status),
+            None,
+        ),
+        (
+            "node_docker_config",
+            p.node_docker_config.as_ref().map(|s| s.status),
+            None,
+        ),
+        (
+            "node_credential_provider",
+            p.node_credential_provider.as_ref().map(|n| n.status),
+            p.node_credential_provider
+                .as_ref()
+                .and_then(|n| n.node.clone()),
+        ),
+        (
+            "kubelet_canary",
+            p.kubelet_canary.as_ref().map(|c| c.status),
+            p.kubelet_canary.as_ref().and_then(|c| c.node.clone()),
+        ),
+        // The kubelet's answer over its whole list; absent while unknown.
+        (
+            "kubelet",
+            p.kubelet_status().and_then(|k| match k {
+                KubeletStatus::Pass => Some(Status::Pass),
+                KubeletStatus::Fail => Some(Status::Fail),
+                KubeletStatus::Unknown => None,
+            }),
+            None,
+        ),
+    ]
 }
 
 /// Sorts each family's samples by their labels (`le` aside, so a histogram's buckets keep

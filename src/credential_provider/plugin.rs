@@ -321,31 +321,13 @@ pub async fn exec(
         return Err(ExecError::NotFound { path });
     }
     adopt_orphans();
-    let mut child = tokio::process::Command::new(&path)
-        .args(&provider.args)
-        .env_clear()
-        .envs(env.vars.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group (pgid = its pid): what it starts can be killed with it.
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| ExecError::Spawn {
-            path: path.clone(),
-            source,
-        })?;
+    let mut child = spawn(&path, provider, env)?;
     // Killed on every way out, a cancelled run included.
     let mut group = Group(
         child
             .id()
             .and_then(|id| rustix::process::Pid::from_raw(id as i32)),
     );
-    let io_err = |source| ExecError::Io {
-        path: path.clone(),
-        source,
-    };
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
@@ -378,33 +360,88 @@ pub async fn exec(
         }
     })
     .await;
-    let (w, status) = match exited {
-        Ok(done) => done,
-        Err(_) => {
-            // Never leave a process behind: kill the group, then reap.
-            group.kill();
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            group.reap().await;
-            return Err(ExecError::Deadline { path });
-        }
+    let Ok((written, status)) = exited else {
+        // Never leave a process behind: kill the group, then reap.
+        group.kill();
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        group.reap().await;
+        return Err(ExecError::Deadline { path });
     };
-    // The plugin exited: what it wrote is in the pipes. Anything still holding them open is
-    // something it left behind, which the kubelet's answer does not wait for here.
+    let read = read_rest(read, reads, &mut group, deadline).await;
+    output(path, written, status, read)
+}
+
+/// What the plugin wrote: stdout and stderr, each with whether it was cut at its cap.
+type Captured = (
+    std::io::Result<(Vec<u8>, bool)>,
+    std::io::Result<(Vec<u8>, bool)>,
+);
+
+/// The plugin in its own group (pgid = its pid, so what it starts can be killed with it),
+/// with only `env` and piped stdio.
+fn spawn(
+    path: &Path,
+    provider: &Provider,
+    env: &PluginEnv,
+) -> Result<tokio::process::Child, ExecError> {
+    tokio::process::Command::new(path)
+        .args(&provider.args)
+        .env_clear()
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ExecError::Spawn {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The plugin exited: what it wrote is in the pipes (`read`, if read to the end already).
+/// Anything still holding them open is something it left behind, which the kubelet's answer
+/// does not wait for here: read for [`READ_AFTER_EXIT`], kill the group, read what the
+/// killed leftovers held, and reap them. `None` if the pipes are still open after all that.
+async fn read_rest(
+    read: Option<Captured>,
+    mut reads: std::pin::Pin<&mut impl Future<Output = Captured>>,
+    group: &mut Group,
+    deadline: Instant,
+) -> Option<Captured> {
     let read = match read {
         Some(r) => Some(r),
-        None => timeout_at((Instant::now() + READ_AFTER_EXIT).min(deadline), &mut reads)
-            .await
-            .ok(),
+        None => timeout_at(
+            (Instant::now() + READ_AFTER_EXIT).min(deadline),
+            reads.as_mut(),
+        )
+        .await
+        .ok(),
     };
     group.kill();
     // Killed, the leftovers close the pipes: read to the end of what they held.
     let read = match read {
         Some(r) => Some(r),
-        None => tokio::time::timeout(REAP_GRACE, &mut reads).await.ok(),
+        None => tokio::time::timeout(REAP_GRACE, reads).await.ok(),
     };
     group.reap().await;
-    w.map_err(io_err)?;
+    read
+}
+
+/// The run's [`Output`], or the first error of writing the request, waiting, or reading.
+fn output(
+    path: PathBuf,
+    written: std::io::Result<()>,
+    status: std::io::Result<std::process::ExitStatus>,
+    read: Option<Captured>,
+) -> Result<Output, ExecError> {
+    let io_err = |source| ExecError::Io {
+        path: path.clone(),
+        source,
+    };
+    written.map_err(io_err)?;
     let status = status.map_err(io_err)?;
     let Some((out, err)) = read else {
         // Only a process that left the group (setsid) can still hold them.

@@ -44,7 +44,7 @@ pub fn target_report(
     pod: Option<&Pod>,
     events: &[Event],
 ) -> TargetReport {
-    let mut report = TargetReport {
+    let report = TargetReport {
         target: target.to_string(),
         namespace: namespace.to_string(),
         pod: None,
@@ -60,44 +60,60 @@ pub fn target_report(
     };
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     let node = node_of(pod);
-    let spec = pod.spec.clone().unwrap_or_default();
-    let policy = |name: &str, init: bool| {
-        let list = if init {
-            spec.init_containers.as_deref().unwrap_or_default()
-        } else {
-            spec.containers.as_slice()
-        };
-        list.iter()
-            .find(|c| c.name == name)
-            .and_then(|c| c.image_pull_policy.clone())
-    };
-    let mut findings: Vec<Finding> = vec![];
+    let (containers, findings) = containers(pod, &pod_name, node.as_deref());
+    let events = pull_events(events, node.as_deref());
+    let findings = event_findings(findings, &events, &pod_name);
+    TargetReport {
+        pod: Some(pod_name),
+        node,
+        containers,
+        events: events.into_iter().map(|(_, e)| e).collect(),
+        findings,
+        ..report
+    }
+}
+
+/// Each container's pull state, and a finding for each one the kubelet failed to pull.
+fn containers(pod: &Pod, pod_name: &str, node: Option<&str>) -> (Vec<KubeletPull>, Vec<Finding>) {
+    let mut pulls = vec![];
+    let mut findings = vec![];
     for (init, s) in statuses(pod) {
         let waiting = s.state.as_ref().and_then(|st| st.waiting.as_ref());
         let reason = waiting.and_then(|w| w.reason.clone());
         let message = waiting.and_then(|w| w.message.clone());
         if let Some(canary::Pull::Failed { reason, message }) = canary::judge(s) {
             findings.push(diagnosis::kubelet_pull_failed(
-                &pod_name,
-                node.as_deref(),
-                &s.name,
-                &s.image,
-                &reason,
-                &message,
+                pod_name, node, &s.name, &s.image, &reason, &message,
             ));
         }
-        report.containers.push(KubeletPull {
+        pulls.push(KubeletPull {
             container: s.name.clone(),
             image: s.image.clone(),
             init,
-            image_pull_policy: policy(&s.name, init),
+            image_pull_policy: pull_policy(pod, &s.name, init),
             reason,
             message,
         });
     }
-    // A back-off's message only repeats the image's name; `Failed` carries the runtime's
-    // words. Both stand in the report; only a `Failed` whose text no status holds any more (the
-    // status now says `ImagePullBackOff`) adds a finding.
+    (pulls, findings)
+}
+
+/// The `imagePullPolicy` of the named container (or init container) in the pod's spec.
+fn pull_policy(pod: &Pod, name: &str, init: bool) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let list = if init {
+        spec.init_containers.as_deref().unwrap_or_default()
+    } else {
+        spec.containers.as_slice()
+    };
+    list.iter()
+        .find(|c| c.name == name)
+        .and_then(|c| c.image_pull_policy.clone())
+}
+
+/// The kubelet's pull events, oldest first, each with the event it was read from; the node
+/// is the event's source, else the pod's.
+fn pull_events<'a>(events: &'a [Event], node: Option<&str>) -> Vec<(&'a Event, PullEvent)> {
     let mut events: Vec<&Event> = events
         .iter()
         .filter(|e| {
@@ -107,43 +123,56 @@ pub fn target_report(
         })
         .collect();
     events.sort_by_key(|e| event_time(e));
-    for e in &events {
-        let message = e.message.clone().unwrap_or_default();
-        let reason = e.reason.clone().unwrap_or_default();
-        let ev_node = e
-            .source
-            .as_ref()
-            .and_then(|s| s.host.clone())
-            .or_else(|| e.reporting_instance.clone())
-            .or_else(|| node.clone());
+    events
+        .into_iter()
+        .map(|e| {
+            let node = e
+                .source
+                .as_ref()
+                .and_then(|s| s.host.clone())
+                .or_else(|| e.reporting_instance.clone())
+                .or_else(|| node.map(str::to_string));
+            let pull = PullEvent {
+                reason: e.reason.clone().unwrap_or_default(),
+                message: e.message.clone().unwrap_or_default(),
+                node,
+                time: event_time(e),
+                count: e.count,
+            };
+            (e, pull)
+        })
+        .collect()
+}
+
+/// `findings` (the containers'), and one more for each `Failed` event whose text none of them
+/// holds. A back-off's message only repeats the image's name; `Failed` carries the runtime's
+/// words. Both stand in the report; only a `Failed` whose text no status holds any more (the
+/// status now says `ImagePullBackOff`) adds a finding.
+fn event_findings(
+    mut findings: Vec<Finding>,
+    events: &[(&Event, PullEvent)],
+    pod_name: &str,
+) -> Vec<Finding> {
+    for (e, pull) in events {
+        let message = &pull.message;
         let known = findings.iter().any(|f| {
             f.evidence
                 .get("kubelet_message")
                 .and_then(|m| m.as_str())
-                .is_some_and(|m| message.contains(m) || m.contains(&message))
+                .is_some_and(|m| message.contains(m) || m.contains(message.as_str()))
         });
-        if reason == "Failed" && !known && diagnosis::runtime_message_code(&message).is_some() {
+        if pull.reason == "Failed" && !known && diagnosis::runtime_message_code(message).is_some() {
             findings.push(diagnosis::kubelet_pull_failed(
-                &pod_name,
-                ev_node.as_deref(),
+                pod_name,
+                pull.node.as_deref(),
                 e.involved_object.field_path.as_deref().unwrap_or("?"),
                 "",
-                &reason,
-                &message,
+                &pull.reason,
+                message,
             ));
         }
-        report.events.push(PullEvent {
-            reason,
-            message,
-            node: ev_node,
-            time: event_time(e),
-            count: e.count,
-        });
     }
-    report.pod = Some(pod_name);
-    report.node = node;
-    report.findings = findings;
-    report
+    findings
 }
 
 /// The last time the event was seen, RFC 3339, from whichever field the cluster filled.

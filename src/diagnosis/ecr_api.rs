@@ -7,10 +7,10 @@
 use serde_json::Value;
 
 use super::lifecycle::{self, Fate};
+pub use super::policy_findings::policy_findings;
 pub use super::pull_through::{
     cache_rule_for, credential_problem, looks_cached, pull_through_cache,
 };
-use super::repo_policy::{self, Naming, Verdict};
 use super::{Code, rfc3339};
 use crate::reference::ImageRef;
 use crate::report::{Finding, Severity};
@@ -103,7 +103,8 @@ pub fn question(f: &Finding) -> Option<Question> {
     }
 }
 
-fn capped(s: &str) -> String {
+/// `s`, cut to [`MAX_EVIDENCE_CHARS`] for the evidence.
+pub(super) fn capped(s: &str) -> String {
     match s.char_indices().nth(MAX_EVIDENCE_CHARS) {
         Some((i, _)) => format!("{}…", &s[..i]),
         None => s.to_string(),
@@ -161,75 +162,21 @@ pub fn missing_tag(
     lifecycle_text: &Asked<String>,
 ) -> Vec<Finding> {
     let reference = img.manifest_reference().to_string();
-    let repo = &img.repository;
-    let mut out = Vec::new();
-    // Looked up by tag, an archived image may be left out (DescribeImages shows only ACTIVE
-    // images unless asked for others); the listing asked for every status.
-    let listed: Vec<ImageDetail> = match recent {
-        Asked::Got(all) => all
-            .iter()
-            .filter(|d| {
-                d.tags.contains(&reference) || d.digest.as_deref() == Some(reference.as_str())
-            })
-            .cloned()
-            .collect(),
-        _ => vec![],
-    };
-    let from_listing;
-    let image = if matches!(image, Asked::NotFound | Asked::Got(_)) && !listed.is_empty() {
-        from_listing = Asked::Got(listed);
-        &from_listing
-    } else {
-        image
-    };
-    match image {
+    match described(&reference, image, recent) {
         Asked::Denied => {
-            out.push(not_permitted(
+            return vec![not_permitted(
                 img,
                 "ecr:DescribeImages",
                 "whether the tag was ever pushed, or is archived",
-            ));
-            return out;
+            )];
         }
-        Asked::Got(found) if !found.is_empty() => {
-            let d = &found[0];
-            let status = d.status.as_deref().unwrap_or("ACTIVE");
-            if status == "ARCHIVED" || status == "ACTIVATING" {
-                let restoring = status == "ACTIVATING";
-                let id = match &d.digest {
-                    Some(dg) => format!("imageDigest={dg}"),
-                    None => format!("imageTag={reference}"),
-                };
-                out.push(
-                    Finding::new(
-                        Code::IMAGE_ARCHIVED,
-                        if restoring {
-                            format!("{repo}:{reference} is archived and being restored (ACTIVATING): it cannot be pulled until the restore completes")
-                        } else {
-                            format!("{repo}:{reference} is in ECR's archive storage class (ARCHIVED): archived images cannot be pulled until restored")
-                        },
-                    )
-                    .with("operation", "DescribeImages")
-                    .with("image_status", status.to_string())
-                    .with_opt("image_digest", d.digest.clone())
-                    .with_opt("last_archived_at", d.last_archived_at.map(rfc3339))
-                    .with_opt("last_activated_at", d.last_activated_at.map(rfc3339))
-                    .fix(if restoring {
-                        "Wait for the restore to finish (DescribeImages shows `ACTIVE`), then pull again.".to_string()
-                    } else {
-                        format!("Restore it: `aws ecr update-image-storage-class --repository-name {repo} --image-id {id} --target-storage-class STANDARD` (or re-push it), then wait until DescribeImages shows `ACTIVE`; check the lifecycle policy's `transition` rules so that images still in use are not archived again.")
-                    }),
-                );
-            }
-            // Otherwise ECR has it active: the registry's 404 has another cause (a mirror,
-            // replication not done yet) and the registry's finding stands alone.
-            return out;
-        }
-        Asked::Got(_) | Asked::NotFound => {}
-        Asked::Unavailable(_) | Asked::NotAsked => return out,
+        // ECR has it: archived, or active and the registry's 404 has another cause (a mirror,
+        // replication not done yet) and the registry's finding stands alone.
+        Asked::Got(d) => return archived(img, &reference, d).into_iter().collect(),
+        Asked::NotFound => {}
+        Asked::Unavailable(_) | Asked::NotAsked => return vec![],
     }
-    let tags = recent_tags(recent);
-    let recent_text = recent_words(&tags);
+    let mut out = Vec::new();
     if *recent == Asked::Denied {
         out.push(not_permitted(
             img,
@@ -253,44 +200,20 @@ pub fn missing_tag(
     };
     // A digest has no tag for a rule to select: only "not there" can be said.
     let fate = match (&rules, &img.digest) {
-        (Some(r), None) => Some(lifecycle::fate(r, &reference)),
-        _ => None,
-    };
-    let f = match fate {
-        Some(Fate::Expired(rule)) | Some(Fate::Archived(_, Some(rule))) => {
-            let archived_first = matches!(fate, Some(Fate::Archived(..)));
-            Finding::new(
-                Code::TAG_EXPIRED_BY_LIFECYCLE,
-                format!(
-                    "{repo}:{reference} is not in the repository, and rule {} of its lifecycle policy{} ({}{}) expires such a tag: it was most likely removed by that rule",
-                    rule.rule_priority,
-                    rule.description.as_deref().map(|d| format!(" \"{d}\"")).unwrap_or_default(),
-                    if archived_first { "after archiving, " } else { "" },
-                    rule.selection.condition(),
-                ),
-            )
-            .with("rule", lifecycle::describe(rule))
-            .fix(format!(
-                "Push the tag again or deploy one that exists ({recent_text}); to keep tags in use, narrow rule {} (its `tagPrefixList`/`tagPatternList` or count) or add a rule of higher priority that selects them with a larger count.",
-                rule.rule_priority
-            ))
-        }
-        Some(Fate::Untouched) | Some(Fate::Archived(_, None)) => Finding::new(
-            Code::TAG_NEVER_PUSHED,
-            format!(
-                "{repo}:{reference} is not in the repository, and no lifecycle rule {}: it was never pushed there (or was deleted by hand)",
-                if rules.as_ref().is_some_and(|r| r.is_empty()) {
-                    "exists".to_string()
-                } else {
-                    "expires such a tag".to_string()
-                }
-            ),
-        )
-        .fix(format!(
-            "Push the image with this tag, or fix the reference: {recent_text}. Check that the pipeline pushes to this account and region."
-        )),
+        (Some(r), None) => lifecycle::fate(r, &reference),
         // Not there, and no lifecycle answer to say why (or a digest reference).
-        None => return out,
+        _ => return out,
+    };
+    let tags = recent_tags(recent);
+    let f = match fate {
+        Fate::Expired(rule) | Fate::Archived(_, Some(rule)) => {
+            let archived_first = matches!(fate, Fate::Archived(..));
+            expired_by(img, &reference, rule, archived_first, &recent_words(&tags))
+        }
+        Fate::Untouched | Fate::Archived(_, None) => {
+            let no_rules = rules.as_ref().is_some_and(|r| r.is_empty());
+            never_pushed(img, &reference, no_rules, &recent_words(&tags))
+        }
     };
     out.push(
         f.with("operation", "DescribeImages")
@@ -298,6 +221,112 @@ pub fn missing_tag(
             .with("recent_tags", recent_evidence(&tags)),
     );
     out
+}
+
+/// The tag's image as DescribeImages knows it. Looked up by tag, an archived image may be
+/// left out (DescribeImages shows only ACTIVE images unless asked for others); the listing
+/// (`recent`) asked for every status, so an image it holds under the reference wins.
+fn described<'a>(
+    reference: &str,
+    image: &'a Asked<Vec<ImageDetail>>,
+    recent: &'a Asked<Vec<ImageDetail>>,
+) -> Asked<&'a ImageDetail> {
+    let listed = match recent {
+        Asked::Got(all) => all.iter().find(|d| {
+            d.tags.iter().any(|t| t == reference) || d.digest.as_deref() == Some(reference)
+        }),
+        _ => None,
+    };
+    match (image, listed) {
+        (Asked::NotFound | Asked::Got(_), Some(d)) => Asked::Got(d),
+        (Asked::Got(found), None) => found.first().map_or(Asked::NotFound, Asked::Got),
+        (Asked::NotFound, None) => Asked::NotFound,
+        (Asked::Denied, _) => Asked::Denied,
+        (Asked::Unavailable(e), _) => Asked::Unavailable(e.clone()),
+        (Asked::NotAsked, _) => Asked::NotAsked,
+    }
+}
+
+/// The image is there but in the archive storage class (or on its way back): why it cannot be
+/// pulled, and how to restore it. `None` when it is active.
+fn archived(img: &ImageRef, reference: &str, d: &ImageDetail) -> Option<Finding> {
+    let repo = &img.repository;
+    let status = d.status.as_deref().unwrap_or("ACTIVE");
+    let (summary, fix) = match status {
+        "ACTIVATING" => (
+            format!(
+                "{repo}:{reference} is archived and being restored (ACTIVATING): it cannot be pulled until the restore completes"
+            ),
+            "Wait for the restore to finish (DescribeImages shows `ACTIVE`), then pull again."
+                .to_string(),
+        ),
+        "ARCHIVED" => {
+            let id = match &d.digest {
+                Some(dg) => format!("imageDigest={dg}"),
+                None => format!("imageTag={reference}"),
+            };
+            (
+                format!(
+                    "{repo}:{reference} is in ECR's archive storage class (ARCHIVED): archived images cannot be pulled until restored"
+                ),
+                format!(
+                    "Restore it: `aws ecr update-image-storage-class --repository-name {repo} --image-id {id} --target-storage-class STANDARD` (or re-push it), then wait until DescribeImages shows `ACTIVE`; check the lifecycle policy's `transition` rules so that images still in use are not archived again."
+                ),
+            )
+        }
+        _ => return None,
+    };
+    Some(
+        Finding::new(Code::IMAGE_ARCHIVED, summary)
+            .with("operation", "DescribeImages")
+            .with("image_status", status.to_string())
+            .with_opt("image_digest", d.digest.clone())
+            .with_opt("last_archived_at", d.last_archived_at.map(rfc3339))
+            .with_opt("last_activated_at", d.last_activated_at.map(rfc3339))
+            .fix(fix),
+    )
+}
+
+/// The tag is gone and a lifecycle rule selects it: most likely that rule removed it.
+fn expired_by(
+    img: &ImageRef,
+    reference: &str,
+    rule: &lifecycle::Rule,
+    archived_first: bool,
+    recent_text: &str,
+) -> Finding {
+    Finding::new(
+        Code::TAG_EXPIRED_BY_LIFECYCLE,
+        format!(
+            "{}:{reference} is not in the repository, and rule {} of its lifecycle policy{} ({}{}) expires such a tag: it was most likely removed by that rule",
+            img.repository,
+            rule.rule_priority,
+            rule.description.as_deref().map(|d| format!(" \"{d}\"")).unwrap_or_default(),
+            if archived_first { "after archiving, " } else { "" },
+            rule.selection.condition(),
+        ),
+    )
+    .with("rule", lifecycle::describe(rule))
+    .fix(format!(
+        "Push the tag again or deploy one that exists ({recent_text}); to keep tags in use, narrow rule {} (its `tagPrefixList`/`tagPatternList` or count) or add a rule of higher priority that selects them with a larger count.",
+        rule.rule_priority
+    ))
+}
+
+/// The tag is gone and no lifecycle rule would have removed it (`no_rules`: the policy has
+/// none at all).
+fn never_pushed(img: &ImageRef, reference: &str, no_rules: bool, recent_text: &str) -> Finding {
+    Finding::new(
+        Code::TAG_NEVER_PUSHED,
+        format!(
+            "{}:{reference} is not in the repository, and no lifecycle rule {}: it was never pushed there (or was deleted by hand)",
+            img.repository,
+            if no_rules { "exists" } else { "expires such a tag" }
+        ),
+    )
+    .fix(format!(
+        "Push the image with this tag, or fix the reference: {recent_text}. Check that the pipeline pushes to this account and region."
+    ))
 }
 
 /// `NAME_UNKNOWN`, but the repository exists under another account or region.
@@ -326,153 +355,6 @@ pub fn repository_elsewhere(img: &ImageRef, found: &[(String, String)]) -> Optio
             img.repository, e.account, e.region
         )),
     )
-}
-
-/// The repository policy, read for the refused `principal`.
-pub fn policy_findings(img: &ImageRef, principal: &str, policy: &Asked<String>) -> Vec<Finding> {
-    let repo = &img.repository;
-    let account = img.ecr.as_ref().map(|e| e.account.as_str()).unwrap_or("?");
-    let role = super::denied::role_arn_of(principal).unwrap_or_else(|| principal.to_string());
-    let text = match policy {
-        Asked::Denied => {
-            return vec![not_permitted(
-                img,
-                "ecr:GetRepositoryPolicy",
-                "which statements of the repository policy name the principal",
-            )];
-        }
-        Asked::NotFound => {
-            return vec![
-                Finding::new(
-                    Code::REPOSITORY_POLICY_MISSES_PRINCIPAL,
-                    format!("repository {repo} has no repository policy, so nothing grants {role} (outside account {account}) the pull"),
-                )
-                .with("principal", principal.to_string())
-                .with("repository_policy", Value::Null)
-                .fix(format!(
-                    "Set a repository policy on {repo} (in account {account}) with this statement:\n{}",
-                    super::registry::repository_policy_statement(&role)
-                )),
-            ];
-        }
-        Asked::Got(t) => t,
-        Asked::Unavailable(_) | Asked::NotAsked => return vec![],
-    };
-    let Some(a) = repo_policy::analyse(text, principal) else {
-        return vec![];
-    };
-    let shown: Vec<Value> = a
-        .statements
-        .iter()
-        .map(|s| {
-            serde_json::json!({
-                "sid": s.sid,
-                "effect": if s.allow { "Allow" } else { "Deny" },
-                "actions": s.actions,
-                "principals": s.principals,
-                "names_principal": s.naming.map(|n| match n {
-                    Naming::Role => "role",
-                    Naming::AccountRoot => "account_root",
-                    Naming::Everyone => "everyone",
-                }),
-                "conditions": s.conditions,
-            })
-        })
-        .collect();
-    let sid = |i: usize| {
-        a.statements[i]
-            .sid
-            .clone()
-            .unwrap_or_else(|| format!("#{}", i + 1))
-    };
-    let f = match a.verdict {
-        Verdict::Missing => {
-            let allows: Vec<usize> = (0..a.statements.len())
-                .filter(|i| a.statements[*i].allow)
-                .collect();
-            let stale: Vec<String> = a
-                .statements
-                .iter()
-                .flat_map(|s| s.stale_ids.clone())
-                .collect();
-            let (summary, fix) = match allows.first() {
-                Some(&i) => {
-                    let s = &a.statements[i];
-                    let fixed = repo_policy::with_principal(&s.raw, &role);
-                    (
-                        format!(
-                            "the role {role} is missing from statement {} of the policy of repository {repo} (it names {})",
-                            sid(i),
-                            if s.principals.is_empty() { "no AWS principal".to_string() } else { s.principals.join(", ") }
-                        ),
-                        format!(
-                            "Add `{role}` to the `Principal.AWS` of statement `{}` in the policy of repository {repo} (account {account}):\n{}",
-                            sid(i),
-                            serde_json::to_string_pretty(&fixed).unwrap_or_default()
-                        ),
-                    )
-                }
-                None => (
-                    format!("no statement of the policy of repository {repo} allows the pull actions to {role}"),
-                    format!(
-                        "Add this statement to the policy of repository {repo} (account {account}):\n{}",
-                        super::registry::repository_policy_statement(&role)
-                    ),
-                ),
-            };
-            let summary = if stale.is_empty() {
-                summary
-            } else {
-                format!("{summary}; it names {}, the unique ID of a deleted role: a role recreated under the same name must be added again", stale.join(", "))
-            };
-            Finding::new(Code::REPOSITORY_POLICY_MISSES_PRINCIPAL, summary).fix(fix)
-        }
-        Verdict::Denied(i) => Finding::new(
-            Code::REPOSITORY_POLICY_DENIES_PRINCIPAL,
-            format!(
-                "statement {} of the policy of repository {repo} denies the pull to {role}",
-                sid(i)
-            ),
-        )
-        .fix(format!(
-            "Remove {role} from the Deny statement `{}` of repository {repo}, or narrow the statement.",
-            sid(i)
-        )),
-        Verdict::Allowed(i) | Verdict::AllowedIf(i) => {
-            let s = &a.statements[i];
-            let how = match s.naming {
-                Some(Naming::Role) => "names the role",
-                Some(Naming::AccountRoot) => "names the role's account root, which delegates to that account's IAM",
-                _ => "allows everyone",
-            };
-            let mut f = Finding::new(
-                Code::REPOSITORY_POLICY_NAMES_PRINCIPAL,
-                if s.conditions.is_empty() {
-                    format!("statement {} of the policy of repository {repo} {how}: the repository policy allows {role} to pull, so the refusal comes from elsewhere", sid(i))
-                } else {
-                    format!("statement {} of the policy of repository {repo} {how}, under conditions on {}: the pull is allowed only when they hold", sid(i), s.conditions.join(", "))
-                },
-            );
-            if !s.conditions.is_empty() {
-                f = f
-                    .severity(Severity::Warning)
-                    .fix(format!(
-                        "Check the conditions of statement `{}` ({}) against the request: the caller's organisation, the VPC endpoint or source address it came through.",
-                        sid(i),
-                        s.conditions.join(", ")
-                    ));
-            } else if s.naming == Some(Naming::AccountRoot) {
-                f = f.fix("Allow the pull actions in the role's own identity policy too (`AmazonEC2ContainerRegistryPullOnly`), and look for an explicit deny (SCP, permissions boundary, VPC endpoint policy).".to_string());
-            }
-            f
-        }
-    };
-    vec![
-        f.with("operation", "GetRepositoryPolicy")
-            .with("principal", principal.to_string())
-            .with("pull_statements", shown)
-            .with("repository_policy", capped(text)),
-    ]
 }
 
 /// Registry throttling, from the retry causes of a path's stages (`retry::transient` writes

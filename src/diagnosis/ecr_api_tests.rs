@@ -296,16 +296,29 @@ fn questions_follow_from_the_registry_finding() {
     }
 }
 
-#[test]
-fn pull_through_cache_rules_and_their_secrets() {
-    let rule = |prefix: &str, arn: Option<&str>| CacheRule {
+fn cache_rule(prefix: &str, arn: Option<&str>) -> CacheRule {
+    CacheRule {
         prefix: prefix.into(),
         upstream_url: Some("registry-1.docker.io".into()),
         credential_arn: arn.map(str::to_string),
         registry_id: Some("818140567777".into()),
-    };
-    let good = "arn:aws:secretsmanager:us-east-1:818140567777:secret:ecr-pullthroughcache/docker-hub-AbCdEf";
-    let rules = vec![rule("docker-hub", Some(good)), rule("quay", None)];
+    }
+}
+
+/// A cache rule's secret, as the user guide asks for it.
+const GOOD_SECRET: &str =
+    "arn:aws:secretsmanager:us-east-1:818140567777:secret:ecr-pullthroughcache/docker-hub-AbCdEf";
+
+fn cache_rules() -> Vec<CacheRule> {
+    vec![
+        cache_rule("docker-hub", Some(GOOD_SECRET)),
+        cache_rule("quay", None),
+    ]
+}
+
+#[test]
+fn a_cache_rule_holds_the_repositories_under_its_prefix() {
+    let rules = cache_rules();
     assert_eq!(
         cache_rule_for(&rules, "docker-hub/library/nginx")
             .unwrap()
@@ -313,10 +326,14 @@ fn pull_through_cache_rules_and_their_secrets() {
         "docker-hub"
     );
     assert!(cache_rule_for(&rules, "docker-hubx/nginx").is_none());
-    assert!(cache_rule_for(&[rule("ROOT", None)], "anything/at-all").is_some());
-    // The prerequisites of "Creating a pull through cache rule".
+    assert!(cache_rule_for(&[cache_rule("ROOT", None)], "anything/at-all").is_some());
+}
+
+/// The prerequisites of "Creating a pull through cache rule".
+#[test]
+fn a_cache_rules_secret_is_checked_against_the_user_guides_prerequisites() {
     let cases = [
-        (good, None),
+        (GOOD_SECRET, None),
         (
             "arn:aws:secretsmanager:us-east-1:818140567777:secret:dockerhub-creds",
             Some("does not begin with `ecr-pullthroughcache/`"),
@@ -341,6 +358,11 @@ fn pull_through_cache_rules_and_their_secrets() {
             Some(w) => assert!(got.as_deref().unwrap_or("").contains(w), "{arn}: {got:?}"),
         }
     }
+}
+
+#[test]
+fn pull_through_cache_findings_follow_the_question_and_the_rules() {
+    let rules = cache_rules();
     let i = img("docker-hub/library/nginx:1.27");
     let table: Vec<(Question, Asked<Vec<CacheRule>>, Vec<Code>)> = vec![
         (
@@ -400,7 +422,7 @@ fn pull_through_cache_rules_and_their_secrets() {
         )
         .is_empty()
     );
-    let bad = vec![rule(
+    let bad = vec![cache_rule(
         "docker-hub",
         Some("arn:aws:secretsmanager:us-east-1:818140567777:secret:dockerhub"),
     )];

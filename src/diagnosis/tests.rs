@@ -3,7 +3,9 @@
 use super::*;
 use crate::aws::AwsFailureKind;
 use crate::ecr::{ImageFailure, PasswordFormat};
+use crate::identity::TokenClaims;
 use crate::registry::{ErrorEntry, RegistryError, Request, StatusError};
+use crate::sts::StsError;
 
 fn aws(operation: &'static str, code: Option<&str>, message: &str) -> AwsFailure {
     AwsFailure {

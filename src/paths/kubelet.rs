@@ -257,18 +257,34 @@ mod tests {
     };
     use Status::{Fail as F, Pass as P, Skip as S};
 
+    struct Case {
+        name: &'static str,
+        sources: Vec<SourceRows>,
+        blocked: bool,
+        status: KubeletStatus,
+        used: Option<usize>,
+        codes: &'static [Code],
+    }
+
+    /// Each case's answer: its status, the credential used and the findings' codes.
+    fn assert_answers(cases: Vec<Case>) {
+        for c in cases {
+            assert!(!needs_anonymous(&c.sources, c.blocked), "{}", c.name);
+            let a = answer(&img(), &c.sources, c.blocked, None);
+            assert_eq!(a.status, c.status, "{}", c.name);
+            assert_eq!(a.used, c.used, "{}", c.name);
+            let codes: Vec<Code> = a.findings.iter().map(|f| f.code).collect();
+            assert_eq!(codes, c.codes, "{}", c.name);
+            if c.blocked {
+                assert_eq!(a.decided_by, KubeletDecidedBy::PodBlocked, "{}", c.name);
+            }
+        }
+    }
+
     /// The kubelet's answer over its list: issue 21's two reproduced wrong verdicts first.
     #[test]
     fn the_kubelet_takes_the_first_credential_that_pulls_in_its_order() {
-        struct Case {
-            name: &'static str,
-            sources: Vec<SourceRows>,
-            blocked: bool,
-            status: KubeletStatus,
-            used: Option<usize>,
-            codes: &'static [Code],
-        }
-        let cases = [
+        assert_answers(vec![
             Case {
                 // Reproduced: a matching pull secret with a wrong password and a provider that
                 // does not match. The kubelet sends only the secret and fails (the probe used to
@@ -308,6 +324,26 @@ mod tests {
                 used: Some(0),
                 codes: &[],
             },
+            Case {
+                name: "the node's global pull secret expired, the provider pulls",
+                sources: vec![
+                    src(Ps, true, &[]),
+                    src(Cfg, true, &[F]),
+                    src(Prov, true, &[P]),
+                ],
+                blocked: false,
+                status: KubeletStatus::Pass,
+                used: Some(1),
+                codes: &[Code::KUBELET_EARLIER_CREDENTIAL_FAILS],
+            },
+        ]);
+    }
+
+    /// What the order alone does not decide: a pod the kubelet refuses before pulling, a node
+    /// whose credentials are not known, a tag no credential can bring back.
+    #[test]
+    fn a_blocked_pod_an_unknown_node_and_a_missing_tag_are_answered_as_such() {
+        assert_answers(vec![
             Case {
                 name: "a malformed pull secret fails the pod whatever else works",
                 sources: vec![
@@ -359,30 +395,7 @@ mod tests {
                 used: None,
                 codes: &[],
             },
-            Case {
-                name: "the node's global pull secret expired, the provider pulls",
-                sources: vec![
-                    src(Ps, true, &[]),
-                    src(Cfg, true, &[F]),
-                    src(Prov, true, &[P]),
-                ],
-                blocked: false,
-                status: KubeletStatus::Pass,
-                used: Some(1),
-                codes: &[Code::KUBELET_EARLIER_CREDENTIAL_FAILS],
-            },
-        ];
-        for c in cases {
-            assert!(!needs_anonymous(&c.sources, c.blocked), "{}", c.name);
-            let a = answer(&img(), &c.sources, c.blocked, None);
-            assert_eq!(a.status, c.status, "{}", c.name);
-            assert_eq!(a.used, c.used, "{}", c.name);
-            let codes: Vec<Code> = a.findings.iter().map(|f| f.code).collect();
-            assert_eq!(codes, c.codes, "{}", c.name);
-            if c.blocked {
-                assert_eq!(a.decided_by, KubeletDecidedBy::PodBlocked, "{}", c.name);
-            }
-        }
+        ]);
     }
 
     /// Reproduced: a docker config with only an ECR key, on a public image. No credential
