@@ -15,13 +15,12 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::fake_watch::WatchApi;
-use common::fleet::{Robot, Shape, fleet, rollout_storm};
+use common::fleet::{Robot, Shape, fleet, report_workloads, rollout_storm, workload_series};
 use common::scrape::get;
 use common::*;
 use serde_json::{Value, json};
@@ -82,40 +81,6 @@ fn report(base: &str) -> Option<Value> {
     (code == 200)
         .then(|| serde_json::from_str(&text).ok())
         .flatten()
-}
-
-/// The workloads with a `workload_image_available` series on serve's metrics page, and the
-/// number of such series.
-fn workload_series(base: &str) -> (BTreeSet<(String, String, String)>, usize) {
-    let (code, text) = get(&format!("{base}/metrics"));
-    assert_eq!(code, 200, "metrics page");
-    let label = |line: &str, key: &str| -> String {
-        let start = format!("{key}=\"");
-        line.split_once(&start)
-            .and_then(|(_, rest)| rest.split_once('"'))
-            .map(|(v, _)| v.to_string())
-            .unwrap_or_default()
-    };
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("ecr_pull_probe_workload_image_available{"))
-        .collect();
-    let workloads = lines
-        .iter()
-        .map(|l| (label(l, "namespace"), label(l, "kind"), label(l, "name")))
-        .collect();
-    (workloads, lines.len())
-}
-
-/// The (namespace, kind, name) of every workload in a `/report`.
-fn report_workloads(r: &Value) -> BTreeSet<(String, String, String)> {
-    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    r["workloads"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|w| (s(&w["namespace"]), s(&w["kind"]), s(&w["name"])))
-        .collect()
 }
 
 /// Waits until `/report` has every workload of the fleet with a verdict and `settled` holds

@@ -363,3 +363,37 @@ pub fn rollout_storm(api: &WatchApi, f: &Fleet, images: &[String], delete_every:
     }
     storm
 }
+
+/// The workloads with a `workload_image_available` series on serve's metrics page, and the
+/// number of such series.
+pub fn workload_series(base: &str) -> (BTreeSet<(String, String, String)>, usize) {
+    let (code, text) = super::scrape::get(&format!("{base}/metrics"));
+    assert_eq!(code, 200, "metrics page");
+    let label = |line: &str, key: &str| -> String {
+        let start = format!("{key}=\"");
+        line.split_once(&start)
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(v, _)| v.to_string())
+            .unwrap_or_default()
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("ecr_pull_probe_workload_image_available{"))
+        .collect();
+    let workloads = lines
+        .iter()
+        .map(|l| (label(l, "namespace"), label(l, "kind"), label(l, "name")))
+        .collect();
+    (workloads, lines.len())
+}
+
+/// The (namespace, kind, name) of every workload in a `/report`.
+pub fn report_workloads(r: &Value) -> BTreeSet<(String, String, String)> {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    r["workloads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|w| (s(&w["namespace"]), s(&w["kind"]), s(&w["name"])))
+        .collect()
+}
