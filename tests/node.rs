@@ -7,7 +7,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use common::fault::{Fault, FaultRegistry};
 use common::*;
 use serde_json::Value;
@@ -446,13 +445,12 @@ fn a_wrong_secret_beside_a_provider_without_a_match_fails_as_the_kubelet_fails()
     let s = Stack::get();
     let node = Node::new(&["registry.example.com"], &node_env());
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("config.json");
-    let auth = base64::engine::general_purpose::STANDARD.encode("AWS:not-the-password");
-    std::fs::write(
-        &secret,
-        serde_json::json!({"auths": {s.var("STACK_ECR_HOST"): {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
+    let secret = write_docker_config(
+        dir.path(),
+        s.var("STACK_ECR_HOST"),
+        "AWS",
+        "not-the-password",
+    );
     let run = node.check(
         &s.image("naming-server-service:latest"),
         &[(
@@ -564,22 +562,7 @@ fn the_plugin_never_sees_the_probes_aws_identity() {
 
 /// A node-wide docker config with one ECR entry.
 fn node_docker_config(dir: &Path, password: &str) -> PathBuf {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
-    let path = dir.join("config.json");
-    std::fs::write(
-        &path,
-        serde_json::json!({"auths": {Stack::get().var("STACK_ECR_HOST"): {"auth": auth}}})
-            .to_string(),
-    )
-    .unwrap();
-    path
-}
-
-/// An ECR-format password (base64 JSON with `expiration`), as GetAuthorizationToken mints.
-fn ecr_password(expiration: i64) -> String {
-    base64::engine::general_purpose::STANDARD.encode(
-        serde_json::json!({"payload": "cA==", "datakey": "ZA==", "version": "2", "type": "DATA_KEY", "expiration": expiration}).to_string(),
-    )
+    write_docker_config(dir, Stack::get().var("STACK_ECR_HOST"), "AWS", password)
 }
 
 fn check_with_node_config(image: &str, config: &Path) -> Run {

@@ -103,8 +103,8 @@ pub const HOSTILE_BYTES: usize = 8 << 20;
 
 /// The token [`Fault::BearerTokenExchange`] hands out.
 pub const EXCHANGED_TOKEN: &str = "exchanged-pull-token";
-/// `base64("puller:hunter2")`, the credentials it accepts.
-pub const EXCHANGE_BASIC: &str = "cHVsbGVyOmh1bnRlcjI=";
+/// The credentials it accepts, as a pull secret's user and password.
+pub const EXCHANGE_CREDENTIALS: (&str, &str) = ("puller", "hunter2");
 
 /// What the bait answers: instance-metadata-shaped credentials, so a test can check that
 /// nothing of it reaches the report.
@@ -519,7 +519,9 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
                 ports.own
             ),
         );
-        let basic_ok = r.auth_header.as_deref() == Some(&format!("Basic {EXCHANGE_BASIC}"));
+        let (user, password) = EXCHANGE_CREDENTIALS;
+        let basic_ok = r.auth_header.as_deref()
+            == Some(&format!("Basic {}", super::basic_auth(user, password)));
         if r.path.starts_with("/token?") {
             return if basic_ok
                 && r.path
