@@ -210,17 +210,28 @@ pub fn check(args: &[&str]) -> Run {
     probe(&a, &[])
 }
 
-/// Writes a JWT-shaped token with `claims` to a fresh file; returns its path.
+/// Writes a JWT-shaped token with `claims` to `dir/name`; returns its path. The token is
+/// built by the stack's own builder, `scripts/lib/mint_token.py --claims -`: one token
+/// builder for the stack (which needs its token before any test runs) and the tests.
 pub fn write_token(dir: &Path, name: &str, claims: &Value) -> PathBuf {
-    let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let token = format!(
-        "{}.{}.{}",
-        e(br#"{"alg":"RS256"}"#),
-        e(claims.to_string().as_bytes()),
-        e(b"sig-not-checked")
-    );
+    use std::io::Write as _;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/mint_token.py");
     let path = dir.join(name);
-    std::fs::write(&path, token).unwrap();
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg(&path)
+        .args(["--claims", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 {}: {e}", script.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(claims.to_string().as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{} failed: {status}", script.display());
     path
 }
 
