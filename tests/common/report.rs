@@ -247,7 +247,7 @@ pub struct EcrReference {
     pub host_form: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EcrToken {
     pub region: String,
     pub partition: String,
