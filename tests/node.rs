@@ -101,13 +101,7 @@ fn node_path(r: &Report) -> &ProviderPath {
 
 /// The finding with `code` on the node path, its stages' findings searched first.
 fn node_finding<'a>(r: &'a Report, code: &str) -> &'a Finding {
-    let p = node_path(r);
-    p.stages
-        .iter()
-        .flat_map(|s| &s.findings)
-        .chain(&p.findings)
-        .find(|f| f.code == code)
-        .unwrap_or_else(|| panic!("no {code} on the node path: {p:#?}"))
+    node_path(r).finding(code)
 }
 
 #[test]
@@ -219,10 +213,7 @@ fn no_matching_provider_means_no_node_credentials() {
     assert_eq!(k.status, KubeletStatus::Fail, "{k:#?}");
     assert_eq!(k.credentials[0].source, "anonymous");
     assert_eq!(k.findings[0].code, "KUBELET_NO_CREDENTIALS");
-    let refused = k
-        .stages
-        .iter()
-        .flat_map(|s| &s.findings)
+    let refused = report::all_findings(&k.stages, &[])
         .find(|f| f.code == "REGISTRY_UNAUTHORIZED")
         .unwrap_or_else(|| panic!("{k:#?}"));
     assert!(refused.summary.contains("none apply"), "{refused:#?}");
