@@ -8,7 +8,6 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::*;
 
 fn promtool_present() {
@@ -81,14 +80,12 @@ fn the_metrics_page_of_a_real_run_passes_promtool_check_metrics() {
     let dir = tempfile::tempdir().unwrap();
     // A pull secret whose ECR-format password carries an expiry, so the gauge the
     // token-expiry alert reads is on the page.
-    let config = dir.path().join("config.json");
-    let auth = base64::engine::general_purpose::STANDARD
-        .encode(format!("AWS:{}", s.var("STACK_REGISTRY_PASSWORD")));
-    std::fs::write(
-        &config,
-        serde_json::json!({"auths": {s.var("STACK_ECR_HOST"): {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
+    let config = write_docker_config(
+        dir.path(),
+        s.var("STACK_ECR_HOST"),
+        "AWS",
+        s.var("STACK_REGISTRY_PASSWORD"),
+    );
     let (ok, missing) = (
         s.image("naming-server-service:latest"),
         s.image("no-such-repo:latest"),

@@ -7,7 +7,6 @@
 
 mod common;
 
-use base64::Engine as _;
 use common::*;
 use serde_json::{Value, json};
 
@@ -33,22 +32,10 @@ fn grant_count() -> usize {
     grants_since(0).len()
 }
 
-/// A docker config with one entry for the token registry.
-fn docker_config(dir: &std::path::Path, user: &str, password: &str) -> std::path::PathBuf {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    let path = dir.join("config.json");
-    std::fs::write(
-        &path,
-        json!({"auths": {registry(): {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
-    path
-}
-
 /// A run with the pull secret only: the pod path of a non-ECR image is anonymous.
 fn check_with_secret(repo: &str, user: &str, password: &str) -> (tempfile::TempDir, Run) {
     let dir = tempfile::tempdir().unwrap();
-    let config = docker_config(dir.path(), user, password);
+    let config = write_docker_config(dir.path(), registry(), user, password);
     let run = probe(
         &[
             "check",
@@ -143,7 +130,7 @@ fn a_pull_secret_for_the_private_image_is_exchanged_for_a_token_and_stays_secret
     // Neither the password, its Basic form, nor the token may reach the output, even with
     // every log at trace. The token is not known to the test; its signed header is the same
     // for every token of the issuer, so a JWT of it would show as that prefix.
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let basic = basic_auth(user, password);
     for out in [&run.stdout, &run.stderr] {
         assert!(!out.contains(password));
         assert!(!out.contains(&basic));

@@ -249,15 +249,8 @@ fn a_redirect_or_realm_to_a_name_resolving_to_loopback_is_refused() {
 fn a_pull_secret_for_a_bearer_registry_is_exchanged_for_a_token() {
     let fake = FaultRegistry::start(Fault::BearerTokenExchange);
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"auths":{{"mirror.example":{{"auth":"{}"}}}}}}"#,
-            common::fault::EXCHANGE_BASIC
-        ),
-    )
-    .unwrap();
+    let (user, password) = common::fault::EXCHANGE_CREDENTIALS;
+    let config = write_docker_config(dir.path(), "mirror.example", user, password);
     let endpoint = format!("mirror.example=http://{}", fake.addr);
     let run = probe(
         &[

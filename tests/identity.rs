@@ -155,8 +155,7 @@ fn secrets_never_leave_the_process_even_at_trace() {
     let token = std::fs::read_to_string(s.var("AWS_WEB_IDENTITY_TOKEN_FILE")).unwrap();
     let signature = token.rsplit('.').next().unwrap().to_string();
     let password = s.var("STACK_REGISTRY_PASSWORD").to_string();
-    use base64::Engine as _;
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    let basic = basic_auth("AWS", &password);
     for (i, (format, output)) in [("text", "json"), ("json", "text"), ("json", "json")]
         .iter()
         .enumerate()

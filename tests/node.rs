@@ -7,10 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
 use common::fault::{Fault, FaultRegistry};
+use common::report::{Finding, KubeletStatus, ProviderPath, Report, Severity, Status};
 use common::*;
-use serde_json::Value;
 
 const NODE_ROLE: &str = "arn:aws:iam::818140567777:role/eks-node-role";
 const PLUGIN: &str = "ecr-credential-provider";
@@ -92,20 +91,17 @@ fn node_env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn node_path(r: &Value) -> &Value {
-    &r["images"][0]["paths"]["node_credential_provider"]
+fn node_path(r: &Report) -> &ProviderPath {
+    r.only_image()
+        .paths
+        .node_credential_provider
+        .as_ref()
+        .expect("a node provider path")
 }
 
-fn node_finding<'a>(r: &'a Value, code: &str) -> &'a Value {
-    let p = node_path(r);
-    p["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["findings"].as_array().unwrap())
-        .chain(p["findings"].as_array().unwrap())
-        .find(|f| f["code"] == code)
-        .unwrap_or_else(|| panic!("no {code} on the node path: {p:#}"))
+/// The finding with `code` on the node path, its stages' findings searched first.
+fn node_finding<'a>(r: &'a Report, code: &str) -> &'a Finding {
+    node_path(r).finding(code)
 }
 
 #[test]
@@ -120,23 +116,18 @@ fn the_node_provider_pulls_with_the_nodes_credentials() {
         )],
     );
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let r = run.report();
-    assert_eq!(r["require"], "auto");
+    let r = run.typed();
+    assert_eq!(r.require, "auto");
     let p = node_path(&r);
-    assert_eq!(p["status"], "pass", "{p:#}");
-    assert_eq!(p["provider"], PLUGIN);
-    assert_eq!(p["match_image"], "*.dkr.ecr.*.amazonaws.com");
+    assert_eq!(p.status, Status::Pass, "{p:#?}");
+    assert_eq!(p.provider.as_deref(), Some(PLUGIN));
+    assert_eq!(p.match_image.as_deref(), Some("*.dkr.ecr.*.amazonaws.com"));
     // ecr-credential-provider keys its answer by the image's host.
-    assert_eq!(p["auth_key"], s.var("STACK_ECR_HOST"));
-    assert_eq!(p["username"], "AWS");
-    assert_eq!(p["cache_key_type"], "Registry");
-    assert_eq!(p["node"], "ip-10-0-1-23.ec2.internal");
-    let names: Vec<&str> = p["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    assert_eq!(p.auth_key.as_deref(), Some(s.var("STACK_ECR_HOST")));
+    assert_eq!(p.username.as_deref(), Some("AWS"));
+    assert_eq!(p.cache_key_type.as_deref(), Some("Registry"));
+    assert_eq!(p.node.as_deref(), Some("ip-10-0-1-23.ec2.internal"));
+    let names: Vec<&str> = p.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -169,14 +160,14 @@ fn a_refused_node_role_is_named_with_the_policy_that_would_let_it_pull() {
         ],
     );
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let r = run.report();
-    assert_eq!(node_path(&r)["status"], "fail");
+    let r = run.typed();
+    assert_eq!(node_path(&r).status, Status::Fail);
     let f = node_finding(&r, "REGISTRY_DENIED_RESOURCE_POLICY");
     assert_eq!(
-        f["evidence"]["principal"],
+        f.evidence["principal"],
         "arn:aws:sts::111122223333:assumed-role/eks-node-role/i-0node"
     );
-    let fix = f["remediation"].as_str().unwrap();
+    let fix = &f.remediation;
     assert!(
         fix.contains("arn:aws:iam::111122223333:role/eks-node-role")
             && fix.contains("ecr:BatchGetImage"),
@@ -208,31 +199,24 @@ fn no_matching_provider_means_no_node_credentials() {
     );
     let run = node.check(&s.image("naming-server-service:latest"), &[]);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let r = run.report();
+    let r = run.typed();
     let f = node_finding(&r, "NODE_PROVIDER_NO_MATCH");
-    assert_eq!(f["severity"], "warning");
+    assert_eq!(f.severity, Severity::Warning);
     assert_eq!(
-        f["evidence"]["match_images"][PLUGIN],
+        f.evidence["match_images"][PLUGIN],
         serde_json::json!(["*.dkr.ecr.*.amazonaws.com.cn", "registry.example.com"])
     );
     // The provider holds nothing for the image; the kubelet's list is empty, so it makes
     // the anonymous pull, which is refused.
-    assert_eq!(node_path(&r)["status"], "skip");
-    let k = &r["images"][0]["paths"]["kubelet"];
-    assert_eq!(k["status"], "fail", "{k:#}");
-    assert_eq!(k["credentials"][0]["source"], "anonymous");
-    assert_eq!(k["findings"][0]["code"], "KUBELET_NO_CREDENTIALS");
-    let refused = k["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["findings"].as_array().unwrap())
-        .find(|f| f["code"] == "REGISTRY_UNAUTHORIZED")
-        .unwrap_or_else(|| panic!("{k:#}"));
-    assert!(
-        refused["summary"].as_str().unwrap().contains("none apply"),
-        "{refused:#}"
-    );
+    assert_eq!(node_path(&r).status, Status::Skip);
+    let k = r.only_image().paths.kubelet.as_ref().expect("the kubelet");
+    assert_eq!(k.status, KubeletStatus::Fail, "{k:#?}");
+    assert_eq!(k.credentials[0].source, "anonymous");
+    assert_eq!(k.findings[0].code, "KUBELET_NO_CREDENTIALS");
+    let refused = report::all_findings(&k.stages, &[])
+        .find(|f| f.code == "REGISTRY_UNAUTHORIZED")
+        .unwrap_or_else(|| panic!("{k:#?}"));
+    assert!(refused.summary.contains("none apply"), "{refused:#?}");
 }
 
 #[test]
@@ -247,12 +231,9 @@ fn a_missing_plugin_binary() {
     ));
     let run = node.check(&s.image("naming-server-service:latest"), &[]);
     assert_eq!(run.code, 1);
-    let r = run.report();
+    let r = run.typed();
     let f = node_finding(&r, "NODE_PROVIDER_PLUGIN_NOT_FOUND");
-    assert!(
-        f["summary"].as_str().unwrap().contains("does not exist"),
-        "{f:#}"
-    );
+    assert!(f.summary.contains("does not exist"), "{f:#?}");
 }
 
 /// A node without an instance role: the plugin's own error, in the evidence, with a fix that
@@ -266,22 +247,11 @@ fn a_plugin_that_fails_is_quoted() {
     );
     let run = node.check(&s.image("naming-server-service:latest"), &[]);
     assert_eq!(run.code, 1);
-    let r = run.report();
+    let r = run.typed();
     let f = node_finding(&r, "NODE_PROVIDER_PLUGIN_FAILED");
-    assert_eq!(f["evidence"]["exit_code"], 1);
-    assert!(
-        f["summary"]
-            .as_str()
-            .unwrap()
-            .contains("no EC2 IMDS role found"),
-        "{f:#}"
-    );
-    assert!(
-        f["remediation"]
-            .as_str()
-            .unwrap()
-            .contains("instance profile")
-    );
+    assert_eq!(f.evidence["exit_code"], 1);
+    assert!(f.summary.contains("no EC2 IMDS role found"), "{f:#?}");
+    assert!(f.remediation.contains("instance profile"));
 }
 
 /// A plugin that never answers is killed at the run's deadline, and no process is left.
@@ -313,9 +283,9 @@ fn a_hung_plugin_is_killed_at_the_deadline() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let r = run.report();
+    let r = run.typed();
     let f = node_finding(&r, "NODE_PROVIDER_PLUGIN_FAILED");
-    assert!(f["summary"].as_str().unwrap().contains("deadline"), "{f:#}");
+    assert!(f.summary.contains("deadline"), "{f:#?}");
     let left = std::process::Command::new("pgrep")
         .args(["-f", &marker])
         .output()
@@ -351,12 +321,9 @@ fn garbage_on_the_plugins_stdout() {
         ));
         let run = node.check(&s.image("naming-server-service:latest"), &[]);
         assert_eq!(run.code, 1);
-        let r = run.report();
+        let r = run.typed();
         let f = node_finding(&r, "NODE_PROVIDER_RESPONSE_INVALID");
-        assert!(
-            f["summary"].as_str().unwrap().contains(want),
-            "{want}: {f:#}"
-        );
+        assert!(f.summary.contains(want), "{want}: {f:#?}");
         assert!(!run.stdout.contains("leaked-password-123"));
     }
 }
@@ -371,14 +338,14 @@ fn a_config_no_kubelet_would_accept() {
     );
     let run = node.check(&s.image("naming-server-service:latest"), &[]);
     assert_eq!(run.code, 1);
-    let r = run.report();
+    let r = run.typed();
     let f = node_finding(&r, "NODE_PROVIDER_CONFIG_INVALID");
     assert!(
-        f["evidence"]["rule"]
+        f.evidence["rule"]
             .as_str()
             .unwrap()
             .contains("defaultCacheDuration is required"),
-        "{f:#}"
+        "{f:#?}"
     );
 }
 
@@ -418,20 +385,12 @@ fn a_service_account_token_provider_without_the_ecr_role_annotation() {
         &[("RUST_LOG", Some("trace"))],
     );
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let r = run.report();
+    let r = run.typed();
     let warn = node_finding(&r, "NODE_PROVIDER_ECR_ROLE_ANNOTATION");
-    assert_eq!(warn["severity"], "warning");
+    assert_eq!(warn.severity, Severity::Warning);
     let f = node_finding(&r, "NODE_PROVIDER_PLUGIN_FAILED");
-    assert!(
-        f["summary"].as_str().unwrap().contains("no arn provided"),
-        "{f:#}"
-    );
-    assert!(
-        f["remediation"]
-            .as_str()
-            .unwrap()
-            .contains("eks.amazonaws.com/ecr-role-arn")
-    );
+    assert!(f.summary.contains("no arn provided"), "{f:#?}");
+    assert!(f.remediation.contains("eks.amazonaws.com/ecr-role-arn"));
     // The token the plugin was sent stays in the process, at every log level.
     let jwt = std::fs::read_to_string(token).unwrap();
     let jwt = jwt.trim();
@@ -446,13 +405,12 @@ fn a_wrong_secret_beside_a_provider_without_a_match_fails_as_the_kubelet_fails()
     let s = Stack::get();
     let node = Node::new(&["registry.example.com"], &node_env());
     let dir = tempfile::tempdir().unwrap();
-    let secret = dir.path().join("config.json");
-    let auth = base64::engine::general_purpose::STANDARD.encode("AWS:not-the-password");
-    std::fs::write(
-        &secret,
-        serde_json::json!({"auths": {s.var("STACK_ECR_HOST"): {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
+    let secret = write_docker_config(
+        dir.path(),
+        s.var("STACK_ECR_HOST"),
+        "AWS",
+        "not-the-password",
+    );
     let run = node.check(
         &s.image("naming-server-service:latest"),
         &[(
@@ -461,23 +419,16 @@ fn a_wrong_secret_beside_a_provider_without_a_match_fails_as_the_kubelet_fails()
         )],
     );
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let r = run.report();
-    let p = &r["images"][0]["paths"];
-    assert_eq!(p["pull_secrets"]["status"], "fail");
-    assert_eq!(node_path(&r)["status"], "skip");
-    let k = &p["kubelet"];
-    assert_eq!(k["status"], "fail", "{k:#}");
-    let sources: Vec<&Value> = k["credentials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| &c["source"])
-        .collect();
-    assert_eq!(sources, ["pull_secrets"], "only the secret is sent: {k:#}");
-    assert!(
-        k["stages"].as_array().unwrap().is_empty(),
-        "no anonymous pull"
-    );
+    let r = run.typed();
+    let p = &r.only_image().paths;
+    let secrets = p.pull_secrets.as_ref().expect("a pull-secret path");
+    assert_eq!(secrets.status, Status::Fail);
+    assert_eq!(node_path(&r).status, Status::Skip);
+    let k = p.kubelet.as_ref().expect("the kubelet");
+    assert_eq!(k.status, KubeletStatus::Fail, "{k:#?}");
+    let sources: Vec<&str> = k.credentials.iter().map(|c| c.source.as_str()).collect();
+    assert_eq!(sources, ["pull_secrets"], "only the secret is sent: {k:#?}");
+    assert!(k.stages.is_empty(), "no anonymous pull");
 }
 
 /// A plugin that writes what it was given (its environment) and then answers as the local
@@ -540,21 +491,15 @@ fn the_plugin_never_sees_the_probes_aws_identity() {
         names.contains(&"AWS_ENDPOINT_URL") && names.contains(&"NODE_ROLE_ARN"),
         "{names:?}"
     );
-    let r = run.report();
-    let withheld = &node_path(&r)["environment_withheld"];
+    let r = run.typed();
+    let withheld = &node_path(&r).environment_withheld;
     for name in [
         "AWS_ACCESS_KEY_ID",
         "AWS_PROFILE",
         "AWS_ROLE_ARN",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
     ] {
-        assert!(
-            withheld
-                .as_array()
-                .unwrap()
-                .contains(&serde_json::json!(name)),
-            "{withheld}"
-        );
+        assert!(withheld.iter().any(|w| w == name), "{withheld:?}");
     }
     assert!(
         !run.stdout.contains("pod-static-secret-key")
@@ -564,21 +509,17 @@ fn the_plugin_never_sees_the_probes_aws_identity() {
 
 /// A node-wide docker config with one ECR entry.
 fn node_docker_config(dir: &Path, password: &str) -> PathBuf {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
-    let path = dir.join("config.json");
-    std::fs::write(
-        &path,
-        serde_json::json!({"auths": {Stack::get().var("STACK_ECR_HOST"): {"auth": auth}}})
-            .to_string(),
-    )
-    .unwrap();
-    path
+    write_docker_config(dir, Stack::get().var("STACK_ECR_HOST"), "AWS", password)
 }
 
-/// An ECR-format password (base64 JSON with `expiration`), as GetAuthorizationToken mints.
-fn ecr_password(expiration: i64) -> String {
-    base64::engine::general_purpose::STANDARD.encode(
-        serde_json::json!({"payload": "cA==", "datakey": "ZA==", "version": "2", "type": "DATA_KEY", "expiration": expiration}).to_string(),
+/// The node-wide docker config's path and the kubelet's answer of a one-image run.
+fn node_config_and_kubelet(r: &Report) -> (&report::SecretPath, &report::Kubelet) {
+    let p = &r.only_image().paths;
+    (
+        p.node_docker_config
+            .as_ref()
+            .expect("a node docker config path"),
+        p.kubelet.as_ref().expect("the kubelet"),
     )
 }
 
@@ -606,55 +547,43 @@ fn the_node_wide_docker_config_is_a_source_of_the_kubelets_list() {
     let good = node_docker_config(dir.path(), s.var("STACK_REGISTRY_PASSWORD"));
     let run = check_with_node_config(&image, &good);
     assert_eq!(run.code, 0, "{}", run.stdout);
-    let r = run.report();
-    let p = &r["images"][0]["paths"];
-    assert_eq!(p["node_docker_config"]["status"], "pass");
-    assert_eq!(p["node_docker_config"]["entry"], s.var("STACK_ECR_HOST"));
-    assert_eq!(
-        p["kubelet"]["credentials"][0]["source"],
-        "node_docker_config"
-    );
-    assert_eq!(p["kubelet"]["used"], 0);
+    let r = run.typed();
+    let (config, kubelet) = node_config_and_kubelet(&r);
+    assert_eq!(config.status, Status::Pass);
+    assert_eq!(config.entry.as_deref(), Some(s.var("STACK_ECR_HOST")));
+    assert_eq!(kubelet.credentials[0].source, "node_docker_config");
+    assert_eq!(kubelet.used, Some(0));
     assert!(!run.stdout.contains(s.var("STACK_REGISTRY_PASSWORD")));
 
     let expired = ecr_password(now() - 600);
     let stale = node_docker_config(dir.path(), &expired);
     let run = check_with_node_config(&image, &stale);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let r = run.report();
-    let p = &r["images"][0]["paths"];
-    let f = &p["node_docker_config"]["findings"][0];
-    assert_eq!(f["code"], "NODE_DOCKER_CONFIG_TOKEN_EXPIRED", "{f:#}");
-    assert!(
-        f["summary"]
-            .as_str()
-            .unwrap()
-            .contains("global pull secret"),
-        "{f:#}"
-    );
-    assert_eq!(p["kubelet"]["status"], "fail");
+    let r = run.typed();
+    let (config, kubelet) = node_config_and_kubelet(&r);
+    let f = &config.findings[0];
+    assert_eq!(f.code, "NODE_DOCKER_CONFIG_TOKEN_EXPIRED", "{f:#?}");
+    assert!(f.summary.contains("global pull secret"), "{f:#?}");
+    assert_eq!(kubelet.status, KubeletStatus::Fail);
     assert!(!run.stdout.contains(&expired));
 
     let other = dir.path().join("other.json");
     std::fs::write(&other, r#"{"auths":{"quay.io":{"auth":"dTpw"}}}"#).unwrap();
     let run = check_with_node_config(&image, &other);
     assert_eq!(run.code, 1, "{}", run.stdout);
-    let r = run.report();
-    let p = &r["images"][0]["paths"];
-    assert_eq!(p["node_docker_config"]["status"], "skip");
-    assert_eq!(p["node_docker_config"]["findings"][0]["severity"], "info");
-    assert_eq!(p["kubelet"]["credentials"][0]["source"], "anonymous");
-    assert_eq!(
-        p["kubelet"]["findings"][0]["code"],
-        "KUBELET_NO_CREDENTIALS"
-    );
+    let r = run.typed();
+    let (config, kubelet) = node_config_and_kubelet(&r);
+    assert_eq!(config.status, Status::Skip);
+    assert_eq!(config.findings[0].severity, Severity::Info);
+    assert_eq!(kubelet.credentials[0].source, "anonymous");
+    assert_eq!(kubelet.findings[0].code, "KUBELET_NO_CREDENTIALS");
 
     let run = check_with_node_config(&image, &dir.path().join("absent.json"));
-    let r = run.report();
-    let f = &r["images"][0]["paths"]["node_docker_config"]["findings"][0];
+    let r = run.typed();
+    let f = &node_config_and_kubelet(&r).0.findings[0];
     assert_eq!(
-        (f["code"].as_str(), f["severity"].as_str()),
-        (Some("NODE_DOCKER_CONFIG_ABSENT"), Some("info"))
+        (f.code.as_str(), f.severity),
+        ("NODE_DOCKER_CONFIG_ABSENT", Severity::Info)
     );
 }
 
@@ -687,13 +616,18 @@ fn a_node_config_replaced_under_its_bind_mount_is_named() {
         );
         return;
     }
-    let r: Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
-    let codes: Vec<&str> = r["images"][0]["paths"]["node_docker_config"]["findings"]
-        .as_array()
-        .unwrap()
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: stdout.to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+    .typed();
+    let config = r.only_image().paths.node_docker_config.as_ref();
+    let codes: Vec<&str> = config
+        .expect("a node docker config path")
+        .findings
         .iter()
-        .map(|f| f["code"].as_str().unwrap())
+        .map(|f| f.code.as_str())
         .collect();
     assert!(codes.contains(&"NODE_DOCKER_CONFIG_REPLACED"), "{codes:?}");
 }

@@ -3,73 +3,70 @@
 
 mod common;
 
+use common::report::{Status, Verdict};
 use common::*;
-use serde_json::Value;
-
-fn only_image(r: &Value) -> &Value {
-    assert_eq!(r["images"].as_array().unwrap().len(), 1);
-    &r["images"][0]
-}
 
 #[test]
 fn a_single_image_pulls_with_the_pods_web_identity() {
     let s = Stack::get();
     let run = check(&[&s.image("naming-server-service:latest")]);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let r = run.report();
-    assert_eq!(r["verdict"], "pass");
+    let r = run.typed();
+    assert_eq!(r.verdict, Verdict::Pass);
 
-    let id = &r["identity"];
-    assert_eq!(id["mode"], "web_identity");
-    assert_eq!(id["caller"]["account"], "818140567777");
-    assert_eq!(id["caller"]["assumed_role"], "naming-server-ecr-pull");
+    let id = &r.identity;
+    assert_eq!(id.mode, "web_identity");
+    let caller = id.caller.as_ref().expect("the caller");
+    assert_eq!(caller.account, "818140567777");
     assert_eq!(
-        id["token"]["subject"],
-        "system:serviceaccount:consultingfirm:naming-server"
+        caller.assumed_role.as_deref(),
+        Some("naming-server-ecr-pull")
     );
-    assert_eq!(id["token"]["service_account"], "naming-server");
-    assert_eq!(stage(&id["stages"], "sts")["status"], "pass");
-
-    let img = only_image(&r);
-    assert_eq!(img["verdict"], "pass");
-    assert_eq!(img["reference"]["ecr"]["region"], "us-east-1");
-    assert_eq!(img["reference"]["ecr"]["host_form"], "standard");
-    assert_eq!(img["ecr_token"]["user"], "AWS");
+    let token = id.token.as_ref().expect("the token's claims");
     assert_eq!(
-        img["ecr_token"]["proxy_endpoint"],
-        format!("https://{}", s.var("STACK_ECR_HOST"))
+        token.subject.as_deref(),
+        Some("system:serviceaccount:consultingfirm:naming-server")
+    );
+    assert_eq!(token.service_account.as_deref(), Some("naming-server"));
+    assert_eq!(report::stage_of(&id.stages, "sts").status, Status::Pass);
+
+    let img = r.only_image();
+    assert_eq!(img.verdict, Verdict::Pass);
+    let ecr = img.reference.ecr.as_ref().expect("an ECR reference");
+    assert_eq!(ecr.region, "us-east-1");
+    assert_eq!(ecr.host_form, "standard");
+    let ecr_token = img.ecr_token.as_ref().expect("an ECR token");
+    assert_eq!(ecr_token.user, "AWS");
+    assert_eq!(
+        ecr_token.proxy_endpoint.as_deref(),
+        Some(format!("https://{}", s.var("STACK_ECR_HOST")).as_str())
     );
     // moto's tokens expire in 2015: a warning, not a failure.
-    assert_eq!(stage(&img["stages"], "ecr_token")["status"], "warn");
-    assert!(codes(img).contains(&"ECR_TOKEN_EXPIRED_AT_ISSUE".to_string()));
+    assert_eq!(img.stage("ecr_token").status, Status::Warn);
+    assert!(img.codes().contains(&"ECR_TOKEN_EXPIRED_AT_ISSUE"));
     for name in ["registry_auth", "manifest", "config", "layers"] {
-        assert_eq!(stage(&img["stages"], name)["status"], "pass", "{name}");
+        assert_eq!(img.stage(name).status, Status::Pass, "{name}");
     }
     assert_eq!(
-        img["manifest"]["media_type"],
+        img.manifest.as_ref().expect("a manifest").media_type,
         "application/vnd.oci.image.manifest.v1+json"
     );
-    let blobs = img["blobs"].as_array().unwrap();
-    assert_eq!(blobs.len(), 3, "config and two layers");
-    for b in blobs {
-        assert_eq!(b["status"], "pass");
-        assert_eq!(b["bytes"], b["size"], "every byte verified");
-        assert_eq!(b["served_by"], s.var("STACK_REGISTRY"));
+    assert_eq!(img.blobs.len(), 3, "config and two layers");
+    for b in &img.blobs {
+        assert_eq!(b.status, Status::Pass);
+        assert_eq!(b.bytes, b.size, "every byte verified");
+        assert_eq!(b.served_by.as_deref(), Some(s.var("STACK_REGISTRY")));
     }
-    let layer_bytes: u64 = blobs
+    let layer_bytes: u64 = img
+        .blobs
         .iter()
-        .filter(|b| b["kind"] == "layer")
-        .map(|b| b["bytes"].as_u64().unwrap())
+        .filter(|b| b.kind == "layer")
+        .map(|b| b.bytes)
         .sum();
-    assert_eq!(stage(&img["stages"], "layers")["bytes"], layer_bytes);
-    let f = finding(img, "POD_IDENTITY_CAN_PULL");
-    assert_eq!(f["severity"], "info");
-    assert!(
-        f["remediation"]
-            .as_str()
-            .unwrap()
-            .contains("node (worker) role")
-    );
+    assert_eq!(img.stage("layers").bytes, Some(layer_bytes));
+    let f = img.finding("POD_IDENTITY_CAN_PULL");
+    assert_eq!(f.severity, report::Severity::Info);
+    assert!(f.remediation.contains("node (worker) role"));
 }
 
 #[test]
@@ -80,21 +77,19 @@ fn a_multi_platform_index_resolves_to_the_asked_platform() {
         ("linux/arm64", "linux/arm64/v8"),
         ("linux/amd64", "linux/amd64"),
     ] {
-        let r = check(&[&img_ref, "--platform", platform]).report();
-        let img = only_image(&r);
-        assert_eq!(img["verdict"], "pass", "{platform}");
-        let m = &img["manifest"];
-        assert_eq!(m["platform"], want);
+        let r = check(&[&img_ref, "--platform", platform]).typed();
+        let img = r.only_image();
+        assert_eq!(img.verdict, Verdict::Pass, "{platform}");
+        let m = img.manifest.as_ref().expect("a manifest");
+        assert_eq!(m.platform.as_deref(), Some(want));
         assert_eq!(
-            m["index_media_type"],
-            "application/vnd.oci.image.index.v1+json"
+            m.index_media_type.as_deref(),
+            Some("application/vnd.oci.image.index.v1+json")
         );
-        assert!(m["index_digest"].as_str().unwrap().starts_with("sha256:"));
-        assert_ne!(m["index_digest"], m["digest"]);
-        assert_eq!(
-            m["available_platforms"],
-            serde_json::json!(["linux/amd64", "linux/arm64/v8"])
-        );
+        let index_digest = m.index_digest.as_deref().expect("the index's digest");
+        assert!(index_digest.starts_with("sha256:"));
+        assert_ne!(index_digest, m.digest);
+        assert_eq!(m.available_platforms, ["linux/amd64", "linux/arm64/v8"]);
     }
 }
 
@@ -106,18 +101,19 @@ fn a_docker_manifest_list_resolves_too() {
         "--platform",
         "linux/arm64/v8",
     ])
-    .report();
-    let img = only_image(&r);
-    assert_eq!(img["verdict"], "pass");
+    .typed();
+    let img = r.only_image();
+    assert_eq!(img.verdict, Verdict::Pass);
+    let m = img.manifest.as_ref().expect("a manifest");
     assert_eq!(
-        img["manifest"]["index_media_type"],
-        "application/vnd.docker.distribution.manifest.list.v2+json"
+        m.index_media_type.as_deref(),
+        Some("application/vnd.docker.distribution.manifest.list.v2+json")
     );
     assert_eq!(
-        img["manifest"]["media_type"],
+        m.media_type,
         "application/vnd.docker.distribution.manifest.v2+json"
     );
-    assert_eq!(img["manifest"]["platform"], "linux/arm64/v8");
+    assert_eq!(m.platform.as_deref(), Some("linux/arm64/v8"));
 }
 
 #[test]
@@ -125,11 +121,11 @@ fn a_platform_missing_from_the_index_is_named_with_the_alternatives() {
     let s = Stack::get();
     let run = check(&[&s.image("multiarch:latest"), "--platform", "linux/s390x"]);
     assert_eq!(run.code, 1);
-    let r = run.report();
-    let f = finding(only_image(&r), "PLATFORM_NOT_IN_INDEX");
-    assert_eq!(f["evidence"]["wanted"], "linux/s390x");
+    let r = run.typed();
+    let f = r.only_image().finding("PLATFORM_NOT_IN_INDEX");
+    assert_eq!(f.evidence["wanted"], "linux/s390x");
     assert_eq!(
-        f["evidence"]["available"],
+        f.evidence["available"],
         serde_json::json!(["linux/amd64", "linux/arm64/v8"])
     );
 }
@@ -150,39 +146,27 @@ fn several_images_in_one_run_share_credentials_and_keep_their_order() {
         .collect();
     let run = check(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let r = run.report();
-    let got: Vec<&str> = r["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["image"].as_str().unwrap())
-        .collect();
+    let r = run.typed();
+    let got: Vec<&str> = r.images.iter().map(|i| i.image.as_str()).collect();
     assert_eq!(got, images.iter().map(String::as_str).collect::<Vec<_>>());
-    let first_token = &r["images"][0]["ecr_token"];
-    assert!(
-        r["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|i| &i["ecr_token"] == first_token)
-    );
+    let first_token = &r.images[0].ecr_token;
+    assert!(first_token.is_some());
+    assert!(r.images.iter().all(|i| &i.ecr_token == first_token));
 }
 
 #[test]
 fn images_are_pulled_by_digest_and_a_tag_digest_pair_uses_the_digest() {
     let s = Stack::get();
-    let r = check(&[&s.image("naming-server-service:latest")]).report();
-    let digest = r["images"][0]["manifest"]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let r = check(&[&s.image("naming-server-service:latest")]).typed();
+    let digest = r.only_image().manifest.as_ref().unwrap().digest.clone();
     for reference in [
         format!("naming-server-service@{digest}"),
         format!("naming-server-service:no-such-tag@{digest}"),
     ] {
-        let r = check(&[&s.image(&reference)]).report();
-        assert_eq!(r["images"][0]["verdict"], "pass", "{reference}");
-        assert_eq!(r["images"][0]["manifest"]["digest"], digest.as_str());
+        let r = check(&[&s.image(&reference)]).typed();
+        let img = r.only_image();
+        assert_eq!(img.verdict, Verdict::Pass, "{reference}");
+        assert_eq!(img.manifest.as_ref().unwrap().digest, digest);
     }
 }
 
@@ -198,20 +182,20 @@ fn a_wrong_registry_password_is_unauthorized() {
         )],
     );
     assert_eq!(run.code, 1);
-    let r = run.report();
-    let img = only_image(&r);
-    assert_eq!(stage(&img["stages"], "registry_auth")["status"], "fail");
-    let f = finding(img, "REGISTRY_UNAUTHORIZED");
-    assert_eq!(f["evidence"]["http_status"], 401);
-    assert_eq!(f["evidence"]["token_region"], "us-east-1");
+    let r = run.typed();
+    let img = r.only_image();
+    assert_eq!(img.stage("registry_auth").status, Status::Fail);
+    let f = img.finding("REGISTRY_UNAUTHORIZED");
+    assert_eq!(f.evidence["http_status"], 401);
+    assert_eq!(f.evidence["token_region"], "us-east-1");
     assert!(
-        f["evidence"]["challenge"]
+        f.evidence["challenge"]
             .as_str()
             .unwrap()
             .starts_with("Basic")
     );
-    assert_eq!(stage(&img["stages"], "manifest")["status"], "skip");
-    assert!(!codes(img).contains(&"POD_IDENTITY_CAN_PULL".to_string()));
+    assert_eq!(img.stage("manifest").status, Status::Skip);
+    assert!(!img.codes().contains(&"POD_IDENTITY_CAN_PULL"));
 }
 
 #[test]
@@ -222,52 +206,49 @@ fn a_missing_repository_and_a_missing_tag_are_told_apart() {
         &s.image("naming-server-service:no-such-tag"),
     ]);
     assert_eq!(run.code, 1);
-    let r = run.report();
-    let repo = finding(&r["images"][0], "REPOSITORY_NOT_FOUND");
-    assert_eq!(
-        repo["evidence"]["repository"],
-        "consultingfirm/no-such-repo"
-    );
+    let r = run.typed();
+    let repo = r.images[0].finding("REPOSITORY_NOT_FOUND");
+    assert_eq!(repo.evidence["repository"], "consultingfirm/no-such-repo");
     // Issue 30 point 5: the registry said MANIFEST_UNKNOWN; the finding says how it knew.
     assert_eq!(
-        repo["evidence"]["registry_codes"],
+        repo.evidence["registry_codes"],
         serde_json::json!(["MANIFEST_UNKNOWN"])
     );
-    let how = repo["evidence"]["known_by"].as_str().unwrap();
+    let how = repo.evidence["known_by"].as_str().unwrap();
     assert!(
         how.contains("MANIFEST_UNKNOWN") && how.contains("tag list NAME_UNKNOWN"),
         "{how}"
     );
-    assert!(repo["summary"].as_str().unwrap().contains(how), "{repo:#}");
-    let tag = finding(&r["images"][1], "MANIFEST_NOT_FOUND");
+    assert!(repo.summary.contains(how), "{repo:#?}");
+    let tag = r.images[1].finding("MANIFEST_NOT_FOUND");
     // The repository by name, not a host.
     assert_eq!(
-        tag["summary"],
+        tag.summary,
         format!(
             "tag no-such-tag not found in repository consultingfirm/naming-server-service (on {})",
             s.var("STACK_ECR_HOST")
         )
     );
     assert_eq!(
-        tag["evidence"]["registry_codes"],
+        tag.evidence["registry_codes"],
         serde_json::json!(["MANIFEST_UNKNOWN"])
     );
-    assert_eq!(tag["evidence"]["repository_exists"], true);
-    assert_eq!(tag["evidence"]["reference"], "no-such-tag");
+    assert_eq!(tag.evidence["repository_exists"], true);
+    assert_eq!(tag.evidence["reference"], "no-such-tag");
 }
 
 #[test]
 fn layer_modes_pull_what_they_say() {
     let s = Stack::get();
     let img_ref = s.image("naming-server-service:latest");
-    let r = check(&[&img_ref, "--layers", "smallest"]).report();
-    let blobs = r["images"][0]["blobs"].as_array().unwrap();
-    assert_eq!(blobs.iter().filter(|b| b["kind"] == "layer").count(), 1);
-    let r = check(&[&img_ref, "--layers", "none"]).report();
-    let img = &r["images"][0];
-    assert_eq!(img["verdict"], "pass");
-    assert_eq!(stage(&img["stages"], "layers")["status"], "skip");
-    assert_eq!(img["blobs"].as_array().unwrap().len(), 1, "config only");
+    let r = check(&[&img_ref, "--layers", "smallest"]).typed();
+    let blobs = &r.only_image().blobs;
+    assert_eq!(blobs.iter().filter(|b| b.kind == "layer").count(), 1);
+    let r = check(&[&img_ref, "--layers", "none"]).typed();
+    let img = r.only_image();
+    assert_eq!(img.verdict, Verdict::Pass);
+    assert_eq!(img.stage("layers").status, Status::Skip);
+    assert_eq!(img.blobs.len(), 1, "config only");
 }
 
 #[test]
@@ -278,18 +259,18 @@ fn an_untrusted_registry_certificate_is_named() {
         &[("ECR_PULL_PROBE_CA_FILE", None)],
     );
     assert_eq!(run.code, 1);
-    let r = run.report();
-    let f = finding(only_image(&r), "REGISTRY_TLS_UNTRUSTED");
-    assert_eq!(f["evidence"]["host"], s.var("STACK_REGISTRY"));
+    let r = run.typed();
+    let f = r.only_image().finding("REGISTRY_TLS_UNTRUSTED");
+    assert_eq!(f.evidence["host"], s.var("STACK_REGISTRY"));
     // Whose certificate it was, as `openssl x509 -subject -issuer` names the stack's.
     let subject = format!("CN={}", s.var("STACK_ECR_HOST"));
-    assert_eq!(f["evidence"]["issuer"], "CN=ecr-pull-probe local CA");
-    assert_eq!(f["evidence"]["subject"], subject);
+    assert_eq!(f.evidence["issuer"], "CN=ecr-pull-probe local CA");
+    assert_eq!(f.evidence["subject"], subject);
     assert!(
-        f["summary"].as_str().unwrap().contains(&format!(
+        f.summary.contains(&format!(
             "issued to {subject} by CN=ecr-pull-probe local CA"
         )),
-        "{f:#}"
+        "{f:#?}"
     );
 }
 
@@ -303,11 +284,11 @@ fn an_unreachable_registry_is_named() {
         &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
     );
     assert_eq!(run.code, 3, "unreachable is inconclusive, not a refusal");
-    let r = run.report();
-    let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
-    assert_eq!(f["evidence"]["host"], format!("127.0.0.1:{port}"));
+    let r = run.typed();
+    let f = r.only_image().finding("REGISTRY_UNREACHABLE");
+    assert_eq!(f.evidence["host"], format!("127.0.0.1:{port}"));
     // Issue 30 point 5: the fix names the override that gave the address, and its port.
-    let fix = f["remediation"].as_str().unwrap();
+    let fix = &f.remediation;
     assert!(
         fix.starts_with(&format!(
             "127.0.0.1:{port} is the address `--registry-endpoint`"
@@ -328,15 +309,21 @@ fn a_non_ecr_registry_is_pulled_without_ecr_credentials() {
     );
     let run = check(&[&image]);
     assert_eq!(run.code, 1);
-    let r = run.report();
-    let img = only_image(&r);
-    assert!(img["reference"]["ecr"].is_null());
-    assert_eq!(stage(&img["stages"], "ecr_token")["status"], "skip");
-    assert_eq!(finding(img, "REGISTRY_NOT_ECR")["severity"], "info");
-    let f = finding(img, "REGISTRY_UNAUTHORIZED");
-    assert!(f["summary"].as_str().unwrap().contains("none apply"));
+    let r = run.typed();
+    let img = r.only_image();
+    assert!(img.reference.ecr.is_none());
+    assert_eq!(img.stage("ecr_token").status, Status::Skip);
+    assert_eq!(
+        img.finding("REGISTRY_NOT_ECR").severity,
+        report::Severity::Info
+    );
+    let f = img.finding("REGISTRY_UNAUTHORIZED");
+    assert!(f.summary.contains("none apply"));
     // No ECR image: no AWS call at all.
-    assert_eq!(stage(&r["identity"]["stages"], "sts")["status"], "skip");
+    assert_eq!(
+        report::stage_of(&r.identity.stages, "sts").status,
+        Status::Skip
+    );
 }
 
 #[test]
@@ -386,12 +373,13 @@ fn a_dual_stack_host_pulls_and_warns_about_node_credential_providers() {
         &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
     );
     assert_eq!(run.code, 0, "{}", run.stdout);
-    let r = run.report();
-    let img = only_image(&r);
-    assert_eq!(img["reference"]["ecr"]["host_form"], "dual_stack");
+    let r = run.typed();
+    let img = r.only_image();
+    let ecr = img.reference.ecr.as_ref().expect("an ECR reference");
+    assert_eq!(ecr.host_form, "dual_stack");
     assert_eq!(
-        finding(img, "NODE_PROVIDER_HOST_NOT_MATCHED")["severity"],
-        "warning"
+        img.finding("NODE_PROVIDER_HOST_NOT_MATCHED").severity,
+        report::Severity::Warning
     );
 }
 
@@ -402,10 +390,10 @@ fn the_report_shows_the_written_and_the_normalized_reference() {
     let written = s.image("naming-server-service");
     let run = check(&[&written]);
     assert_eq!(run.code, 0, "{}", run.stdout);
-    let r = run.report();
-    let reference = &only_image(&r)["reference"];
-    assert_eq!(reference["written"], written.as_str());
-    assert_eq!(reference["normalized"], format!("{written}:latest"));
+    let r = run.typed();
+    let reference = &r.only_image().reference;
+    assert_eq!(reference.written, written);
+    assert_eq!(reference.normalized, format!("{written}:latest"));
 }
 
 /// Issue 14 (a fix must fit its host): an unreachable registry that is not ECR is not told to
@@ -418,9 +406,8 @@ fn an_unreachable_non_ecr_registry_gets_a_fix_for_its_own_host() {
         &[("ECR_PULL_PROBE_REGISTRY_ENDPOINT", Some(&endpoint))],
     );
     assert_eq!(run.code, 3, "unreachable is inconclusive, not a refusal");
-    let r = run.report();
-    let f = finding(only_image(&r), "REGISTRY_UNREACHABLE");
-    let fix = f["remediation"].as_str().unwrap();
+    let r = run.typed();
+    let fix = &r.only_image().finding("REGISTRY_UNREACHABLE").remediation;
     assert!(!fix.contains("ecr.dkr"), "{fix}");
     assert!(
         fix.contains("127.0.0.1") && fix.contains("pull-through cache"),

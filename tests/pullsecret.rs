@@ -7,15 +7,6 @@ use base64::Engine as _;
 use common::*;
 use serde_json::{Value, json};
 
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-/// An ECR-format password (base64 JSON with `expiration`), as GetAuthorizationToken mints.
-fn ecr_password(expiration: i64) -> String {
-    b64(&json!({"payload": "cGF5bG9hZA==", "datakey": "ZGF0YWtleQ==", "version": "2", "type": "DATA_KEY", "expiration": expiration}).to_string())
-}
-
 /// A node known to hold no credentials of its own: no node-wide docker config, no credential
 /// provider. With it the pull secrets are the kubelet's whole list, so their failure is the
 /// kubelet's; without it the kubelet's answer is unknown (see
@@ -41,12 +32,10 @@ fn with_config(config: &Value, extra_env: &[(&str, Option<&str>)]) -> (tempfile:
     (dir, run)
 }
 
+/// A docker config of `(host, password)` entries for the user ECR names, `AWS`.
 fn auths(entries: &[(&str, &str)]) -> Value {
-    let map: serde_json::Map<String, Value> = entries
-        .iter()
-        .map(|(k, pw)| (k.to_string(), json!({"auth": b64(&format!("AWS:{pw}"))})))
-        .collect();
-    json!({ "auths": map })
+    let entries: Vec<_> = entries.iter().map(|(h, pw)| (*h, "AWS", *pw)).collect();
+    docker_config_of(&entries)
 }
 
 fn secret_path(r: &Value) -> &Value {
@@ -72,7 +61,7 @@ fn a_valid_pull_secret_pulls_like_the_pod() {
     assert!(!c.iter().any(|c| c.contains("PATH")), "{c:?}");
     assert!(
         !run.stdout
-            .contains(&b64(&format!("AWS:{}", s.var("STACK_REGISTRY_PASSWORD"))))
+            .contains(&basic_auth("AWS", s.var("STACK_REGISTRY_PASSWORD")))
     );
 }
 
@@ -352,7 +341,7 @@ fn docker_configs_are_read_by_gos_rules() {
     for config in [
         json!({"auths": {host: {"auth": unpadded}}}),
         json!({"auths": {host: {"auth": "", "username": "AWS", "password": pw}}}),
-        json!({"Auths": {host: {"Auth": b64(&format!("AWS:{pw}"))}}}),
+        json!({"Auths": {host: {"Auth": basic_auth("AWS", pw)}}}),
     ] {
         let (_d, run) = with_config(&config, &[]);
         assert_eq!(run.code, 0, "{config}: {}", run.stdout);
@@ -377,13 +366,7 @@ fn docker_configs_are_read_by_gos_rules() {
 fn a_secret_for_another_registry_leaves_a_public_image_to_the_anonymous_pull() {
     let s = Stack::get();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.json");
-    let auth = base64::engine::general_purpose::STANDARD.encode("AWS:x");
-    std::fs::write(
-        &config,
-        json!({"auths": {s.var("STACK_ECR_HOST"): {"auth": auth}}}).to_string(),
-    )
-    .unwrap();
+    let config = write_docker_config(dir.path(), s.var("STACK_ECR_HOST"), "AWS", "x");
     let run = probe(
         &[
             "check",

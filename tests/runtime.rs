@@ -335,16 +335,8 @@ fn probe_path(
     ];
     let key = match creds {
         Creds::Secret(user, password) => {
-            use base64::Engine as _;
             let host = image.split('/').next().unwrap();
-            let auth =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            let config = dir.path().join("config.json");
-            std::fs::write(
-                &config,
-                json!({"auths": {host: {"auth": auth}}}).to_string(),
-            )
-            .unwrap();
+            let config = write_docker_config(dir.path(), host, user, password);
             // On a node with nothing of its own, the secret is the kubelet's whole list.
             args.extend([
                 "--docker-config".into(),

@@ -7,7 +7,6 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::aws_proxy::{AwsProxy, Rule};
 use common::fake_api::{deployment, docker_secret, service_account};
 use common::fake_watch::WatchApi;
@@ -20,8 +19,7 @@ const NS: &str = "shop";
 const DEPLOYMENTS: &str = "apis/apps/v1/deployments";
 
 fn auths(host: &str, password: &str) -> Value {
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
-    json!({"auths": {host: {"auth": auth}}})
+    docker_config(host, "AWS", password)
 }
 
 fn available(
@@ -57,38 +55,6 @@ fn row<'a>(r: &'a Value, kind: &str, name: &str, container: &str) -> Option<&'a 
         .as_array()?
         .iter()
         .find(|c| c["container"] == container)
-}
-
-/// `schema/watch.schema.json`, with `schema/report.schema.json` beside it for the run
-/// report's shapes it refers to (identity, an image's result, finding codes).
-fn watch_validator() -> &'static jsonschema::Validator {
-    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
-    VALIDATOR.get_or_init(|| {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
-        let read = |name: &str| -> Value {
-            serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
-        };
-        let report = read("report.schema.json");
-        let id = report["$id"].as_str().unwrap().to_string();
-        jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft202012)
-            .with_resource(id, jsonschema::Resource::from_contents(report).unwrap())
-            .build(&read("watch.schema.json"))
-            .expect("the watch schema compiles")
-    })
-}
-
-/// Issue 25 point 1: every `/report` the tests read matches its JSON Schema.
-fn validate_watch(report: &Value) {
-    let errors: Vec<String> = watch_validator()
-        .iter_errors(report)
-        .map(|e| format!("{} at {}", e, e.instance_path))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "/report does not match schema/watch.schema.json:\n{}\n{report:#}",
-        errors.join("\n")
-    );
 }
 
 /// Polls /report until `done` holds for it.
@@ -475,8 +441,7 @@ fn calls(proxy: &AwsProxy, operation: &str) -> usize {
 /// (moto's own answer expires in 2015: a token expired at issue is never kept.)
 fn token_reply(secs: i64) -> Rule {
     let s = Stack::get();
-    let token = base64::engine::general_purpose::STANDARD
-        .encode(format!("AWS:{}", s.var("STACK_REGISTRY_PASSWORD")));
+    let token = basic_auth("AWS", s.var("STACK_REGISTRY_PASSWORD"));
     let reply = json!({"authorizationData": [{
         "authorizationToken": token,
         "expiresAt": now() + secs,

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
-"""Build the local stack's test images as OCI layouts, without Docker.
+"""Build the test images as OCI layouts, without Docker: the one image builder of the tree.
 
 Each image is written as an OCI image layout directory that `skopeo copy oci:DIR:TAG ...`
 pushes to the registry. Contents are deterministic (seeded) so digests are stable across runs,
 except the large image, whose layer is random bytes (compressible data would flatter the
 benchmark).
 
+The stack (scripts/stack) needs the images before any test runs, and scripts/demo without a
+test build, so the builder lives here and the Rust tests call it too: the fault registry
+(tests/common/fault.rs) serves the image `--fault-seed N` builds, read back from its layout.
+
 Usage: build_images.py OUT_DIR [--big-mib N]
+       build_images.py OUT_DIR --fault-seed N    only OUT_DIR/fault
 """
 import argparse
 import gzip
@@ -84,22 +89,28 @@ def config_blob(arch, diff_ids):
     }, sort_keys=True).encode()
 
 
-def image(layout, arch, layers, seed):
+def put_manifest(layout, arch, layers, diff_ids, title=None):
+    """Store the config and the manifest of an image whose layers are stored already."""
+    cd, cs = layout.put(config_blob(arch, diff_ids))
+    manifest = {
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": cs},
+        "layers": layers,
+    }
+    if title is not None:
+        manifest["annotations"] = {"org.opencontainers.image.title": title}
+    return layout.put(json.dumps(manifest, sort_keys=True).encode())
+
+
+def image(layout, arch, layers, seed, gzipped=True):
     """Store the layers, config and manifest of one single-platform image."""
     descs, diff_ids = [], []
     for raw in layers:
         diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
-        d, s = layout.put(gz(raw))
-        descs.append({"mediaType": OCI_LAYER_GZIP, "digest": d, "size": s})
-    cd, cs = layout.put(config_blob(arch, diff_ids))
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": cs},
-        "layers": descs,
-        "annotations": {"org.opencontainers.image.title": seed},
-    }, sort_keys=True).encode()
-    md, ms = layout.put(manifest)
-    return md, ms
+        blob, media_type = (gz(raw), OCI_LAYER_GZIP) if gzipped else (raw, OCI_LAYER_TAR)
+        d, s = layout.put(blob)
+        descs.append({"mediaType": media_type, "digest": d, "size": s})
+    return put_manifest(layout, arch, descs, diff_ids, title=seed)
 
 
 def small_layers(seed, count=2, size=64 * 1024):
@@ -156,22 +167,32 @@ def build_big(out, mib):
         pad = (-(mib << 20)) % 512
         f.write(b"\0" * (pad + 1024))
     ld, ls = lay.put_file(tmp)
-    cd, cs = lay.put(config_blob("amd64", [ld]))
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": cs},
-        "layers": [{"mediaType": OCI_LAYER_TAR, "digest": ld, "size": ls}],
-    }, sort_keys=True).encode()
-    md, ms = lay.put(manifest)
+    layers = [{"mediaType": OCI_LAYER_TAR, "digest": ld, "size": ls}]
+    md, ms = put_manifest(lay, "amd64", layers, [ld])
     lay.tag("latest", OCI_MANIFEST, md, ms)
+
+
+def build_fault(out, seed):
+    """The fault registry's image: one uncompressed layer (its digest is its diff ID) holding a
+    file of 256 KiB. `seed` (the fake's port) makes each fake's blobs its own: a runtime keeps
+    a failed download (containerd resumes the ingest of the same digest), so two fakes serving
+    the same layer would see one's corruption in the other's pull."""
+    lay = Layout(os.path.join(out, "fault"))
+    data = random.Random(f"fault-{seed}").randbytes(256 * 1024)
+    d, s = image(lay, "amd64", [tar_layer([("data", data)])], f"fault-{seed}", gzipped=False)
+    lay.tag("latest", OCI_MANIFEST, d, s)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--big-mib", type=int, default=0, help="also build a one-layer image of N MiB")
+    ap.add_argument("--fault-seed", type=int, help="build only the fault registry's image")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
+    if args.fault_seed is not None:
+        build_fault(args.out, args.fault_seed)
+        return
     build_small(args.out)
     build_multiarch(args.out)
     build_arm64_only(args.out)

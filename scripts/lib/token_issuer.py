@@ -18,6 +18,9 @@ asked, access granted, status), never the token or a password.
 
 Usage: token_issuer.py --cert PEM --key PEM --signing-cert PEM --signing-key PEM
            --users FILE --service S --issuer I --log FILE --port PORT
+
+With --port 0 the kernel chooses the port; the first line on stdout says which:
+`listening on 127.0.0.1:PORT`.
 """
 import argparse
 import base64
@@ -191,7 +194,7 @@ def main():
     for a in ("--cert", "--key", "--signing-cert", "--signing-key", "--users", "--service",
               "--issuer", "--log"):
         ap.add_argument(a, required=True)
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--port", type=int, required=True, help="0: one the kernel chooses")
     args = ap.parse_args()
     issuer = Issuer(args)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler(issuer))
@@ -199,6 +202,8 @@ def main():
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(args.cert, args.key)
     server.socket = tls.wrap_socket(server.socket, server_side=True)
+    # The port it was given, for scripts/stack (which passes 0: no port is guessed).
+    print(f"listening on 127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
 

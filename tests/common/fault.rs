@@ -103,8 +103,8 @@ pub const HOSTILE_BYTES: usize = 8 << 20;
 
 /// The token [`Fault::BearerTokenExchange`] hands out.
 pub const EXCHANGED_TOKEN: &str = "exchanged-pull-token";
-/// `base64("puller:hunter2")`, the credentials it accepts.
-pub const EXCHANGE_BASIC: &str = "cHVsbGVyOmh1bnRlcjI=";
+/// The credentials it accepts, as a pull secret's user and password.
+pub const EXCHANGE_CREDENTIALS: (&str, &str) = ("puller", "hunter2");
 
 /// What the bait answers: instance-metadata-shaped credentials, so a test can check that
 /// nothing of it reaches the report.
@@ -150,57 +150,45 @@ fn digest(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
-/// One regular file in an uncompressed ustar archive: the layer has to be a real one, since a
-/// container runtime unpacks what it pulls (tests/runtime.rs pulls from this fake too).
-fn tar_with_one_file(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = [0u8; 512];
-    let field = |h: &mut [u8; 512], at: usize, v: &[u8]| h[at..at + v.len()].copy_from_slice(v);
-    field(&mut h, 0, name.as_bytes());
-    field(&mut h, 100, b"0000644\0");
-    field(&mut h, 108, b"0000000\0");
-    field(&mut h, 116, b"0000000\0");
-    field(&mut h, 124, format!("{:011o}\0", data.len()).as_bytes());
-    field(&mut h, 136, b"00000000000\0");
-    field(&mut h, 148, b"        ");
-    h[156] = b'0';
-    field(&mut h, 257, b"ustar\0");
-    field(&mut h, 263, b"00");
-    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-    field(&mut h, 148, format!("{sum:06o}\0 ").as_bytes());
-    let mut out = h.to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
-    out
-}
-
-/// The image a fake serves; `seed` makes each fake's blobs its own. A runtime keeps a failed
-/// download (containerd resumes the ingest of the same digest), so two fakes serving the same
-/// layer would see one's corruption in the other's pull.
+/// The image a fake serves, built by the stack's own image builder
+/// (`scripts/lib/build_images.py --fault-seed`, one builder for the stack and the tests) and
+/// read back from its OCI layout: one uncompressed layer, a real tar, since a container runtime
+/// unpacks what it pulls (tests/runtime.rs pulls from this fake too). `seed` makes each fake's
+/// blobs its own: a runtime keeps a failed download (containerd resumes the ingest of the same
+/// digest), so two fakes serving the same layer would see one's corruption in the other's pull.
 fn content(seed: u16) -> Content {
-    let mut data: Vec<u8> = (0..256 * 1024u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
-        .collect();
-    data[..2].copy_from_slice(&seed.to_be_bytes());
-    let layer = tar_with_one_file("data", &data);
-    let ld = digest(&layer);
-    // Uncompressed, so the layer's digest is also its diff ID.
-    let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{ld}"]}}}}"#
-    )
-    .into_bytes();
-    let cd = digest(&config);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld, "size": layer.len()}],
-    })
-    .to_string()
-    .into_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/build_images.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(dir.path())
+        .args(["--fault-seed", &seed.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("python3 {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let layout = dir.path().join("fault");
+    let read_json = |bytes: &[u8]| -> serde_json::Value { serde_json::from_slice(bytes).unwrap() };
+    let blob = |digest: &str| {
+        let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+        std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()
+    };
+    let index = read_json(&std::fs::read(layout.join("index.json")).unwrap());
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    let m = read_json(&manifest);
+    let (cd, ld) = (
+        m["config"]["digest"].as_str().unwrap().to_string(),
+        m["layers"][0]["digest"].as_str().unwrap().to_string(),
+    );
     Content {
+        config: (cd.clone(), blob(&cd)),
+        layer: (ld.clone(), blob(&ld)),
         manifest,
-        config: (cd, config),
-        layer: (ld, layer),
     }
 }
 
@@ -519,7 +507,9 @@ async fn serve(s: &mut TcpStream, r: &Request, fault: Fault, c: &Content, ports:
                 ports.own
             ),
         );
-        let basic_ok = r.auth_header.as_deref() == Some(&format!("Basic {EXCHANGE_BASIC}"));
+        let (user, password) = EXCHANGE_CREDENTIALS;
+        let basic_ok = r.auth_header.as_deref()
+            == Some(&format!("Basic {}", super::basic_auth(user, password)));
         if r.path.starts_with("/token?") {
             return if basic_ok
                 && r.path

@@ -89,24 +89,74 @@ impl Run {
     }
 }
 
-pub fn schema() -> &'static Value {
-    static SCHEMA: OnceLock<Value> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/report.schema.json");
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// A file of `schema/`, parsed.
+fn schema_file(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"))
+}
+
+/// `schema/report.schema.json`, compiled once for the whole test binary.
+pub fn report_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        jsonschema::draft202012::new(&schema_file("report.schema.json"))
+            .expect("the report schema compiles")
     })
 }
 
-pub fn validate(report: &Value) {
-    let validator = jsonschema::draft202012::new(schema()).expect("the schema compiles");
+/// `schema/watch.schema.json` (serve --watch's `/report`), compiled once, with
+/// `schema/report.schema.json` beside it for the run report's shapes it refers to (identity,
+/// an image's result, finding codes).
+pub fn watch_validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let report = schema_file("report.schema.json");
+        let id = report["$id"]
+            .as_str()
+            .expect("the report schema has an $id")
+            .to_string();
+        jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .with_resource(id, jsonschema::Resource::from_contents(report).unwrap())
+            .build(&schema_file("watch.schema.json"))
+            .expect("the watch schema compiles")
+    })
+}
+
+/// Asserts that `document` matches `validator`, listing every error with where it is;
+/// `what` names the document and its schema in the message.
+pub fn assert_matches(validator: &jsonschema::Validator, document: &Value, what: &str) {
     let errors: Vec<String> = validator
-        .iter_errors(report)
+        .iter_errors(document)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
     assert!(
         errors.is_empty(),
-        "report does not match the schema:\n{}\n{report:#}",
+        "{what} does not match its schema:\n{}\n{document:#}",
         errors.join("\n")
+    );
+}
+
+/// Asserts that a run report matches `schema/report.schema.json`.
+pub fn validate(report: &Value) {
+    assert_matches(
+        report_validator(),
+        report,
+        "the report (schema/report.schema.json)",
+    );
+}
+
+/// Asserts that a `/report` of serve --watch matches `schema/watch.schema.json` (issue 25
+/// point 1: every `/report` the tests read is held to it).
+pub fn validate_watch(report: &Value) {
+    assert_matches(
+        watch_validator(),
+        report,
+        "/report (schema/watch.schema.json)",
     );
 }
 
@@ -161,17 +211,28 @@ pub fn check(args: &[&str]) -> Run {
     probe(&a, &[])
 }
 
-/// Writes a JWT-shaped token with `claims` to a fresh file; returns its path.
+/// Writes a JWT-shaped token with `claims` to `dir/name`; returns its path. The token is
+/// built by the stack's own builder, `scripts/lib/mint_token.py --claims -`: one token
+/// builder for the stack (which needs its token before any test runs) and the tests.
 pub fn write_token(dir: &Path, name: &str, claims: &Value) -> PathBuf {
-    let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let token = format!(
-        "{}.{}.{}",
-        e(br#"{"alg":"RS256"}"#),
-        e(claims.to_string().as_bytes()),
-        e(b"sig-not-checked")
-    );
+    use std::io::Write as _;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lib/mint_token.py");
     let path = dir.join(name);
-    std::fs::write(&path, token).unwrap();
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .arg(&path)
+        .args(["--claims", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 {}: {e}", script.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(claims.to_string().as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{} failed: {status}", script.display());
     path
 }
 
@@ -182,7 +243,28 @@ pub fn basic_auth(user: &str, password: &str) -> String {
 
 /// A docker config (`config.json`, a `.dockerconfigjson`) with one `auths` entry for `host`.
 pub fn docker_config(host: &str, user: &str, password: &str) -> Value {
-    serde_json::json!({"auths": {host: {"auth": basic_auth(user, password)}}})
+    docker_config_of(&[(host, user, password)])
+}
+
+/// A docker config with one `auths` entry per `(host, user, password)`.
+pub fn docker_config_of(entries: &[(&str, &str, &str)]) -> Value {
+    let auths: serde_json::Map<String, Value> = entries
+        .iter()
+        .map(|(host, user, password)| {
+            let auth = serde_json::json!({"auth": basic_auth(user, password)});
+            (host.to_string(), auth)
+        })
+        .collect();
+    serde_json::json!({ "auths": auths })
+}
+
+/// An ECR-format password (base64 JSON with `expiration`, Unix seconds), the shape
+/// GetAuthorizationToken mints; the probe reads the expiry from it.
+pub fn ecr_password(expiration: i64) -> String {
+    base64::engine::general_purpose::STANDARD.encode(
+        serde_json::json!({"payload": "cGF5bG9hZA==", "datakey": "ZGF0YWtleQ==", "version": "2", "type": "DATA_KEY", "expiration": expiration})
+            .to_string(),
+    )
 }
 
 /// [`docker_config`] written to `dir/config.json`; returns its path.

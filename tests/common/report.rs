@@ -208,23 +208,25 @@ impl Image {
     /// The codes of every finding in the image's stages, then its own findings (what
     /// [`super::codes`] reads from untyped JSON).
     pub fn codes(&self) -> Vec<&str> {
-        self.stages
-            .iter()
-            .flat_map(|s| &s.findings)
-            .chain(&self.findings)
+        all_findings(&self.stages, &self.findings)
             .map(|f| f.code.as_str())
             .collect()
     }
 
     /// The finding with `code`, its stages' findings searched first.
     pub fn finding(&self, code: &str) -> &Finding {
-        self.stages
-            .iter()
-            .flat_map(|s| &s.findings)
-            .chain(&self.findings)
+        all_findings(&self.stages, &self.findings)
             .find(|f| f.code == code)
             .unwrap_or_else(|| panic!("no {code} finding in {self:#?}"))
     }
+}
+
+/// The findings of `stages`, then `findings`: an image's or a path's, in report order.
+pub fn all_findings<'a>(
+    stages: &'a [Stage],
+    findings: &'a [Finding],
+) -> impl Iterator<Item = &'a Finding> {
+    stages.iter().flat_map(|s| &s.findings).chain(findings)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -247,7 +249,7 @@ pub struct EcrReference {
     pub host_form: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EcrToken {
     pub region: String,
     pub partition: String,
@@ -331,6 +333,15 @@ pub struct ProviderPath {
     pub findings: Vec<Finding>,
     #[serde(default)]
     pub environment_withheld: Vec<String>,
+}
+
+impl ProviderPath {
+    /// The finding with `code`, its stages' findings searched first.
+    pub fn finding(&self, code: &str) -> &Finding {
+        all_findings(&self.stages, &self.findings)
+            .find(|f| f.code == code)
+            .unwrap_or_else(|| panic!("no {code} on the node provider path: {self:#?}"))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
