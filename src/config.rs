@@ -120,6 +120,17 @@ pub struct ServeArgs {
     #[arg(long, env = "ECR_PULL_PROBE_WATCH_RETRY", default_value = "10s")]
     pub watch_retry: String,
 
+    /// With --watch: this replica's shard, 0 to --total-shards - 1. Each replica watches
+    /// every object and checks and exports only the namespaces that hash to its shard
+    /// (docs/watch-sharding.md); the StatefulSet of manifests/watch/sharded/ sets it from
+    /// the pod's ordinal.
+    #[arg(long, env = "ECR_PULL_PROBE_SHARD", value_name = "I")]
+    pub shard: Option<u32>,
+
+    /// With --watch: how many replicas share the cluster's namespaces [default: 1].
+    #[arg(long, env = "ECR_PULL_PROBE_TOTAL_SHARDS", value_name = "N")]
+    pub total_shards: Option<u32>,
+
     #[command(flatten)]
     pub check: CheckArgs,
 }
@@ -527,6 +538,8 @@ pub enum ConfigError {
     Namespaces,
     #[error("{0}")]
     Watch(&'static str),
+    #[error(transparent)]
+    Shard(#[from] crate::watch::shard::ShardError),
     #[error(
         "{first} and {second} both write {path:?}: the file would hold only the last; give each its own file"
     )]
@@ -560,6 +573,8 @@ pub struct WatchConfig {
     /// The wait before connecting again when the Kubernetes client cannot be built
     /// (`--watch-retry`; it was a hard-coded 10 s).
     pub retry: Duration,
+    /// Which namespaces this replica checks (`--shard` of `--total-shards`).
+    pub shard: crate::watch::shard::Shard,
 }
 
 /// Validated serve-mode settings.
@@ -604,11 +619,20 @@ impl ServeConfig {
                 retry: a
                     .check
                     .duration("watch_retry", "--watch-retry", &a.watch_retry)?,
+                shard: crate::watch::shard::Shard::new(
+                    a.shard.unwrap_or(0),
+                    a.total_shards.unwrap_or(1),
+                )?,
             })
         } else {
             if a.all_namespaces || a.selector.is_some() {
                 return Err(ConfigError::Watch(
                     "--all-namespaces and --selector are for serve --watch",
+                ));
+            }
+            if a.shard.is_some() || a.total_shards.is_some() {
+                return Err(ConfigError::Watch(
+                    "--shard and --total-shards are for serve --watch: they split the watched namespaces between replicas",
                 ));
             }
             None
@@ -974,6 +998,32 @@ mod tests {
             retry(&["--watch-retry", "soon"])
                 .unwrap_err()
                 .contains("--watch-retry")
+        );
+        // Issue 27: sharding, only with --watch, and only a shard of the total.
+        let shard = |extra: &[&str]| {
+            let mut argv = vec!["--watch", "-A"];
+            argv.extend_from_slice(extra);
+            parse(&argv).map(|c| c.watch.map(|w| (w.shard.index, w.shard.total)))
+        };
+        assert_eq!(shard(&[]), Ok(Some((0, 1))));
+        assert_eq!(
+            shard(&["--shard", "1", "--total-shards", "3"]),
+            Ok(Some((1, 3)))
+        );
+        assert!(
+            shard(&["--shard", "3", "--total-shards", "3"])
+                .unwrap_err()
+                .contains("numbered 0 to 2")
+        );
+        assert!(
+            shard(&["--total-shards", "0"])
+                .unwrap_err()
+                .contains("at least 1")
+        );
+        assert!(
+            parse(&["a/b", "--shard", "0", "--total-shards", "2"])
+                .unwrap_err()
+                .contains("are for serve --watch")
         );
         let c = parse(&[
             "--interval",

@@ -165,7 +165,7 @@ fn serve_watch_keeps_every_workloads_verdict_current() {
     let r = wait_report(&base, "first verdicts", |r| {
         r["summary"]["workloads"] == 5 && r["summary"]["unknown"] == 0
     });
-    assert_eq!(r["schema_version"], "watch/1.0");
+    assert_eq!(r["schema_version"], "watch/1.1");
     assert!(row(&r, "Pod", "web-5d9c-x2x1", "main").is_none(), "{r:#}");
     for name in ["web", "api"] {
         assert_eq!(

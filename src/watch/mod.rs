@@ -16,6 +16,7 @@
 //! types); this module connects them to the cluster, the probe and the metrics.
 
 pub mod schedule;
+pub mod shard;
 pub mod source;
 pub mod wire;
 
@@ -121,7 +122,10 @@ pub async fn run(
     let client = cluster.client();
     let mut changes = start_watchers(&client, &watch, &cluster.namespace);
     let mut creds = PullSecretReader::cached(client.clone());
-    let mut state = State::default();
+    let mut state = State {
+        shard: watch.shard,
+        ..State::default()
+    };
     // ECR tokens and registry logins, kept from run to run until half their life.
     let reuse = crate::probe::Reuse::across_runs(interval);
     let check = ProbeCheck {
@@ -135,7 +139,10 @@ pub async fn run(
         ticks.tick().await;
         let mut changed = false;
         while let Ok(c) = changes.try_recv() {
-            state.workloads.apply(c);
+            // Another replica's namespaces are not ours to check or export.
+            if let Some(c) = watch.shard.filter(c) {
+                state.workloads.apply(c);
+            }
             changed = true;
         }
         let now = Instant::now();

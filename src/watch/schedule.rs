@@ -241,6 +241,8 @@ pub struct State {
     pub rows: BTreeMap<WorkloadKey, (Option<&'static str>, Vec<Row>)>,
     pub checks: BTreeMap<String, CheckState>,
     pub identity: Option<IdentityReport>,
+    /// Which namespaces this replica checks (`serve --watch --shard`).
+    pub shard: super::shard::Shard,
     pub batches: u64,
     pub checks_run: u64,
 }

@@ -421,6 +421,7 @@ mod tests {
             namespaces,
             selector: None,
             retry: std::time::Duration::from_secs(10),
+            shard: Default::default(),
         };
         assert_eq!(scopes(&cfg(None), "me"), vec![None]);
         assert_eq!(scopes(&cfg(Some(vec![])), "me"), vec![Some("me".into())]);

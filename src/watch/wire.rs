@@ -1,4 +1,4 @@
-//! The wire types of `/report` in watch mode (`watch/1.0`), documented in docs/watch.md and
+//! The wire types of `/report` in watch mode (`watch/1.1`), documented in docs/watch.md and
 //! described by `schema/watch.schema.json`; built from the schedule's state, pure.
 
 use std::collections::BTreeMap;
@@ -10,7 +10,8 @@ use super::schedule::{Availability, State};
 use crate::report::IdentityReport;
 
 /// The version of `/report` in watch mode (documented in docs/watch.md).
-pub const WATCH_REPORT_VERSION: &str = "watch/1.0";
+/// 1.1 added `shard`.
+pub const WATCH_REPORT_VERSION: &str = "watch/1.1";
 
 /// `/report` in watch mode.
 #[derive(Serialize)]
@@ -18,10 +19,18 @@ pub struct WatchReport<'a> {
     pub schema_version: &'static str,
     pub generated_at: i64,
     pub interval_seconds: u64,
+    /// Which namespaces this replica checks: shard `index` of `total` (0 of 1 unsharded).
+    pub shard: ShardOut,
     pub identity: Option<&'a IdentityReport>,
     pub summary: Summary,
     pub workloads: Vec<WorkloadOut<'a>>,
     pub checks: BTreeMap<&'a str, CheckOut<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ShardOut {
+    pub index: u32,
+    pub total: u32,
 }
 
 #[derive(Serialize, Default)]
@@ -135,6 +144,10 @@ pub fn report(state: &State, interval: Duration, now: i64) -> WatchReport<'_> {
         schema_version: WATCH_REPORT_VERSION,
         generated_at: now,
         interval_seconds: interval.as_secs(),
+        shard: ShardOut {
+            index: state.shard.index,
+            total: state.shard.total,
+        },
         identity: state.identity.as_ref(),
         summary,
         workloads,
@@ -195,7 +208,8 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_str(&report_json(&State::default(), Duration::from_secs(60), 7))
                 .unwrap();
-        assert_eq!(v["schema_version"], "watch/1.0");
+        assert_eq!(v["schema_version"], "watch/1.1");
+        assert_eq!(v["shard"], serde_json::json!({"index": 0, "total": 1}));
         assert_eq!(v["interval_seconds"], 60);
         assert_eq!(v["generated_at"], 7);
         assert!(v["identity"].is_null());
