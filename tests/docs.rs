@@ -15,10 +15,6 @@ use std::path::{Component, Path, PathBuf};
 
 use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
 
-/// Pages another branch writes and this one already links to. An entry is skipped while the
-/// file is absent and checked like any other once it exists.
-const PENDING: &[&str] = &["docs/watch-sharding.md"];
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -128,10 +124,6 @@ fn relative(path: &Path) -> String {
         .into_owned()
 }
 
-fn pending(path: &Path) -> bool {
-    PENDING.iter().any(|p| root().join(p) == path) && !path.exists()
-}
-
 #[test]
 fn every_relative_link_between_the_pages_resolves() {
     let files = markdown_files();
@@ -159,9 +151,6 @@ fn every_relative_link_between_the_pages_resolves() {
                 normalize(&file.parent().unwrap().join(path))
             };
             let at = format!("{}:{line}: ({dest})", relative(file));
-            if pending(&target) {
-                continue;
-            }
             if !target.exists() {
                 broken.push(format!("{at}: no file {}", relative(&target)));
                 continue;
@@ -208,7 +197,7 @@ fn the_pages_and_readme_sections_the_code_names_exist() {
         };
         for m in docs.find_iter(&text) {
             let path = root().join(m.as_str());
-            if !path.exists() && !pending(&path) {
+            if !path.exists() {
                 missing.push(format!(
                     "{}: {} does not exist",
                     relative(&file),

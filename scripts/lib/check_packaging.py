@@ -244,7 +244,7 @@ def job_problems(doc):
 
 def monitoring_problems(docs):
     out = []
-    pods = [(d, t) for d in docs for _, t in [(None, d.get("spec", {}).get("template", {}))] if d.get("kind") in ("Deployment", "DaemonSet")]
+    pods = [(d, t) for d in docs for _, t in [(None, d.get("spec", {}).get("template", {}))] if d.get("kind") in ("Deployment", "DaemonSet", "StatefulSet")]
     for d in docs:
         if d.get("kind") not in ("PodMonitor", "Service"):
             continue

@@ -175,6 +175,16 @@ mod tests {
         assert!((300..500).contains(&moved), "{moved} of 2000 moved");
     }
 
+    /// The Python of docs/watch-sharding.md, run on team-000 .. team-011 for 2 shards, gave
+    /// these: the page's recipe and the code agree.
+    #[test]
+    fn the_documented_recipe_gives_the_same_shards() {
+        let by_docs = [1, 0, 0, 1, 0, 0, 1, 1, 1, 1, 1, 0];
+        for (i, want) in by_docs.iter().enumerate() {
+            assert_eq!(shard_of(&format!("team-{i:03}"), 2), *want, "team-{i:03}");
+        }
+    }
+
     #[test]
     fn bad_pairs_are_refused_with_what_to_do() {
         assert_eq!(Shard::new(0, 0), Err(ShardError::NoShards));
