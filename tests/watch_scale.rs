@@ -93,17 +93,19 @@ fn until_every_verdict(
 ) -> Value {
     let t = Instant::now();
     loop {
-        if let Some(r) = report(base)
+        let r = report(base);
+        if let Some(r) = &r
             && r["summary"]["workloads"] == workloads
             && r["summary"]["unknown"] == 0
-            && settled(&r)
+            && settled(r)
         {
-            return r;
+            return r.clone();
         }
         assert!(
             t.elapsed() < limit,
-            "no verdict for every workload after {:?}",
-            t.elapsed()
+            "no verdict for every workload after {:?}; the last summary: {}",
+            t.elapsed(),
+            r.map(|r| r["summary"].to_string()).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_secs(1));
     }

@@ -144,6 +144,9 @@ pub fn scopes(watch: &WatchConfig, default_ns: &str) -> Vec<Option<String>> {
     }
 }
 
+/// Objects per page of a watcher's list.
+pub const LIST_PAGE: u32 = 100;
+
 /// Starts the watchers of the six kinds over the namespaces asked for.
 pub fn start_watchers(
     client: &Client,
@@ -151,7 +154,11 @@ pub fn start_watchers(
     default_ns: &str,
 ) -> mpsc::Receiver<Change> {
     let (tx, rx) = mpsc::channel(1024);
-    let mut cfg = watcher::Config::default();
+    // Pages of LIST_PAGE objects, not kube's 500: six kinds list at once at start, and a page
+    // is held whole as its JSON and as objects while it is turned into workloads; at 10,000
+    // workloads 500-object pages were most of the peak memory (issue 27). More list requests,
+    // at start and on a re-list only.
+    let mut cfg = watcher::Config::default().page_size(LIST_PAGE);
     if let Some(sel) = &watch.selector {
         cfg = cfg.labels(sel);
     }
