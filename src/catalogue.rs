@@ -376,7 +376,7 @@ pub fn render_markdown() -> String {
          | code | severity | exit | title |\n|---|---|---|---|\n",
     );
     for s in CATALOGUE {
-        let sev = crate::report::wire_name(&s.severity);
+        let sev = crate::wire::wire_name(&s.severity);
         let exit = s.code.exit_code();
         out.push_str(&format!(
             "| [`{}`](#{}) | {sev} | {exit} | {} |\n",

@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::str::FromStr;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -19,68 +18,8 @@ use crate::pullsecret::{self, SecretSet};
 /// Plain data of the report, produced here.
 pub use crate::report::{ContainerImage, Placement, Workload};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkloadKind {
-    Deployment,
-    StatefulSet,
-    DaemonSet,
-    CronJob,
-    Job,
-    Pod,
-}
-
-impl fmt::Display for WorkloadKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-/// `KIND/NAME`, as `kubectl` writes it (`deployment/naming-server`, `deploy/x`, `cronjob/y`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkloadRef {
-    pub kind: WorkloadKind,
-    pub name: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid --images-from {input:?}: expected KIND/NAME with KIND one of deployment, statefulset, daemonset, cronjob, job, pod"
-)]
-pub struct WorkloadRefError {
-    pub input: String,
-}
-
-impl FromStr for WorkloadRef {
-    type Err = WorkloadRefError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || WorkloadRefError {
-            input: s.to_string(),
-        };
-        let (kind, name) = s.split_once('/').ok_or_else(err)?;
-        let kind = match kind.to_ascii_lowercase().as_str() {
-            "deployment" | "deployments" | "deploy" => WorkloadKind::Deployment,
-            "statefulset" | "statefulsets" | "sts" => WorkloadKind::StatefulSet,
-            "daemonset" | "daemonsets" | "ds" => WorkloadKind::DaemonSet,
-            "cronjob" | "cronjobs" | "cj" => WorkloadKind::CronJob,
-            "job" | "jobs" => WorkloadKind::Job,
-            "pod" | "pods" | "po" => WorkloadKind::Pod,
-            _ => return Err(err()),
-        };
-        let valid = !name.is_empty()
-            && name.len() <= 253
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-        if !valid {
-            return Err(err());
-        }
-        Ok(WorkloadRef {
-            kind,
-            name: name.to_string(),
-        })
-    }
-}
+/// What a workload reference is, plain data: [`crate::workload`].
+pub use crate::workload::{WorkloadKind, WorkloadRef, WorkloadRefError};
 
 /// Adds a pull Secret to `set` as the kubelet's `MakeDockerKeyring` reads it
 /// (`pkg/credentialprovider/secrets`): `.dockerconfigjson` only from a

@@ -9,10 +9,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 
-use crate::cluster::{WorkloadRef, WorkloadRefError};
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::manifest::{Platform, PlatformError};
 use crate::report::Require;
+use crate::workload::{WorkloadRef, WorkloadRefError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -845,7 +845,12 @@ impl Config {
         if a.concurrency == 0 {
             return Err(ConfigError::Concurrency);
         }
-        let require = Require::parse(a.require.trim()).map_err(ConfigError::Require)?;
+        let input = a.require.trim();
+        let require = Require::from_name(input).ok_or_else(|| {
+            ConfigError::Require(format!(
+                "invalid --require {input:?}: expected auto, kubelet, pod or all"
+            ))
+        })?;
         if a.namespace.len() > 1 && !watch {
             return Err(ConfigError::Namespaces);
         }

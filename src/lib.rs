@@ -37,6 +37,8 @@ pub mod secret;
 pub mod serve;
 pub mod sts;
 pub mod watch;
+pub mod wire;
+pub mod workload;
 
 /// An error and its causes as one line, `a: b: c`, for evidence and for stderr.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

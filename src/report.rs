@@ -11,14 +11,8 @@ pub use crate::catalogue::{Code, Severity};
 
 pub const SCHEMA_VERSION: &str = "1.4";
 
-/// A unit enum's name on the wire (`web_identity`, `warning`, `dual_stack`): one spelling for
-/// the report, the text output, metric labels and docs.
-pub fn wire_name<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
+/// A unit enum's name on the wire (in [`crate::wire`], below the catalogue and the report).
+pub use crate::wire::wire_name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -231,16 +225,13 @@ pub enum Require {
 }
 
 impl Require {
-    pub fn parse(s: &str) -> Result<Require, String> {
-        match s {
-            "auto" => Ok(Require::Auto),
-            "kubelet" => Ok(Require::Kubelet),
-            "pod" => Ok(Require::Pod),
-            "all" => Ok(Require::All),
-            _ => Err(format!(
-                "invalid --require {s:?}: expected auto, kubelet, pod or all"
-            )),
-        }
+    /// Every value, by its name on the wire.
+    pub const ALL: [Require; 4] = [Require::Auto, Require::Kubelet, Require::Pod, Require::All];
+
+    /// The value named `name` on the wire (`auto`, `kubelet`, `pod`, `all`); saying what is
+    /// wrong with another name is the caller's, who knows where it came from.
+    pub fn from_name(name: &str) -> Option<Require> {
+        Require::ALL.into_iter().find(|r| wire_name(r) == name)
     }
 }
 
