@@ -577,6 +577,23 @@ pub struct WatchConfig {
     pub shard: crate::watch::shard::Shard,
 }
 
+/// `--shard` of `--total-shards`. A total above 1 needs its shard: every replica quietly
+/// taking shard 0 would check half the namespaces twice and the rest never.
+fn shard(
+    index: Option<u32>,
+    total: Option<u32>,
+) -> Result<crate::watch::shard::Shard, ConfigError> {
+    if index.is_none() && total.is_some_and(|t| t > 1) {
+        return Err(ConfigError::Watch(
+            "--total-shards above 1 needs --shard (ECR_PULL_PROBE_SHARD): which of the shards this replica is",
+        ));
+    }
+    Ok(crate::watch::shard::Shard::new(
+        index.unwrap_or(0),
+        total.unwrap_or(1),
+    )?)
+}
+
 /// Validated serve-mode settings.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -619,10 +636,7 @@ impl ServeConfig {
                 retry: a
                     .check
                     .duration("watch_retry", "--watch-retry", &a.watch_retry)?,
-                shard: crate::watch::shard::Shard::new(
-                    a.shard.unwrap_or(0),
-                    a.total_shards.unwrap_or(1),
-                )?,
+                shard: shard(a.shard, a.total_shards)?,
             })
         } else {
             if a.all_namespaces || a.selector.is_some() {
@@ -1024,6 +1038,11 @@ mod tests {
             shard(&["--total-shards", "0"])
                 .unwrap_err()
                 .contains("at least 1")
+        );
+        assert!(
+            shard(&["--total-shards", "2"])
+                .unwrap_err()
+                .contains("needs --shard")
         );
         assert!(
             parse(&["a/b", "--shard", "0", "--total-shards", "2"])

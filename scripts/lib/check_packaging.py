@@ -365,6 +365,41 @@ def node_rbac_problems(docs):
     return out
 
 
+POD_INDEX = "metadata.labels['apps.kubernetes.io/pod-index']"
+
+
+def sharded_problems(docs):
+    """manifests/watch-sharded/: a StatefulSet whose pods take --shard from their ordinal (the
+    pod-index label, downward API) and whose --total-shards equals its replicas."""
+    sets = [d for d in docs if d.get("kind") == "StatefulSet"]
+    if not sets:
+        return ["no StatefulSet"]
+    out = []
+    for d in sets:
+        where = f"StatefulSet/{d['metadata']['name']}"
+        if any(x.get("kind") == "Deployment" for x in docs):
+            out.append(f"{where}: the unsharded Deployment is still rendered beside it")
+        replicas = (d.get("spec") or {}).get("replicas", 1)
+        for c in d["spec"]["template"]["spec"].get("containers", []):
+            env = {e["name"]: e for e in c.get("env") or []}
+            if "--watch" not in (c.get("args") or []):
+                out.append(f"{where}: {c['name']}: not serve --watch")
+            shard = (env.get("ECR_PULL_PROBE_SHARD") or {}).get("valueFrom", {}).get("fieldRef", {})
+            if shard.get("fieldPath") != POD_INDEX:
+                out.append(f"{where}: {c['name']}: ECR_PULL_PROBE_SHARD is not the downward API's {POD_INDEX}")
+            total = (env.get("ECR_PULL_PROBE_TOTAL_SHARDS") or {}).get("value")
+            if total != str(replicas):
+                out.append(f"{where}: {c['name']}: ECR_PULL_PROBE_TOTAL_SHARDS {total!r} is not spec.replicas {replicas}")
+    return out
+
+
+BAD_SHARDED = [{"kind": "StatefulSet", "metadata": {"name": "bad"}, "spec": {"replicas": 3, "template": {"spec": {
+    "containers": [{"name": "probe", "args": ["serve"], "env": [
+        {"name": "ECR_PULL_PROBE_SHARD", "value": "0"},
+        {"name": "ECR_PULL_PROBE_TOTAL_SHARDS", "value": "2"}]}]}}}},
+    {"kind": "Deployment", "metadata": {"name": "left"}}]
+
+
 def dockerfile_problems(text):
     out = []
     lines = [l.strip() for l in re.sub(r"\\\n", " ", text).splitlines() if l.strip() and not l.strip().startswith("#")]
@@ -424,6 +459,7 @@ def main():
     ap.add_argument("--dockerfile", required=True)
     ap.add_argument("--node", action="append", default=[], help="rendered manifests/node/ output (own rules)")
     ap.add_argument("--caller-rbac", help="manifests/rbac/diagnose.yaml (own rules)")
+    ap.add_argument("--sharded", help="rendered manifests/watch-sharded/ pods (own rules too)")
     args = ap.parse_args()
     passed, failed = 0, 0
 
@@ -503,6 +539,11 @@ def main():
         missing = {"DaemonSet", "Namespace", "SecurityContextConstraints", "PodMonitor"} - kinds
         check("node manifests: DaemonSet, Namespace, SCC and PodMonitor present", [f"missing {sorted(missing)}"] if missing else [])
         check("node PodMonitor selects the DaemonSet's metrics port", monitoring_problems(all_node))
+    # serve --watch sharded: the shard from the pod's ordinal, the total from the replicas.
+    if args.sharded:
+        check("sharded check rejects a bad StatefulSet", [] if len(sharded_problems(BAD_SHARDED)) >= 4 else [f"the bad StatefulSet passed: {sharded_problems(BAD_SHARDED)}"])
+        sdocs = [d for d in yaml.safe_load_all(open(args.sharded)) if d]
+        check("watch-sharded: the shard from the pod index, the total from the replicas", sharded_problems(sdocs))
     print(f"{passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
