@@ -24,6 +24,13 @@ use crate::report::{IdentityReport, ImageReport, Report, Verdict, Workload};
 /// watcher hold. Containers past it are `invalid` in `/report`, with the reason.
 pub const MAX_CHECKS_PER_NAMESPACE: usize = 256;
 
+/// The most checks one run holds: a run's report holds every image's whole result until it
+/// is recorded, so at 10,000 workloads one run of every check was the peak of memory (issue
+/// 27). Runs of at most this many keep it bounded whatever the cluster's size, and publish
+/// verdicts as each run ends; each run resolves the identity again (ECR tokens and logins
+/// are kept across runs).
+pub const MAX_RUN: usize = 200;
+
 /// The first retry of a failing check; doubled per failure, never past the interval.
 pub const FAIL_RETRY: Duration = Duration::from_secs(15);
 
@@ -334,13 +341,15 @@ impl State {
         }
     }
 
-    /// Runs the due checks as one run of `check`; records each answer and when it is due
-    /// again. A run that cannot start is tried again after the first retry delay, not at once.
+    /// Runs up to [`MAX_RUN`] of the due checks as one run of `check`; records each answer
+    /// and when it is due again (the rest are the next tick's). A run that cannot start is
+    /// tried again after the first retry delay, not at once.
     pub async fn run_due(&mut self, check: &impl Check, interval: Duration) -> Option<Report> {
-        let due = self.due(Instant::now());
+        let mut due = self.due(Instant::now());
         if due.is_empty() {
             return None;
         }
+        due.truncate(MAX_RUN);
         let items: Vec<(ImageRef, Option<Arc<SecretSet>>)> = due
             .iter()
             .map(|id| {
@@ -538,6 +547,32 @@ mod tests {
     }
 
     const INTERVAL: Duration = Duration::from_secs(600);
+
+    /// Issue 27: a run holds at most MAX_RUN checks; the rest run on the next ticks, and every
+    /// container has its verdict once they have.
+    #[tokio::test(start_paused = true)]
+    async fn due_checks_run_at_most_max_run_at_a_time() {
+        let images: Vec<String> = (0..MAX_RUN + 30)
+            .map(|i| format!("r.example/app{i}:pass"))
+            .collect();
+        let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+        let mut state = state_of(&[deployment("wide", &refs)]);
+        state.refresh(&mut Secrets::default(), Instant::now()).await;
+        let check = Answers::default();
+        state.run_due(&check, INTERVAL).await.unwrap();
+        state.run_due(&check, INTERVAL).await.unwrap();
+        assert!(
+            state.run_due(&check, INTERVAL).await.is_none(),
+            "nothing left"
+        );
+        let runs: Vec<usize> = check.asked.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(runs, [MAX_RUN, 30]);
+        assert!(
+            statuses(&state)
+                .iter()
+                .all(|(_, a)| *a == Availability::Available)
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn workloads_sharing_an_image_and_credentials_share_one_check() {
