@@ -141,9 +141,8 @@ pub async fn run(
         while let Ok(c) = changes.try_recv() {
             // Another replica's namespaces are not ours to check or export.
             if let Some(c) = watch.shard.filter(c) {
-                state.workloads.apply(c);
+                changed |= state.workloads.apply(c);
             }
-            changed = true;
         }
         let now = Instant::now();
         if now >= next_round {
