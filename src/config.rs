@@ -804,95 +804,10 @@ impl Config {
     /// `watch`: serve --watch, which finds its images in the cluster, checks the smallest
     /// layer by default and may watch several namespaces.
     fn build(a: CheckArgs, watch: bool) -> Result<Config, ConfigError> {
-        let mut warnings = Vec::new();
-        let mut images: Vec<ImageRef> = Vec::new();
-        for written in a.images.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            let image: ImageRef = written.parse()?;
-            // The same pull written twice (or two ways) is checked and counted once.
-            match images.iter().find(|i| i.normalized() == image.normalized()) {
-                Some(first) => warnings.push(format!(
-                    "image {written:?} is the same pull as {:?}: checked once",
-                    first.original
-                )),
-                None => images.push(image),
-            }
-        }
-        if images.is_empty() && a.images_from.is_none() && !watch {
-            return Err(ReferenceError {
-                input: String::new(),
-                reason: "no image given: name IMAGES, or use --images-from".into(),
-            }
-            .into());
-        }
-        if a.canary_node
-            .as_deref()
-            .is_some_and(|n| !n.trim().is_empty())
-            && !a.canary
-        {
-            return Err(ConfigError::Needs {
-                flag: "--canary-node",
-                needs: "--canary (the node is where the canary pod runs)",
-            });
-        }
-        if a.canary && a.images_from.is_none() {
-            return Err(ConfigError::CanaryNeedsWorkload);
-        }
-        let named_namespace = a.namespace.iter().any(|n| !n.trim().is_empty());
-        if named_namespace && a.images_from.is_none() && !watch {
-            return Err(ConfigError::Needs {
-                flag: "--namespace (-n)",
-                needs: "--images-from (or serve --watch): it is the namespace of the workload",
-            });
-        }
-        if a.global_pull_secret && a.images_from.is_none() {
-            return Err(ConfigError::Needs {
-                flag: "--global-pull-secret",
-                needs: "--images-from: it joins the workload's pull secrets",
-            });
-        }
-        if a.service_account_token_file.is_some() && a.credential_provider_config.is_none() {
-            return Err(ConfigError::Needs {
-                flag: "--service-account-token-file",
-                needs: "--credential-provider-config: it is sent to the node's credential provider",
-            });
-        }
-        if a.concurrency == 0 {
-            return Err(ConfigError::Concurrency);
-        }
-        let input = a.require.trim();
-        let require = Require::from_name(input).ok_or_else(|| {
-            ConfigError::Require(format!(
-                "invalid --require {input:?}: expected auto, kubelet, pod or all"
-            ))
-        })?;
-        if a.namespace.len() > 1 && !watch {
-            return Err(ConfigError::Namespaces);
-        }
-        let kubelet_path = watch
-            || a.docker_config.is_some()
-            || a.node_docker_config.is_some()
-            || a.images_from.is_some()
-            || a.credential_provider_config.is_some();
-        if require == Require::Kubelet && !kubelet_path {
-            return Err(ConfigError::RequireKubeletPath);
-        }
-        let mut registry_endpoints: Vec<(String, Url)> = Vec::new();
-        for e in a
-            .registry_endpoints
-            .iter()
-            .map(|s| s.trim())
-            .filter(|s| !s.is_empty())
-        {
-            let (host, url) = parse_endpoint(e, a.allow_plain_http)?;
-            if let Some((_, first)) = registry_endpoints.iter().find(|(h, _)| *h == host) {
-                return Err(ConfigError::EndpointTwice {
-                    host,
-                    first: first.to_string(),
-                    second: url.to_string(),
-                });
-            }
-            registry_endpoints.push((host, url));
-        }
+        let (images, warnings) = images_of(&a)?;
+        check_combinations(&a, images.is_empty(), watch)?;
+        let require = require_of(&a, watch)?;
+        let registry_endpoints = endpoints_of(&a)?;
         let timeout = a.duration("timeout", "--timeout", &a.timeout)?;
         let connect_timeout =
             a.duration("connect_timeout", "--connect-timeout", &a.connect_timeout)?;
@@ -945,6 +860,115 @@ impl Config {
     }
 }
 
+/// The images named, each pull once (the same pull written twice or two ways is checked and
+/// counted once, with a warning).
+fn images_of(a: &CheckArgs) -> Result<(Vec<ImageRef>, Vec<String>), ConfigError> {
+    let mut warnings = Vec::new();
+    let mut images: Vec<ImageRef> = Vec::new();
+    for written in a.images.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let image: ImageRef = written.parse()?;
+        match images.iter().find(|i| i.normalized() == image.normalized()) {
+            Some(first) => warnings.push(format!(
+                "image {written:?} is the same pull as {:?}: checked once",
+                first.original
+            )),
+            None => images.push(image),
+        }
+    }
+    Ok((images, warnings))
+}
+
+/// The flags that only mean something with another one, in the order they are reported.
+fn check_combinations(a: &CheckArgs, no_images: bool, watch: bool) -> Result<(), ConfigError> {
+    if no_images && a.images_from.is_none() && !watch {
+        return Err(ReferenceError {
+            input: String::new(),
+            reason: "no image given: name IMAGES, or use --images-from".into(),
+        }
+        .into());
+    }
+    if a.canary_node
+        .as_deref()
+        .is_some_and(|n| !n.trim().is_empty())
+        && !a.canary
+    {
+        return Err(ConfigError::Needs {
+            flag: "--canary-node",
+            needs: "--canary (the node is where the canary pod runs)",
+        });
+    }
+    if a.canary && a.images_from.is_none() {
+        return Err(ConfigError::CanaryNeedsWorkload);
+    }
+    let named_namespace = a.namespace.iter().any(|n| !n.trim().is_empty());
+    if named_namespace && a.images_from.is_none() && !watch {
+        return Err(ConfigError::Needs {
+            flag: "--namespace (-n)",
+            needs: "--images-from (or serve --watch): it is the namespace of the workload",
+        });
+    }
+    if a.global_pull_secret && a.images_from.is_none() {
+        return Err(ConfigError::Needs {
+            flag: "--global-pull-secret",
+            needs: "--images-from: it joins the workload's pull secrets",
+        });
+    }
+    if a.service_account_token_file.is_some() && a.credential_provider_config.is_none() {
+        return Err(ConfigError::Needs {
+            flag: "--service-account-token-file",
+            needs: "--credential-provider-config: it is sent to the node's credential provider",
+        });
+    }
+    if a.concurrency == 0 {
+        return Err(ConfigError::Concurrency);
+    }
+    Ok(())
+}
+
+/// `--require`, held to the paths this run has: `kubelet` needs one of the kubelet's.
+fn require_of(a: &CheckArgs, watch: bool) -> Result<Require, ConfigError> {
+    let input = a.require.trim();
+    let require = Require::from_name(input).ok_or_else(|| {
+        ConfigError::Require(format!(
+            "invalid --require {input:?}: expected auto, kubelet, pod or all"
+        ))
+    })?;
+    if a.namespace.len() > 1 && !watch {
+        return Err(ConfigError::Namespaces);
+    }
+    let kubelet_path = watch
+        || a.docker_config.is_some()
+        || a.node_docker_config.is_some()
+        || a.images_from.is_some()
+        || a.credential_provider_config.is_some();
+    if require == Require::Kubelet && !kubelet_path {
+        return Err(ConfigError::RequireKubeletPath);
+    }
+    Ok(require)
+}
+
+/// `--registry-endpoint HOST=URL`s, one per host.
+fn endpoints_of(a: &CheckArgs) -> Result<Vec<(String, Url)>, ConfigError> {
+    let mut registry_endpoints: Vec<(String, Url)> = Vec::new();
+    for e in a
+        .registry_endpoints
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
+        let (host, url) = parse_endpoint(e, a.allow_plain_http)?;
+        if let Some((_, first)) = registry_endpoints.iter().find(|(h, _)| *h == host) {
+            return Err(ConfigError::EndpointTwice {
+                host,
+                first: first.to_string(),
+                second: url.to_string(),
+            });
+        }
+        registry_endpoints.push((host, url));
+    }
+    Ok(registry_endpoints)
+}
+
 /// `IP:PORT`, IPv6 bracketed or not: the node DaemonSet listens on `$(HOST_IP):9464`, where
 /// the downward API's `status.hostIP` is a bare address, IPv6 on an IPv6 cluster. The port is
 /// required, so the last colon is always the port's.
@@ -984,41 +1008,20 @@ mod tests {
         assert_eq!(c.concurrency, 4);
     }
 
+    /// `serve EXTRA...` as the command line gives it, validated.
+    fn serve_args(extra: &[&str]) -> Result<ServeConfig, String> {
+        let mut argv = vec!["ecr-pull-probe", "serve"];
+        argv.extend_from_slice(extra);
+        let Command::Serve(a) = Cli::try_parse_from(argv).unwrap().command else {
+            panic!("serve")
+        };
+        ServeConfig::from_args(a).map_err(|e| e.to_string())
+    }
+
+    /// Issue 27: sharding, only with --watch, and only a shard of the total.
     #[test]
-    fn serve_settings() {
-        let parse = |extra: &[&str]| {
-            let mut argv = vec!["ecr-pull-probe", "serve"];
-            argv.extend_from_slice(extra);
-            let Command::Serve(a) = Cli::try_parse_from(argv).unwrap().command else {
-                panic!("serve")
-            };
-            ServeConfig::from_args(a).map_err(|e| e.to_string())
-        };
-        let c = parse(&["a/b"]).unwrap();
-        assert_eq!(c.interval, Duration::from_secs(300));
-        assert_eq!(c.listen.to_string(), "0.0.0.0:9090");
-        // Issue 25 point 1: the watch's reconnect wait is config, 10 s as it was hard-coded.
-        let retry = |extra: &[&str]| {
-            let mut argv = vec!["--watch", "-A"];
-            argv.extend_from_slice(extra);
-            parse(&argv).map(|c| c.watch.map(|w| w.retry))
-        };
-        assert_eq!(retry(&[]), Ok(Some(Duration::from_secs(10))));
-        assert_eq!(
-            retry(&["--watch-retry", "250ms"]),
-            Ok(Some(Duration::from_millis(250)))
-        );
-        assert!(
-            retry(&["--watch-retry", "0s"])
-                .unwrap_err()
-                .contains("above zero")
-        );
-        assert!(
-            retry(&["--watch-retry", "soon"])
-                .unwrap_err()
-                .contains("--watch-retry")
-        );
-        // Issue 27: sharding, only with --watch, and only a shard of the total.
+    fn shard_settings() {
+        let parse = serve_args;
         let shard = |extra: &[&str]| {
             let mut argv = vec!["--watch", "-A"];
             argv.extend_from_slice(extra);
@@ -1048,6 +1051,35 @@ mod tests {
             parse(&["a/b", "--shard", "0", "--total-shards", "2"])
                 .unwrap_err()
                 .contains("are for serve --watch")
+        );
+    }
+
+    #[test]
+    fn serve_settings() {
+        let parse = serve_args;
+        let c = parse(&["a/b"]).unwrap();
+        assert_eq!(c.interval, Duration::from_secs(300));
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9090");
+        // Issue 25 point 1: the watch's reconnect wait is config, 10 s as it was hard-coded.
+        let retry = |extra: &[&str]| {
+            let mut argv = vec!["--watch", "-A"];
+            argv.extend_from_slice(extra);
+            parse(&argv).map(|c| c.watch.map(|w| w.retry))
+        };
+        assert_eq!(retry(&[]), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(
+            retry(&["--watch-retry", "250ms"]),
+            Ok(Some(Duration::from_millis(250)))
+        );
+        assert!(
+            retry(&["--watch-retry", "0s"])
+                .unwrap_err()
+                .contains("above zero")
+        );
+        assert!(
+            retry(&["--watch-retry", "soon"])
+                .unwrap_err()
+                .contains("--watch-retry")
         );
         let c = parse(&[
             "--interval",

@@ -116,8 +116,12 @@ impl SharedPulls {
     }
 }
 
-/// A cell to keep: in use right now, or holding a pull younger than `keep`.
+/// A cell to keep: held by a pull right now (the map's reference is one; a pull that took
+/// the cell and has not locked it yet is another), or holding a pull younger than `keep`.
 fn fresh(cell: &Cell, keep: Duration) -> bool {
+    if Arc::strong_count(cell) > 1 {
+        return true;
+    }
     match cell.try_lock() {
         Err(_) => true,
         Ok(slot) => slot.as_ref().is_some_and(|(at, _)| at.elapsed() < keep),
