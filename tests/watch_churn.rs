@@ -12,8 +12,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::fake_watch::WatchApi;
-use common::fleet::{Robot, Shape, fleet, report_workloads, rollout_storm, workload_series};
+use common::fleet::{Shape, fleet, report_workloads, rollout_storm, stack_images, workload_series};
 use common::scrape::get;
 use common::*;
 use serde_json::Value;
@@ -40,28 +39,15 @@ fn until(base: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
 #[test]
 fn rollout_storms_leave_exactly_the_live_workloads_checks_and_series() {
     let s = Stack::get();
-    let host = s.var("STACK_ECR_HOST");
-    // The stack's fleet repositories (the small image under eleven names).
-    let images: Vec<String> = s
-        .var("STACK_FLEET")
-        .split(',')
-        .map(|name| s.image(&format!("{name}:latest")))
-        .collect();
+    let images = stack_images(s);
     let shape = Shape {
         workloads: 200,
         namespaces: 10,
         secret_namespaces: 2,
     };
     let f = fleet(shape, &images);
-    let api = WatchApi::start();
-    let robot = Robot {
-        host,
-        user: s.var("STACK_ROBOT_USER"),
-        password: s.var("STACK_ROBOT_PASSWORD"),
-    };
-    f.serve(&api, &robot);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.kubeconfig(dir.path(), "default");
+    let served = f.served(s);
+    let (api, kubeconfig) = (&served.api, &served.kubeconfig);
     // An interval longer than the test: every change below is inside one interval.
     let server = ServeProcess::start(
         &["--watch", "--all-namespaces", "--interval", "600s"],
@@ -87,7 +73,7 @@ fn rollout_storms_leave_exactly_the_live_workloads_checks_and_series() {
     let gets = api.gets.load(Ordering::Relaxed);
 
     for round in 1..=3 {
-        let storm = rollout_storm(&api, &f, &images, 5);
+        let storm = rollout_storm(api, &f, &images, 5);
         assert_eq!(storm.deleted.len(), storm.created.len());
         let after = until(&base, &format!("storm {round} in /report"), |r| {
             let now = report_workloads(r);

@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::fake_watch::WatchApi;
-use common::fleet::{Robot, Shape, fleet, report_workloads, rollout_storm, workload_series};
+use common::fleet::{Shape, fleet, report_workloads, rollout_storm, workload_series};
 use common::scrape::get;
 use common::*;
 use serde_json::{Value, json};
@@ -147,7 +147,6 @@ impl Counters<'_> {
 #[ignore = "a benchmark: scripts/bench --only watch"]
 fn watch_fleet_benchmark() {
     let s = Stack::get();
-    let host = s.var("STACK_ECR_HOST");
     let n: usize = env_or("BENCH_WORKLOADS", 1000);
     let seeded: usize = s
         .env
@@ -169,18 +168,11 @@ fn watch_fleet_benchmark() {
         .map(|k| s.image(&format!("fleet-{k:03}:1.0.{k}")))
         .collect();
     let f = fleet(Shape::of(n), &images);
-    let api = WatchApi::start();
-    let robot = Robot {
-        host,
-        user: s.var("STACK_ROBOT_USER"),
-        password: s.var("STACK_ROBOT_PASSWORD"),
-    };
-    f.serve(&api, &robot);
+    let fake = f.served(s);
+    let (api, kubeconfig) = (&fake.api, &fake.kubeconfig);
     let served = f.objects.len();
 
     let log = s.dir().join("registry.log");
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.kubeconfig(dir.path(), "default");
     let t0 = Instant::now();
     let server = ServeProcess::start_of(
         &bin,
@@ -192,7 +184,7 @@ fn watch_fleet_benchmark() {
     );
     let base = server.base.clone();
     let mut c = Counters {
-        api: &api,
+        api,
         last: (0, 0, 0, 0, 0, registry_requests(&log)),
         log,
         pid: server.child.id(),
@@ -226,7 +218,7 @@ fn watch_fleet_benchmark() {
     // Round three, the rollout storm: every Deployment's template and pod replaced, every
     // tenth workload deleted and as many created; then until every workload has a verdict.
     let storm_start = Instant::now();
-    let storm = rollout_storm(&api, &f, &images, 10);
+    let storm = rollout_storm(api, &f, &images, 10);
     let after = until_every_verdict(&base, f.workloads, limit, |r| {
         let now = report_workloads(r);
         storm.created.is_subset(&now) && storm.deleted.is_disjoint(&now)

@@ -9,8 +9,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::fake_watch::WatchApi;
-use common::fleet::{Robot, Shape, fleet};
+use common::fleet::{Shape, fleet, stack_images};
 use common::scrape::get;
 use common::*;
 use serde_json::Value;
@@ -44,28 +43,15 @@ fn namespaces(r: &Value) -> BTreeSet<String> {
 #[test]
 fn two_shards_export_exactly_the_series_of_one_process() {
     let s = Stack::get();
-    let host = s.var("STACK_ECR_HOST");
-    let images: Vec<String> = s
-        .var("STACK_FLEET")
-        .split(',')
-        .map(|name| s.image(&format!("{name}:latest")))
-        .collect();
+    let images = stack_images(s);
     let shape = Shape {
         workloads: 120,
         namespaces: 12,
         secret_namespaces: 3,
     };
     let f = fleet(shape, &images);
-    let api = WatchApi::start();
-    let robot = Robot {
-        host,
-        user: s.var("STACK_ROBOT_USER"),
-        password: s.var("STACK_ROBOT_PASSWORD"),
-    };
-    f.serve(&api, &robot);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.kubeconfig(dir.path(), "default");
-    let kc = kubeconfig.to_str().unwrap();
+    let served = f.served(s);
+    let kc = served.kubeconfig.to_str().unwrap();
     let start = |extra: &[&str]| {
         let mut args = vec!["--watch", "--all-namespaces", "--interval", "600s"];
         args.extend_from_slice(extra);

@@ -161,6 +161,32 @@ pub struct Robot<'a> {
     pub password: &'a str,
 }
 
+impl<'a> Robot<'a> {
+    /// The stack's robot account (its registry's second htpasswd user).
+    pub fn of(s: &'a super::Stack) -> Robot<'a> {
+        Robot {
+            host: s.var("STACK_ECR_HOST"),
+            user: s.var("STACK_ROBOT_USER"),
+            password: s.var("STACK_ROBOT_PASSWORD"),
+        }
+    }
+}
+
+/// The stack's fleet repositories: the small image under eleven names (`STACK_FLEET`).
+pub fn stack_images(s: &super::Stack) -> Vec<String> {
+    s.var("STACK_FLEET")
+        .split(',')
+        .map(|name| s.image(&format!("{name}:latest")))
+        .collect()
+}
+
+/// A fleet served by its own fake API, and a kubeconfig for it.
+pub struct Served {
+    pub api: WatchApi,
+    pub kubeconfig: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
 /// What the fleet is: the objects to serve and what it needs checked.
 pub struct Fleet {
     pub shape: Shape,
@@ -250,6 +276,19 @@ impl Fleet {
                     spec,
                 ),
             ));
+        }
+    }
+
+    /// Serves the fleet on a new fake API, with the stack's robot in the Secrets.
+    pub fn served(&self, s: &super::Stack) -> Served {
+        let api = WatchApi::start();
+        self.serve(&api, &Robot::of(s));
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.kubeconfig(dir.path(), "default");
+        Served {
+            api,
+            kubeconfig,
+            _dir: dir,
         }
     }
 
