@@ -210,14 +210,7 @@ fn namespace(k: usize) -> String {
 /// (the node's credentials). Deployments, StatefulSets and DaemonSets come with a pod each
 /// (owned: not a workload of their own), CronJobs with a Job they made (likewise).
 pub fn fleet(shape: Shape, images: &[String]) -> Fleet {
-    let mut f = Fleet {
-        shape,
-        objects: Vec::new(),
-        workloads: 0,
-        containers: 0,
-        distinct: BTreeSet::new(),
-        distinct_pulls: BTreeSet::new(),
-    };
+    let mut f = Fleet::empty(shape);
     let mut i = 0;
     for (coll, kind, per_mille) in KINDS {
         let count = shape.workloads * per_mille as usize / 1000;
@@ -231,6 +224,18 @@ pub fn fleet(shape: Shape, images: &[String]) -> Fleet {
 }
 
 impl Fleet {
+    /// No workloads yet, of `shape`.
+    fn empty(shape: Shape) -> Fleet {
+        Fleet {
+            shape,
+            objects: Vec::new(),
+            workloads: 0,
+            containers: 0,
+            distinct: BTreeSet::new(),
+            distinct_pulls: BTreeSet::new(),
+        }
+    }
+
     /// Workload `i` of `kind`, in its namespace, with its child; `rev` changes the pod
     /// template's revision (a rollout) and the child's name, not the images.
     fn add(&mut self, coll: &'static str, kind: &str, i: usize, images: &[String], rev: usize) {
@@ -354,14 +359,7 @@ pub struct Storm {
 /// workloads are created (new names, the fleet's images). Returns what it changed.
 pub fn rollout_storm(api: &WatchApi, f: &Fleet, images: &[String], delete_every: usize) -> Storm {
     let mut storm = Storm::default();
-    let mut next = Fleet {
-        shape: f.shape,
-        objects: Vec::new(),
-        workloads: 0,
-        containers: 0,
-        distinct: BTreeSet::new(),
-        distinct_pulls: BTreeSet::new(),
-    };
+    let mut next = Fleet::empty(f.shape);
     let mut i = 0;
     for (coll, kind, per_mille) in KINDS {
         let count = f.shape.workloads * per_mille as usize / 1000;
