@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -47,7 +48,9 @@ struct Shared {
     /// under the read lock. Folding a run in clears families before refilling them, so a
     /// scrape in between would read some series of the last run, some of the one before and
     /// none at all of others (an image's `success` absent), and /report another run again.
-    last: RwLock<Option<String>>,
+    /// `Bytes`, not `String`: a request takes a reference to it, not a copy (9.3 MB each at
+    /// 10,000 workloads, while the next one is built beside it).
+    last: RwLock<Option<Bytes>>,
     /// `--node-docker-config`, watched by `/healthz`.
     node_docker_config: Option<std::path::PathBuf>,
     /// serve --watch: why no list has come in yet, for `/readyz`.
@@ -56,7 +59,8 @@ struct Shared {
 
 impl Shared {
     /// Publishes one run: `update` folds it into the metrics, `json` is its report.
-    fn publish(&self, json: String, update: impl FnOnce(&Metrics)) {
+    fn publish(&self, json: impl Into<Bytes>, update: impl FnOnce(&Metrics)) {
+        let json = json.into();
         let mut last = self.last.write().unwrap_or_else(|e| e.into_inner());
         update(&self.metrics);
         *last = Some(json);

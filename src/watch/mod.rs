@@ -133,6 +133,7 @@ pub async fn run(
         reuse: &reuse,
     };
     let mut next_round = Instant::now() + interval;
+    let mut report_len = 0;
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -157,7 +158,8 @@ pub async fn run(
         }
         let report = state.run_due(&check, interval).await;
         if report.is_some() || changed {
-            let json = report_json(&state, interval, crate::probe::unix_now());
+            let json = report_json(&state, interval, crate::probe::unix_now(), report_len);
+            report_len = json.len();
             metrics(&state, report.as_ref(), json);
         }
     }
