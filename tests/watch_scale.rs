@@ -10,7 +10,8 @@
 //!
 //! Knobs (environment): `BENCH_WORKLOADS` (1000), `BENCH_IMAGES` (the stack's
 //! `STACK_FLEET_IMAGES`, started with `STACK_FLEET_IMAGES=100`), `BENCH_INTERVAL` (`30s`),
-//! `BENCH_PROBE_BIN` (the binary to run; the release build in the benchmark). The registry
+//! `BENCH_PROBE_BIN` (the binary to run; the release build in the benchmark),
+//! `MALLOC_ARENA_MAX` (handed to the probe when set, as a pod's env would be). The registry
 //! requests are counted in its access log (`STACK_REGISTRY_ACCESSLOG=1`).
 
 mod common;
@@ -174,13 +175,16 @@ fn watch_fleet_benchmark() {
 
     let log = s.dir().join("registry.log");
     let t0 = Instant::now();
+    let arenas = std::env::var("MALLOC_ARENA_MAX").ok();
+    let mut env = vec![
+        ("KUBECONFIG", kubeconfig.to_str().unwrap()),
+        ("RUST_LOG", "ecr_pull_probe=info"),
+    ];
+    env.extend(arenas.as_deref().map(|a| ("MALLOC_ARENA_MAX", a)));
     let server = ServeProcess::start_of(
         &bin,
         &["--watch", "--all-namespaces", "--interval", &interval],
-        &[
-            ("KUBECONFIG", kubeconfig.to_str().unwrap()),
-            ("RUST_LOG", "ecr_pull_probe=info"),
-        ],
+        &env,
     );
     let base = server.base.clone();
     let mut c = Counters {
