@@ -6,84 +6,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use reqwest::Url;
 
 use crate::reference::{ImageRef, ReferenceError};
 use crate::registry::manifest::{Platform, PlatformError};
 use crate::report::Require;
 use crate::workload::{WorkloadRef, WorkloadRefError};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "ecr-pull-probe",
-    version,
-    about = "Can this identity, from inside this cluster, really pull this image from Amazon ECR - and if not, exactly why?",
-    after_help = "Exit codes: 0 every check passed; 1 the gate says no (an image cannot be pulled); 2 the probe could not run as asked; 3 inconclusive (a deadline, an unreachable host: nothing was refused). README, \"Exit codes\"."
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-impl Cli {
-    /// Parses argv as [`clap::Parser::parse`] does (a usage error exits 2), and records which
-    /// values came from the environment, so an error names the variable the user set rather
-    /// than a flag they never typed.
-    pub fn parse_with_sources() -> Cli {
-        use clap::CommandFactory as _;
-        let matches = Cli::command().get_matches();
-        Cli::from_matches(&matches).unwrap_or_else(|e| e.exit())
-    }
-
-    /// [`Cli::parse_with_sources`] of matches already made (tests use `try_get_matches_from`).
-    pub fn from_matches(matches: &clap::ArgMatches) -> Result<Cli, clap::Error> {
-        use clap::CommandFactory as _;
-        use clap::FromArgMatches as _;
-        let mut cli = Cli::from_arg_matches(matches)?;
-        let Some((name, sub)) = matches.subcommand() else {
-            return Ok(cli);
-        };
-        let command = Cli::command();
-        let env_of = |id: &str| {
-            command
-                .find_subcommand(name)
-                .and_then(|c| c.get_arguments().find(|a| a.get_id() == id))
-                .and_then(|a| a.get_env())
-                .map(|e| e.to_string_lossy().into_owned())
-        };
-        let from_env: BTreeMap<String, String> = sub
-            .ids()
-            .filter(|id| {
-                sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::EnvVariable)
-            })
-            .filter_map(|id| env_of(id.as_str()).map(|e| (id.to_string(), e)))
-            .collect();
-        match &mut cli.command {
-            Command::Check(a) => a.from_env = from_env,
-            Command::Serve(a) => a.check.from_env = from_env,
-            Command::Render(_) | Command::Diagnose(_) | Command::Gate(_) => {}
-        }
-        Ok(cli)
-    }
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Check that each image can be pulled with this pod's identity; print a report.
-    Check(CheckArgs),
-    /// Run the checks on a schedule and serve /metrics, /report, /healthz and /readyz.
-    Serve(ServeArgs),
-    /// Print a saved JSON report in another format (text, markdown, junit).
-    Render(RenderArgs),
-    /// From outside the cluster: why does this pod (or workload) fail to pull? Reads the
-    /// kubelet's messages, runs the probe as a Job on the pod's node under its
-    /// ServiceAccount, reads the node DaemonSet's report, prints one report.
-    Diagnose(crate::diagnose::DiagnoseArgs),
-    /// Pre-rollout gate: the probe as a Job under the ServiceAccount a workload will use;
-    /// prints its report and exits with its code.
-    Gate(crate::gate::GateArgs),
-}
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -539,7 +468,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Watch(&'static str),
     #[error(transparent)]
-    Shard(#[from] crate::watch::shard::ShardError),
+    Shard(#[from] crate::shard::ShardError),
     #[error(
         "{first} and {second} both write {path:?}: the file would hold only the last; give each its own file"
     )]
@@ -574,21 +503,18 @@ pub struct WatchConfig {
     /// (`--watch-retry`; it was a hard-coded 10 s).
     pub retry: Duration,
     /// Which namespaces this replica checks (`--shard` of `--total-shards`).
-    pub shard: crate::watch::shard::Shard,
+    pub shard: crate::shard::Shard,
 }
 
 /// `--shard` of `--total-shards`. A total above 1 needs its shard: every replica quietly
 /// taking shard 0 would check half the namespaces twice and the rest never.
-fn shard(
-    index: Option<u32>,
-    total: Option<u32>,
-) -> Result<crate::watch::shard::Shard, ConfigError> {
+fn shard(index: Option<u32>, total: Option<u32>) -> Result<crate::shard::Shard, ConfigError> {
     if index.is_none() && total.is_some_and(|t| t > 1) {
         return Err(ConfigError::Watch(
             "--total-shards above 1 needs --shard (ECR_PULL_PROBE_SHARD): which of the shards this replica is",
         ));
     }
-    Ok(crate::watch::shard::Shard::new(
+    Ok(crate::shard::Shard::new(
         index.unwrap_or(0),
         total.unwrap_or(1),
     )?)
@@ -986,6 +912,8 @@ fn parse_listen(s: &str) -> Option<std::net::SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser as _;
 
     fn args(extra: &[&str]) -> Result<Config, String> {
         let mut argv = vec!["ecr-pull-probe", "check"];

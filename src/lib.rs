@@ -10,6 +10,7 @@
 pub mod aws;
 pub mod bounds;
 pub mod catalogue;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod credential_provider;
@@ -35,6 +36,7 @@ pub mod render;
 pub mod report;
 pub mod secret;
 pub mod serve;
+pub mod shard;
 pub mod sts;
 pub mod watch;
 pub mod wire;

@@ -6,8 +6,9 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use ecr_pull_probe::cli::{Cli, Command};
 use ecr_pull_probe::config::{
-    CheckArgs, Cli, Command, Config, OutputFormat, Outputs, RenderArgs, ServeArgs, ServeConfig,
+    CheckArgs, Config, OutputFormat, Outputs, RenderArgs, ServeArgs, ServeConfig,
 };
 use ecr_pull_probe::report::Report;
 use ecr_pull_probe::{diagnose, exit, gate, logging, probe, render, serve};

@@ -17,17 +17,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-/// The kubelet's `imagePullCredentialsVerificationPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Policy {
-    NeverVerify,
-    /// The default: images the kubelet did not pull (no record) are never verified.
-    NeverVerifyPreloadedImages,
-    NeverVerifyAllowlistedImages,
-    AlwaysVerify,
-}
+// The policy and a record's credential kind are report data: they live with the report's types
+// (report imports nothing above it) and are re-exported here, where they are read.
+pub use crate::report::{CredentialKind, Policy};
 
 /// What decides verification on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,18 +109,6 @@ pub struct PullCredentials {
     /// or anonymously: every pod of the node may use the image.
     #[serde(default)]
     pub node_pods_accessible: bool,
-}
-
-/// The kind of credentials a record names, as the report says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CredentialKind {
-    /// `nodePodsAccessible`: node-wide or anonymous.
-    NodePodsAccessible,
-    KubernetesSecrets,
-    ServiceAccounts,
-    /// A mapping with no credentials in it (the kubelet then verifies).
-    None,
 }
 
 impl PullCredentials {

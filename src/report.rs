@@ -404,6 +404,28 @@ pub struct ImageReport {
     pub api_calls: Vec<ApiCall>,
 }
 
+/// The kubelet's `imagePullCredentialsVerificationPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Policy {
+    NeverVerify,
+    /// The default: images the kubelet did not pull (no record) are never verified.
+    NeverVerifyPreloadedImages,
+    NeverVerifyAllowlistedImages,
+    AlwaysVerify,
+}
+
+/// The kind of credentials a record names, as the report says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// `nodePodsAccessible`: node-wide or anonymous.
+    NodePodsAccessible,
+    KubernetesSecrets,
+    ServiceAccounts,
+    /// A mapping with no credentials in it (the kubelet then verifies).
+    None,
+}
+
 /// What the kubelet's records say about one image on this node (KEP-2535).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeCacheReport {
@@ -412,14 +434,14 @@ pub struct NodeCacheReport {
     /// `--kubelet-config` as given.
     pub kubelet_config: Option<String>,
     /// `imagePullCredentialsVerificationPolicy` in force (the kubelet's default when unset).
-    pub policy: crate::node_cache::Policy,
+    pub policy: Policy,
     /// `featureGates.KubeletEnsureSecretPulledImages`; null: unset (on by default since 1.35).
     pub feature_gate: Option<bool>,
     /// A pulled-image record names the image: the kubelet pulled it here.
     pub held: bool,
     pub image_ref: Option<String>,
     pub last_updated_time: Option<String>,
-    pub credential_kind: Option<crate::node_cache::CredentialKind>,
+    pub credential_kind: Option<CredentialKind>,
     /// A pod asking for it with `IfNotPresent` starts without any credential check.
     pub if_not_present_starts_unverified: bool,
     pub reason: String,

@@ -16,7 +16,6 @@
 //! types); this module connects them to the cluster, the probe and the metrics.
 
 pub mod schedule;
-pub mod shard;
 pub mod source;
 pub mod wire;
 
@@ -141,7 +140,7 @@ pub async fn run(
         let mut changed = false;
         while let Ok(c) = changes.try_recv() {
             // Another replica's namespaces are not ours to check or export.
-            if let Some(c) = watch.shard.filter(c) {
+            if let Some(c) = c.for_shard(watch.shard) {
                 changed |= state.workloads.apply(c);
             }
         }

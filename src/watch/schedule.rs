@@ -249,7 +249,7 @@ pub struct State {
     pub checks: BTreeMap<String, CheckState>,
     pub identity: Option<IdentityReport>,
     /// Which namespaces this replica checks (`serve --watch --shard`).
-    pub shard: super::shard::Shard,
+    pub shard: crate::shard::Shard,
     pub batches: u64,
     pub checks_run: u64,
 }

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use crate::cluster::{WorkloadKind, workload_from_spec};
 use crate::config::WatchConfig;
 use crate::report::Workload;
+use crate::shard::Shard;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WorkloadKey {
@@ -48,6 +49,30 @@ pub enum Change {
     /// A watch failed (the watcher retries by itself): why, for `/readyz` until the first
     /// list has come in.
     Failed(String),
+}
+
+impl Change {
+    /// The part of this change `shard` keeps: another shard's workloads are
+    /// dropped from an upsert and from a re-list; a delete always passes (a workload this
+    /// replica never held is not in its state, so the delete does nothing).
+    pub fn for_shard(self, shard: Shard) -> Option<Change> {
+        match self {
+            Change::Upsert(w) if !shard.owns(&w.namespace) => None,
+            Change::Replace {
+                kind,
+                namespace,
+                mut workloads,
+            } => {
+                workloads.retain(|w| shard.owns(&w.namespace));
+                Some(Change::Replace {
+                    kind,
+                    namespace,
+                    workloads,
+                })
+            }
+            other => Some(other),
+        }
+    }
 }
 
 /// A workload's pod template, or `None` when the object is not a workload of its own: a pod
@@ -458,5 +483,45 @@ mod tests {
             scopes(&cfg(Some(vec!["a".into(), "b".into()])), "me"),
             vec![Some("a".into()), Some("b".into())]
         );
+    }
+
+    #[test]
+    fn a_shard_keeps_its_namespaces_of_upserts_and_relists_and_every_delete() {
+        let (mine, theirs) = ("team-mine", "team-theirs");
+        let total = 2;
+        let index = crate::shard::shard_of(mine, total);
+        // Two namespaces on different shards of 2, found by name.
+        let theirs = (0..)
+            .map(|i| format!("{theirs}-{i}"))
+            .find(|n| crate::shard::shard_of(n, total) != index)
+            .unwrap();
+        let shard = Shard::new(index, total).unwrap();
+        assert!(
+            Change::Upsert(workload(WorkloadKind::Deployment, mine, "a", "a:1"))
+                .for_shard(shard)
+                .is_some()
+        );
+        assert!(
+            Change::Upsert(workload(WorkloadKind::Deployment, &theirs, "b", "a:1"))
+                .for_shard(shard)
+                .is_none()
+        );
+        let relist = Change::Replace {
+            kind: "Deployment".into(),
+            namespace: None,
+            workloads: vec![
+                workload(WorkloadKind::Deployment, mine, "a", "a:1"),
+                workload(WorkloadKind::Deployment, &theirs, "b", "a:1"),
+            ],
+        };
+        match relist.for_shard(shard) {
+            Some(Change::Replace { workloads, .. }) => {
+                assert_eq!(workloads.len(), 1);
+                assert_eq!(workloads[0].namespace, mine);
+            }
+            other => panic!("{other:?}"),
+        }
+        let delete = Change::Delete(key(&theirs, "Deployment", "b"));
+        assert!(delete.for_shard(shard).is_some());
     }
 }

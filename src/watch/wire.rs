@@ -212,9 +212,13 @@ mod tests {
 
     #[test]
     fn an_empty_state_is_a_valid_empty_report() {
-        let v: serde_json::Value =
-            serde_json::from_str(&report_json(&State::default(), Duration::from_secs(60), 7, 0))
-                .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&report_json(
+            &State::default(),
+            Duration::from_secs(60),
+            7,
+            0,
+        ))
+        .unwrap();
         assert_eq!(v["schema_version"], "watch/1.1");
         assert_eq!(v["shard"], serde_json::json!({"index": 0, "total": 1}));
         assert_eq!(v["interval_seconds"], 60);

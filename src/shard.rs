@@ -1,7 +1,7 @@
 //! Sharding `serve --watch` over replicas (issue 27): every replica watches every object, and
 //! checks and exports only the workloads whose namespace is its shard's. The namespace, not
 //! the object, is the unit: its pull secrets, its ServiceAccounts and its cap of checks
-//! ([`super::MAX_CHECKS_PER_NAMESPACE`]) then stay in one process, and the replicas' series
+//! ([`crate::watch::MAX_CHECKS_PER_NAMESPACE`]) then stay in one process, and the replicas' series
 //! are disjoint.
 //!
 //! The hash is kube-state-metrics' (`pkg/sharding/listwatch.go`, `sharding.keep`): FNV-1a
@@ -10,8 +10,6 @@
 //! random seed, no std `Hash`), and a change of `total` from N to N+1 moves only about 1/(N+1)
 //! of the namespaces. A namespace's shard can be computed outside the probe with any FNV-1a
 //! and jump hash: `jump(fnv1a64(namespace), total)`.
-
-use super::source::Change;
 
 /// Which part of the cluster this replica checks: shard `index` of `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,28 +54,6 @@ impl Shard {
     pub fn owns(self, namespace: &str) -> bool {
         self.total <= 1 || shard_of(namespace, self.total) == self.index
     }
-
-    /// The part of a watcher's change this replica keeps: another shard's workloads are
-    /// dropped from an upsert and from a re-list; a delete always passes (a workload this
-    /// replica never held is not in its state, so the delete does nothing).
-    pub fn filter(self, change: Change) -> Option<Change> {
-        match change {
-            Change::Upsert(w) if !self.owns(&w.namespace) => None,
-            Change::Replace {
-                kind,
-                namespace,
-                mut workloads,
-            } => {
-                workloads.retain(|w| self.owns(&w.namespace));
-                Some(Change::Replace {
-                    kind,
-                    namespace,
-                    workloads,
-                })
-            }
-            other => Some(other),
-        }
-    }
 }
 
 /// The shard of `namespace` among `total`.
@@ -107,7 +83,6 @@ fn jump(mut key: u64, buckets: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{WorkloadKind, workload_from_spec};
 
     /// FNV-1a 64 test values of the FNV specification's test suite (Noll's `test_fnv.c`,
     /// also in draft-eastlake-fnv): "", "a", "foobar".
@@ -195,50 +170,5 @@ mod tests {
         );
         assert!(!Shard::default().is_sharded());
         assert!(Shard::default().owns("anything"));
-    }
-
-    fn workload(ns: &str, name: &str) -> crate::report::Workload {
-        let spec = serde_json::from_value(serde_json::json!({
-            "containers": [{"name": "main", "image": "a:1"}]
-        }))
-        .unwrap();
-        workload_from_spec(WorkloadKind::Deployment, ns, name, &spec)
-    }
-
-    #[test]
-    fn a_shard_keeps_its_namespaces_of_upserts_and_relists_and_every_delete() {
-        let (mine, theirs) = ("team-mine", "team-theirs");
-        let total = 2;
-        let index = shard_of(mine, total);
-        // Two namespaces on different shards of 2, found by name.
-        let theirs = (0..)
-            .map(|i| format!("{theirs}-{i}"))
-            .find(|n| shard_of(n, total) != index)
-            .unwrap();
-        let shard = Shard::new(index, total).unwrap();
-        assert!(shard.filter(Change::Upsert(workload(mine, "a"))).is_some());
-        assert!(
-            shard
-                .filter(Change::Upsert(workload(&theirs, "b")))
-                .is_none()
-        );
-        let relist = Change::Replace {
-            kind: "Deployment".into(),
-            namespace: None,
-            workloads: vec![workload(mine, "a"), workload(&theirs, "b")],
-        };
-        match shard.filter(relist) {
-            Some(Change::Replace { workloads, .. }) => {
-                assert_eq!(workloads.len(), 1);
-                assert_eq!(workloads[0].namespace, mine);
-            }
-            other => panic!("{other:?}"),
-        }
-        let delete = Change::Delete(super::super::WorkloadKey {
-            namespace: theirs.clone(),
-            kind: "Deployment".into(),
-            name: "b".into(),
-        });
-        assert!(shard.filter(delete).is_some());
     }
 }
