@@ -1,5 +1,5 @@
 //! The ECR API asked what the registry did not say, after a failed pull of an ECR image: a
-//! thin edge beside [`crate::ecr`]. Which questions follow from which failure, and what the
+//! thin edge beside [`crate::ecr_token`]. Which questions follow from which failure, and what the
 //! answers mean, is pure code in [`crate::diagnosis::ecr_api`]; here the calls are made, each
 //! within the run's deadline, each recorded in the report's `api_calls`, none repeated for
 //! an image within [`Asked::spacing`] (in `serve --watch`, the interval: a failing image is
@@ -170,7 +170,7 @@ pub async fn explain(
     if !asked.take(&img.normalized()) {
         return Explained::default();
     }
-    let client = crate::ecr::client(ctx.sdk, &e.region, false, &aws::ServerDates::default());
+    let client = crate::ecr_token::client(ctx.sdk, &e.region, false, &aws::ServerDates::default());
     let repo = Repository {
         client: &client,
         account: &e.account,
@@ -331,7 +331,8 @@ async fn elsewhere(ctx: &Context<'_>, c: &mut Caller<'_>, img: &ImageRef) -> Opt
     }
     let mut found = Vec::new();
     for (account, region) in candidates {
-        let client = crate::ecr::client(ctx.sdk, &region, false, &aws::ServerDates::default());
+        let client =
+            crate::ecr_token::client(ctx.sdk, &region, false, &aws::ServerDates::default());
         let answer = c
             .call(
                 "DescribeRepositories",

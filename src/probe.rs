@@ -16,12 +16,12 @@ use crate::cluster::{Cluster, ClusterError};
 use crate::config::Config;
 use crate::credential_provider::config as provider_config;
 use crate::diagnosis;
-use crate::ecr::TokenKey;
+use crate::ecr_token::TokenKey;
 use crate::identity::{self, CredentialMode, IdentityEnv};
 use crate::paths::kubelet::{self, SourceRows};
 use crate::paths::node_provider::{self, NodeProviderSetup, ServiceAccountInput};
 use crate::paths::pod_identity::{self, TokenResult};
-use crate::paths::{Credentials, Outcome, Puller, canary, ms, pull_secrets, stage};
+use crate::paths::{CredentialsUsed, Outcome, Puller, canary, ms, pull_secrets, stage};
 use crate::pullsecret::{self, SecretSet};
 use crate::reference::ImageRef;
 use crate::registry;
@@ -918,7 +918,7 @@ impl ImageCtx<'_> {
             true => {
                 let anonymous = match kubelet::needs_anonymous(&sources, blocked) {
                     true => {
-                        let pulled = self.puller.pull(img, None, Credentials::None).await;
+                        let pulled = self.puller.pull(img, None, CredentialsUsed::None).await;
                         Some(kubelet::Anonymous {
                             status: if pulled.passed() {
                                 Status::Pass

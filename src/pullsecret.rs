@@ -9,7 +9,7 @@
 
 use base64::Engine as _;
 
-use crate::ecr;
+use crate::ecr_token;
 use crate::keyring::{self, Keyring};
 use crate::reference::{EcrHost, ImageRef};
 use crate::report::Finding;
@@ -146,7 +146,7 @@ pub fn parse_as(bytes: &[u8], format: Format) -> Result<Vec<Entry>, Malformed> {
                 ),
             };
             let token = Secret::new(b64.encode(format!("{username}:{password}")));
-            let ecr_password_expiration = ecr::decode_authorization_token(&token)
+            let ecr_password_expiration = ecr_token::decode_authorization_token(&token)
                 .ok()
                 .and_then(|d| d.password_expiration);
             Ok(Entry {

@@ -21,13 +21,13 @@ use serde_json::Value;
 
 pub use self::kubelet::*;
 pub use self::node::*;
-pub use self::registry::{Credentials, RegistryContext, registry_finding};
+pub use self::registry::{CredentialsUsed, RegistryContext, registry_finding};
 pub use self::runtime::runtime_message_code;
 pub use self::sts::{sts_findings, trust_policy_statement};
 pub use self::target::{kubelet_pull_failed, node_report_unavailable};
 use crate::aws::{AwsFailure, AwsFailureKind};
 pub use crate::catalogue::{CATALOGUE, Code, Spec};
-use crate::ecr::{EcrError, EcrTokenInfo, ImageFailure};
+use crate::ecr_token::{EcrError, EcrTokenInfo, ImageFailure};
 use crate::identity::{
     CredentialMode, IdentityEnv, IdentityInspection, STS_AUDIENCE, TokenProblem,
 };

@@ -3,7 +3,7 @@
 
 use super::denied::{self, DenialReason};
 use super::{Code, Finding};
-use crate::ecr::EcrTokenInfo;
+use crate::ecr_token::EcrTokenInfo;
 use crate::reference::ImageRef;
 use crate::registry::blob::VerifyError;
 use crate::registry::transport::{Hop, TransportError};
@@ -27,7 +27,7 @@ pub(crate) const PULL_THROUGH_PREFIXES: &[&str] = &[
 
 /// The credentials a path pulled with, as the diagnosis may name them (never the secret).
 #[derive(Debug, Clone, Copy, Default)]
-pub enum Credentials<'a> {
+pub enum CredentialsUsed<'a> {
     /// No credentials (a registry that is not ECR, or none could be had).
     #[default]
     None,
@@ -54,12 +54,12 @@ pub enum Credentials<'a> {
     },
 }
 
-impl Credentials<'_> {
+impl CredentialsUsed<'_> {
     /// Who the credentials act as, when the probe knows (the pod's caller); a registry
     /// denial usually names the principal itself.
     fn principal(&self) -> Option<String> {
         match self {
-            Credentials::PodIdentity {
+            CredentialsUsed::PodIdentity {
                 caller: Some(c), ..
             } => Some(c.arn.clone()),
             _ => None,
@@ -76,13 +76,13 @@ impl Credentials<'_> {
             None => String::new(),
         };
         match self {
-            Credentials::None => "no credentials".into(),
-            Credentials::PodIdentity { token: Some(t), .. } => format!(
+            CredentialsUsed::None => "no credentials".into(),
+            CredentialsUsed::PodIdentity { token: Some(t), .. } => format!(
                 "a fresh ECR token from {} ({}) minted with the pod's identity",
                 t.region, t.api_endpoint
             ),
-            Credentials::PodIdentity { token: None, .. } => "the pod's identity".into(),
-            Credentials::PullSecret {
+            CredentialsUsed::PodIdentity { token: None, .. } => "the pod's identity".into(),
+            CredentialsUsed::PullSecret {
                 source,
                 entry,
                 username,
@@ -91,7 +91,7 @@ impl Credentials<'_> {
                 "pull secret {source}, entry {entry} (user {username}{})",
                 expiry(ecr_expires_at)
             ),
-            Credentials::NodeProvider {
+            CredentialsUsed::NodeProvider {
                 provider,
                 username,
                 ecr_expires_at,
@@ -106,16 +106,16 @@ impl Credentials<'_> {
     fn unauthorized_fix(&self, image: &ImageRef) -> String {
         let region = image.ecr.as_ref().map(|e| e.region.as_str());
         match self {
-            Credentials::None => match region {
+            CredentialsUsed::None => match region {
                 Some(_) => "Give this path credentials for the registry: an ECR token (a pull secret refreshed within 12 hours, the node's credential provider matching this host, or the pod's identity).".into(),
                 None => "Add a pull secret with credentials for this registry (`imagePullSecrets` on the pod or its ServiceAccount).".into(),
             },
-            Credentials::PodIdentity { .. } => "Make sure the token is minted in the registry's own region (the probe does) and that the host name is the real ECR registry.".into(),
-            Credentials::PullSecret { source, entry, ecr_expires_at, .. } => match (ecr_expires_at, region) {
+            CredentialsUsed::PodIdentity { .. } => "Make sure the token is minted in the registry's own region (the probe does) and that the host name is the real ECR registry.".into(),
+            CredentialsUsed::PullSecret { source, entry, ecr_expires_at, .. } => match (ecr_expires_at, region) {
                 (Some(_), Some(r)) => format!("The ECR token in {source} (entry {entry}) is no longer accepted: refresh the secret from `aws ecr get-login-password --region {r}` (tokens live 12 hours; a CronJob or an operator must renew it), and make sure the token was minted in {r}, the registry's region."),
                 _ => format!("Fix the username and password of entry {entry} in {source}: the registry refuses them."),
             },
-            Credentials::NodeProvider { provider, .. } => format!("The registry refused what the node's credential provider {provider} returned: check that the provider's `matchImages` and region fit this host, and that the node role's ECR token is for the registry's region."),
+            CredentialsUsed::NodeProvider { provider, .. } => format!("The registry refused what the node's credential provider {provider} returned: check that the provider's `matchImages` and region fit this host, and that the node role's ECR token is for the registry's region."),
         }
     }
 
@@ -126,10 +126,10 @@ impl Credentials<'_> {
         let repo = &image.repository;
         let missing = "A token service grants nothing on a repository that does not exist either, so check the name first.";
         match self {
-            Credentials::None => format!(
+            CredentialsUsed::None => format!(
                 "{missing} If {repo} is private, add a pull secret whose account may pull it (`imagePullSecrets` on the pod or its ServiceAccount)."
             ),
-            Credentials::PullSecret {
+            CredentialsUsed::PullSecret {
                 source,
                 entry,
                 username,
@@ -137,12 +137,12 @@ impl Credentials<'_> {
             } => format!(
                 "{missing} Otherwise give user {username} (entry {entry} in {source}) pull access to {repo} in the registry (a team, project or robot-account permission), or use an entry whose account has it; its password is fine."
             ),
-            Credentials::NodeProvider {
+            CredentialsUsed::NodeProvider {
                 provider, username, ..
             } => format!(
                 "{missing} Otherwise give user {username}, returned by the node's credential provider {provider}, pull access to {repo} in the registry."
             ),
-            Credentials::PodIdentity { .. } => {
+            CredentialsUsed::PodIdentity { .. } => {
                 format!("{missing} Otherwise give the pod's identity pull access to {repo}.")
             }
         }
@@ -169,7 +169,7 @@ pub struct RegistryContext<'a> {
     /// `host[:port]` of the registry endpoint (to tell a redirect target from the registry).
     pub registry_host: &'a str,
     /// Whose credentials the pull used: a finding names them, and its fix fits them.
-    pub credentials: Credentials<'a>,
+    pub credentials: CredentialsUsed<'a>,
     /// After `MANIFEST_UNKNOWN`: whether the repository exists, when the registry said.
     pub repository_exists: Option<bool>,
 }
@@ -494,7 +494,7 @@ fn insufficient_scope_finding(host: &str, text: &str, ctx: &RegistryContext<'_>)
     Finding::new(
         Code::REGISTRY_UNAUTHORIZED,
         match ctx.credentials {
-            Credentials::None => format!(
+            CredentialsUsed::None => format!(
                 "{host} allows no anonymous pull of {repository}: its token service granted no pull on it (HTTP 401 insufficient_scope: {text})"
             ),
             c => format!(
@@ -512,14 +512,14 @@ fn unauthorized_finding(host: &str, text: &str, ctx: &RegistryContext<'_>) -> Fi
     let mut f = Finding::new(
         Code::REGISTRY_UNAUTHORIZED,
         match ctx.credentials {
-            Credentials::None => {
+            CredentialsUsed::None => {
                 format!("{host} requires credentials and none apply: HTTP 401 {text}")
             }
             c => format!("{host} rejected {}: HTTP 401 {text}", c.describe()),
         },
     )
     .fix(ctx.credentials.unauthorized_fix(ctx.image));
-    if let (Credentials::PodIdentity { token: Some(t), .. }, Some(e)) =
+    if let (CredentialsUsed::PodIdentity { token: Some(t), .. }, Some(e)) =
         (ctx.credentials, &ctx.image.ecr)
     {
         f = f

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::aws::AwsFailureKind;
-use crate::ecr::{ImageFailure, PasswordFormat};
+use crate::ecr_token::{ImageFailure, PasswordFormat};
 use crate::identity::TokenClaims;
 use crate::registry::{ErrorEntry, RegistryError, Request, StatusError};
 use crate::sts::StsError;
@@ -551,7 +551,7 @@ fn insufficient_scope_names_access_not_the_password() {
         body: String::new(),
         retry_after: None,
     });
-    let secret = Credentials::PullSecret {
+    let secret = CredentialsUsed::PullSecret {
         source: "--docker-config /x/config.json",
         entry: "127.0.0.1:5000",
         username: "outsider",
@@ -575,7 +575,7 @@ fn insufficient_scope_names_access_not_the_password() {
     assert!(!f.remediation.contains("Fix the username and password"));
     assert!(f.remediation.contains("user outsider"), "{}", f.remediation);
     assert_eq!(f.evidence["challenge_error"], "insufficient_scope");
-    let f = diagnose_with(Credentials::None);
+    let f = diagnose_with(CredentialsUsed::None);
     assert!(f.summary.contains("no anonymous pull"), "{}", f.summary);
     assert!(f.remediation.contains("pull secret"), "{}", f.remediation);
     assert!(!f.remediation.contains("ECR"), "{}", f.remediation);

@@ -14,7 +14,7 @@
 //! Each source tries its own candidates with the shared pull ([`try_in_order`]); the
 //! answer is then pure ([`answer`]), tested here without a registry.
 
-use super::{Credentials, Puller};
+use super::{CredentialsUsed, Puller};
 use crate::diagnosis::{self, Code};
 use crate::reference::ImageRef;
 use crate::report::{
@@ -28,7 +28,7 @@ pub struct Candidate<'a> {
     pub row: KubeletCredential,
     /// `None`: an empty credential, which the runtime takes as none.
     pub basic: Option<&'a Secret<String>>,
-    pub credentials: Credentials<'a>,
+    pub credentials: CredentialsUsed<'a>,
     /// Why it cannot work without asking (an ECR token past its `expiration`): it fails
     /// without a request, as the registry would refuse it.
     pub expired: Option<Finding>,

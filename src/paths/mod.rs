@@ -9,7 +9,7 @@
 //! | [`canary`] | none of its own: a short-lived pod, pulled by the kubelet itself | the kubelet |
 //!
 //! One contract: a path gets its credentials its own way, hands them with their
-//! [`Credentials`] description to the shared [`Puller`] (the same real pull for every path),
+//! [`CredentialsUsed`] description to the shared [`Puller`] (the same real pull for every path),
 //! and returns its part of the report and its rows of the kubelet's list; [`kubelet`] turns
 //! the list into the kubelet's answer. `probe.rs` only orchestrates.
 
@@ -23,7 +23,7 @@ mod shared;
 
 pub use self::pull::{PullResult, Puller};
 pub use self::shared::SharedPulls;
-pub use crate::diagnosis::Credentials;
+pub use crate::diagnosis::CredentialsUsed;
 
 use std::future::Future;
 use std::time::Instant as StdInstant;

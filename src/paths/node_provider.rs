@@ -22,12 +22,12 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::kubelet::{Candidate, try_in_order};
-use super::{Credentials, Puller, REGISTRY_STAGES, ms, unix_now, with_skipped};
+use super::{CredentialsUsed, Puller, REGISTRY_STAGES, ms, unix_now, with_skipped};
 use crate::credential_provider::config::{self, ConfigError, Provider};
 use crate::credential_provider::plugin::{self, Auth, ExecError, PluginEnv, Request, Response};
 use crate::credential_provider::{ECR_ROLE_ANNOTATION, IRSA_ROLE_ANNOTATION, redact};
 use crate::diagnosis;
-use crate::ecr;
+use crate::ecr_token;
 use crate::keyring::Keyring;
 use crate::reference::ImageRef;
 use crate::report::{
@@ -302,7 +302,7 @@ impl<'a> Asked<'a> {
         let expiries: Vec<Option<i64>> = auths
             .iter()
             .map(|(_, a)| {
-                ecr::decode_authorization_token(&a.basic)
+                ecr_token::decode_authorization_token(&a.basic)
                     .ok()
                     .and_then(|d| d.password_expiration)
             })
@@ -338,7 +338,7 @@ impl Candidates<'_> {
                     status: Status::Skip,
                 },
                 basic: (!auth.username.is_empty()).then_some(&auth.basic),
-                credentials: Credentials::NodeProvider {
+                credentials: CredentialsUsed::NodeProvider {
                     provider: &provider.name,
                     username: &auth.username,
                     ecr_expires_at: *expires,

@@ -9,9 +9,9 @@ use std::time::Instant as StdInstant;
 
 use tokio::time::{Instant, timeout_at};
 
-use super::{Credentials, PullResult, Puller, ms, unix_now, with_skipped};
+use super::{CredentialsUsed, PullResult, Puller, ms, unix_now, with_skipped};
 use crate::diagnosis;
-use crate::ecr::{self, EcrToken, TokenKey};
+use crate::ecr_token::{self, EcrToken, TokenKey};
 use crate::reference::{HostForm, ImageRef};
 use crate::report::{Finding, PodIdentityPath, Stage, Status};
 use crate::sts::StsOutcome;
@@ -95,7 +95,7 @@ pub async fn fetch_tokens(
                 },
             );
         }
-        let result = match timeout_at(deadline, ecr::fetch(&sts.sdk, &key, fips)).await {
+        let result = match timeout_at(deadline, ecr_token::fetch(&sts.sdk, &key, fips)).await {
             Err(_) => Err(diagnosis::deadline_exceeded("ecr_token", timeout_secs)),
             Ok(Err(e)) => Err(diagnosis::ecr_token_finding(&e)),
             Ok(Ok(t)) => {
@@ -160,7 +160,7 @@ pub async fn check(puller: &Puller<'_>, img: &ImageRef, token: Option<&TokenResu
     // ECR token: shared per region; a non-ECR registry gets none.
     match (&img.ecr, token) {
         (None, _) => {
-            let pulled = puller.pull(img, None, Credentials::None).await;
+            let pulled = puller.pull(img, None, CredentialsUsed::None).await;
             Checked::new(
                 after(Stage::skipped("ecr_token"), pulled),
                 vec![diagnosis::not_ecr(img)],
@@ -170,7 +170,7 @@ pub async fn check(puller: &Puller<'_>, img: &ImageRef, token: Option<&TokenResu
         (Some(_), None) => Checked::new(not_pulled(vec![]), vec![]),
         (Some(_), Some(t)) => match &t.result {
             Ok(tok) => {
-                let credentials = Credentials::PodIdentity {
+                let credentials = CredentialsUsed::PodIdentity {
                     caller,
                     token: Some(&tok.info),
                 };

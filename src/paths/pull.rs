@@ -6,10 +6,10 @@ use futures_util::StreamExt as _;
 use futures_util::stream;
 use tokio::time::Instant;
 
-use super::{Credentials, Outcome, REGISTRY_STAGES, stage, stage_any, unix_now, with_skipped};
+use super::{CredentialsUsed, Outcome, REGISTRY_STAGES, stage, stage_any, unix_now, with_skipped};
 use crate::config::{Config, LayerMode};
 use crate::diagnosis::{self, Code, RegistryContext};
-use crate::ecr::{self, TokenKey};
+use crate::ecr_token::{self, TokenKey};
 use crate::reference::ImageRef;
 use crate::registry::manifest::Descriptor;
 use crate::registry::retry::{self, RetryPolicy, with_retries};
@@ -66,7 +66,7 @@ struct Target<'a> {
     img: &'a ImageRef,
     /// The host of the registry's endpoint, for findings.
     host: &'a str,
-    credentials: Credentials<'a>,
+    credentials: CredentialsUsed<'a>,
 }
 
 impl Puller<'_> {
@@ -77,7 +77,7 @@ impl Puller<'_> {
         &self,
         img: &ImageRef,
         basic: Option<&Secret<String>>,
-        credentials: Credentials<'_>,
+        credentials: CredentialsUsed<'_>,
     ) -> PullResult {
         self.shared
             .get_or_pull(img, basic, self.pull_own(img, basic, credentials))
@@ -89,7 +89,7 @@ impl Puller<'_> {
         &self,
         img: &ImageRef,
         basic: Option<&Secret<String>>,
-        credentials: Credentials<'_>,
+        credentials: CredentialsUsed<'_>,
     ) -> PullResult {
         let ran = self.pull_stages(img, basic, credentials).await;
         let out = PullResult {
@@ -111,7 +111,7 @@ impl Puller<'_> {
         &self,
         img: &ImageRef,
         basic: Option<&Secret<String>>,
-        credentials: Credentials<'_>,
+        credentials: CredentialsUsed<'_>,
     ) -> PullResult {
         let mut out = PullResult::default();
         let base = match registry::endpoint_for(img, &self.config.registry_endpoints) {
@@ -319,7 +319,7 @@ impl Puller<'_> {
             partition: e.partition,
             region: e.region.clone(),
         };
-        let failure = ecr::image_failure(
+        let failure = ecr_token::image_failure(
             &sts.sdk,
             &key,
             &img.repository,
@@ -335,7 +335,7 @@ impl Puller<'_> {
         img: &'b ImageRef,
         registry_host: &'b str,
         repository_exists: Option<bool>,
-        credentials: Credentials<'b>,
+        credentials: CredentialsUsed<'b>,
     ) -> RegistryContext<'b> {
         RegistryContext {
             image: img,

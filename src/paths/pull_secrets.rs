@@ -7,7 +7,7 @@
 //! skipped.
 
 use super::kubelet::{Candidate, try_in_order};
-use super::{Credentials, Puller, unix_now};
+use super::{CredentialsUsed, Puller, unix_now};
 use crate::diagnosis::{self, Code};
 use crate::pullsecret::{self, Entry, SecretSet};
 use crate::reference::ImageRef;
@@ -95,7 +95,7 @@ async fn check_set(puller: &Puller<'_>, img: &ImageRef, set: &SecretSet, role: R
                 status: Status::Skip,
             },
             basic: e.credentials(),
-            credentials: Credentials::PullSecret {
+            credentials: CredentialsUsed::PullSecret {
                 source: &e.source,
                 entry: &e.key,
                 username: &e.username,

@@ -10,7 +10,7 @@
 //! `\w{0,127}`, which compiles to a ~14 MiB automaton on every run, more than half the probe's
 //! heap, for a grammar this small.
 
-mod ecr;
+mod ecr_host;
 mod grammar;
 #[cfg(test)]
 mod proptests;
@@ -21,7 +21,7 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
-pub use ecr::{EcrHost, HostForm, Partition};
+pub use ecr_host::{EcrHost, HostForm, Partition};
 use grammar::{Invalid, Kind};
 
 /// Docker Hub's name in normalised references (`defaultDomain`).
