@@ -89,7 +89,7 @@ pub enum EcrError {
     Api(AwsFailure),
     #[error("GetAuthorizationToken returned no authorization data")]
     Empty,
-    #[error("GetAuthorizationToken returned an unusable token: {0}")]
+    #[error("GetAuthorizationToken returned an unusable token")]
     Format(#[source] TokenFormatError),
 }
 
@@ -227,6 +227,17 @@ mod tests {
         assert_eq!(d.format, PasswordFormat::EcrDataKey);
         assert_eq!(d.password_expiration, Some(1764300000));
         assert_eq!(d.password.expose(), &password);
+    }
+
+    #[test]
+    fn an_unusable_token_tells_its_reason_once() {
+        let reason = decode_authorization_token(&Secret::new("%%%".into())).unwrap_err();
+        let chain = crate::error_chain(&EcrError::Format(reason.clone()));
+        assert_eq!(
+            chain,
+            format!("GetAuthorizationToken returned an unusable token: {reason}")
+        );
+        assert_eq!(chain.matches(&reason.to_string()).count(), 1, "{chain}");
     }
 
     #[test]

@@ -168,7 +168,8 @@ fn render_saved(args: RenderArgs) -> Result<ExitCode, BoxError> {
         std::fs::File::open(&args.report).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
     };
     read.map_err(|e| format!("cannot read {name}: {e}"))?;
-    let saved = render::saved::read(&bytes).map_err(|e| format!("{name}: {e}"))?;
+    let saved = render::saved::read(&bytes)
+        .map_err(|e| format!("{name}: {}", ecr_pull_probe::error_chain(&e)))?;
     if let Some(w) = &saved.warning {
         tracing::warn!("{name}: {w}");
     }

@@ -268,7 +268,8 @@ pub fn ecr_token_finding(err: &EcrError) -> Finding {
             };
             aws_evidence(f, a)
         }
-        other => Finding::new(Code::ECR_API_ERROR, other.to_string()),
+        // The chain, not the error alone: an unusable token says why in its source.
+        other => Finding::new(Code::ECR_API_ERROR, crate::error_chain(other)),
     }
 }
 

@@ -286,7 +286,7 @@ pub enum RegistryError {
         wanted: String,
         available: Vec<String>,
     },
-    #[error("blob {digest} from {host}: {source}")]
+    #[error("blob {digest} from {host} did not verify")]
     Verify {
         digest: String,
         host: String,

@@ -358,3 +358,21 @@ fn retry_after_in_seconds_or_as_a_date() {
     assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(7)));
     assert_eq!(parse_retry_after("soon", now), None);
 }
+
+#[test]
+fn a_verify_error_tells_its_source_once_in_the_chain() {
+    let e = RegistryError::Verify {
+        digest: "sha256:aa".into(),
+        host: ECR.into(),
+        source: super::super::blob::VerifyError::Truncated {
+            expected: 10,
+            received: 4,
+        },
+    };
+    let chain = crate::error_chain(&e);
+    assert_eq!(
+        chain,
+        format!("blob sha256:aa from {ECR} did not verify: received 4 bytes, the manifest says 10")
+    );
+    assert_eq!(chain.matches("received 4 bytes").count(), 1, "{chain}");
+}

@@ -14,7 +14,7 @@ pub enum SavedError {
     TooLarge,
     #[error("not UTF-8 text: not a saved report")]
     NotText,
-    #[error("is not an ecr-pull-probe JSON report: {source}")]
+    #[error("is not an ecr-pull-probe JSON report")]
     NotReport {
         #[source]
         source: serde_json::Error,
@@ -125,6 +125,19 @@ mod tests {
     fn another_major_version_is_read_with_a_warning() {
         let w = read(pretty("2.0").as_bytes()).unwrap().warning.unwrap();
         assert!(w.contains("2.0") && w.contains("1.x"), "{w}");
+    }
+
+    #[test]
+    fn a_report_that_does_not_parse_tells_why_once() {
+        let e = read(b"{\"schema_version\": 7}\n").unwrap_err();
+        assert!(matches!(e, SavedError::NotReport { .. }), "{e:?}");
+        let chain = crate::error_chain(&e);
+        assert!(
+            chain.starts_with("is not an ecr-pull-probe JSON report: "),
+            "{chain}"
+        );
+        let why = std::error::Error::source(&e).unwrap().to_string();
+        assert_eq!(chain.matches(&why).count(), 1, "{chain}");
     }
 
     #[test]
