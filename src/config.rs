@@ -445,8 +445,8 @@ pub enum ConfigError {
     Endpoint { input: String, reason: &'static str },
     #[error("invalid --concurrency 0: at least one image must be checked at a time")]
     Concurrency,
-    #[error("{0}")]
-    Require(String),
+    #[error("invalid --require {input:?}: expected auto, kubelet, pod or all")]
+    Require { input: String },
     #[error(
         "--require kubelet needs a kubelet path to check: --docker-config, --images-from, --credential-provider-config or --canary"
     )]
@@ -854,10 +854,8 @@ fn check_combinations(a: &CheckArgs, no_images: bool, watch: bool) -> Result<(),
 /// `--require`, held to the paths this run has: `kubelet` needs one of the kubelet's.
 fn require_of(a: &CheckArgs, watch: bool) -> Result<Require, ConfigError> {
     let input = a.require.trim();
-    let require = Require::from_name(input).ok_or_else(|| {
-        ConfigError::Require(format!(
-            "invalid --require {input:?}: expected auto, kubelet, pod or all"
-        ))
+    let require = Require::from_name(input).ok_or_else(|| ConfigError::Require {
+        input: input.to_string(),
     })?;
     if a.namespace.len() > 1 && !watch {
         return Err(ConfigError::Namespaces);

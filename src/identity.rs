@@ -119,8 +119,8 @@ pub enum MalformedToken {
     Parts(usize),
     #[error("the claims part is not base64url")]
     Base64,
-    #[error("the claims part is not a JSON object: {0}")]
-    Json(String),
+    #[error("the claims part is not a JSON object: {reason}")]
+    Json { reason: String },
 }
 
 /// Decodes the claims of a compact JWT without verifying its signature.
@@ -137,8 +137,9 @@ pub fn decode_claims(token: &Secret<String>) -> Result<TokenClaims, MalformedTok
         .decode(parts[1].trim_end_matches('='))
         .map_err(|_| MalformedToken::Base64)?;
     // Only the error's category is kept: serde's message could quote token content.
-    let claims: RawClaims = serde_json::from_slice(&bytes)
-        .map_err(|e| MalformedToken::Json(format!("{:?} error", e.classify())))?;
+    let claims: RawClaims = serde_json::from_slice(&bytes).map_err(|e| MalformedToken::Json {
+        reason: format!("{:?} error", e.classify()),
+    })?;
     let k8s = claims.k8s.unwrap_or_default();
     Ok(TokenClaims {
         issuer: claims.iss,
@@ -403,7 +404,7 @@ mod tests {
         );
         assert_eq!(decode_claims(&s("a.b!!.c")), Err(MalformedToken::Base64));
         let e = decode_claims(&s("a.c2VjcmV0dmFsdWU.c")).unwrap_err();
-        assert!(matches!(e, MalformedToken::Json(_)));
+        assert!(matches!(e, MalformedToken::Json { .. }));
         assert!(!e.to_string().contains("secretvalue"));
     }
 

@@ -91,12 +91,12 @@ pub enum RunnerError {
         "no probe image: pass --probe-image IMAGE or set ECR_PULL_PROBE_IMAGE to the ecr-pull-probe image the cluster's nodes can pull"
     )]
     NoProbeImage,
-    #[error("the probe image {0:?} is not an image reference")]
-    BadProbeImage(String),
+    #[error("the probe image {image:?} is not an image reference")]
+    BadProbeImage { image: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("--timeout {0:?} leaves no time for the Job: use at least 10s")]
-    TooShort(String),
+    #[error("--timeout {timeout:?} leaves no time for the Job: use at least 10s")]
+    TooShort { timeout: String },
 }
 
 impl Runner {
@@ -107,11 +107,13 @@ impl Runner {
             .filter(|s| !s.trim().is_empty())
             .ok_or(RunnerError::NoProbeImage)?;
         if image.parse::<crate::reference::ImageRef>().is_err() {
-            return Err(RunnerError::BadProbeImage(image));
+            return Err(RunnerError::BadProbeImage { image });
         }
         let timeout = parse_duration("--timeout", &a.timeout)?;
         if timeout < Duration::from_secs(10) {
-            return Err(RunnerError::TooShort(a.timeout.clone()));
+            return Err(RunnerError::TooShort {
+                timeout: a.timeout.clone(),
+            });
         }
         Ok(Runner {
             probe_image: image,
@@ -148,7 +150,7 @@ mod tests {
         assert!(Runner::from_args(&args(Some(" "), "300s")).is_err());
         assert!(matches!(
             Runner::from_args(&args(Some("Not An Image"), "300s")),
-            Err(RunnerError::BadProbeImage(_))
+            Err(RunnerError::BadProbeImage { .. })
         ));
         let r =
             Runner::from_args(&args(Some("registry.example/ecr-pull-probe:0.1.0"), "2m")).unwrap();

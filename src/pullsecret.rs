@@ -53,10 +53,10 @@ pub enum Malformed {
     TooLarge { len: usize, max: usize },
     /// Not JSON, or JSON of the wrong shape (serde names the position and the kind, never
     /// the input).
-    #[error("not a docker config: {0}")]
-    NotJson(String),
-    #[error("entry {0:?} has an `auth` that is not base64 `user:password`")]
-    BadAuth(String),
+    #[error("not a docker config: {reason}")]
+    NotJson { reason: String },
+    #[error("entry {entry:?} has an `auth` that is not base64 `user:password`")]
+    BadAuth { entry: String },
 }
 
 /// A key dropped from an otherwise usable docker config (or a plugin's answer): the kubelet
@@ -101,8 +101,8 @@ pub fn parse_as(bytes: &[u8], format: Format) -> Result<Vec<Entry>, Malformed> {
             max: MAX_DOCKER_CONFIG_BYTES,
         });
     }
-    let not_json = |e: serde_json::Error| {
-        Malformed::NotJson(format!(
+    let not_json = |e: serde_json::Error| Malformed::NotJson {
+        reason: format!(
             "{} at line {} column {}",
             match e.classify() {
                 serde_json::error::Category::Data => "wrong field types",
@@ -111,7 +111,7 @@ pub fn parse_as(bytes: &[u8], format: Format) -> Result<Vec<Entry>, Malformed> {
             },
             e.line(),
             e.column()
-        ))
+        ),
     };
     let format = match format {
         Format::Detect => match serde_json::from_slice::<go::TopKeys>(bytes) {
@@ -137,9 +137,9 @@ pub fn parse_as(bytes: &[u8], format: Format) -> Result<Vec<Entry>, Malformed> {
     map.into_iter()
         .map(|(key, raw)| {
             let (username, password) = match raw.auth.filter(|a| !a.is_empty()) {
-                Some(auth) => {
-                    go::decode_auth(&auth).ok_or_else(|| Malformed::BadAuth(shorten(&key)))?
-                }
+                Some(auth) => go::decode_auth(&auth).ok_or_else(|| Malformed::BadAuth {
+                    entry: shorten(&key),
+                })?,
                 None => (
                     raw.username.unwrap_or_default(),
                     raw.password.unwrap_or_default(),
@@ -386,9 +386,12 @@ mod tests {
 
     #[test]
     fn malformed_configs_name_the_key_not_the_secret() {
-        assert!(matches!(parse(b"nope").unwrap_err(), Malformed::NotJson(_)));
+        assert!(matches!(
+            parse(b"nope").unwrap_err(),
+            Malformed::NotJson { .. }
+        ));
         let e = parse(br#"{"auths":{"h":{"auth":"c2VjcmV0"}}}"#).unwrap_err();
-        assert_eq!(e, Malformed::BadAuth("h".into()));
+        assert_eq!(e, Malformed::BadAuth { entry: "h".into() });
         assert!(!e.to_string().contains("secret"));
         let e = parse(br#"{"auths":{"h":{"password": 12345678}}}"#).unwrap_err();
         assert!(!e.to_string().contains("12345678"), "{e}");

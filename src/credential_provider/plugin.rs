@@ -83,18 +83,18 @@ pub struct Response {
 /// passwords), only what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResponseError {
-    #[error("stdout is not a JSON CredentialProviderResponse ({0})")]
-    NotJson(String),
+    #[error("stdout is not a JSON CredentialProviderResponse ({reason})")]
+    NotJson { reason: String },
     #[error("stdout is over {MAX_STDOUT} bytes")]
     TooLarge,
     #[error("apiVersion {got:?} does not match the provider's {want:?}")]
     ApiVersion { got: String, want: String },
-    #[error("kind {0:?} is not CredentialProviderResponse")]
-    Kind(String),
-    #[error("cacheKeyType {0:?} is not one of Image, Registry, Global")]
-    CacheKeyType(String),
-    #[error("cacheDuration {0:?} is not a duration")]
-    CacheDuration(String),
+    #[error("kind {kind:?} is not CredentialProviderResponse")]
+    Kind { kind: String },
+    #[error("cacheKeyType {cache_key_type:?} is not one of Image, Registry, Global")]
+    CacheKeyType { cache_key_type: String },
+    #[error("cacheDuration {cache_duration:?} is not a duration")]
+    CacheDuration { cache_duration: String },
 }
 
 /// The request as the kubelet writes it to stdin: JSON, then a newline.
@@ -128,9 +128,10 @@ pub fn parse_response(stdout: &[u8], provider: &Provider) -> Result<Response, Re
     }
     let raw: RawResponse = serde_json::from_slice(stdout).map_err(|e| {
         // serde_json names the position and the kind of problem, never the input.
-        ResponseError::NotJson(
-            e.classify_name().to_string() + &format!(" at line {} column {}", e.line(), e.column()),
-        )
+        ResponseError::NotJson {
+            reason: e.classify_name().to_string()
+                + &format!(" at line {} column {}", e.line(), e.column()),
+        }
     })?;
     let version = raw.api_version.unwrap_or_default();
     if version != provider.api_version {
@@ -141,16 +142,18 @@ pub fn parse_response(stdout: &[u8], provider: &Provider) -> Result<Response, Re
     }
     let kind = raw.kind.unwrap_or_default();
     if kind != "CredentialProviderResponse" {
-        return Err(ResponseError::Kind(kind));
+        return Err(ResponseError::Kind { kind });
     }
     let cache_key_type = raw.cache_key_type.unwrap_or_default();
     if !matches!(cache_key_type.as_str(), "Image" | "Registry" | "Global") {
-        return Err(ResponseError::CacheKeyType(cache_key_type));
+        return Err(ResponseError::CacheKeyType { cache_key_type });
     }
     if let Some(d) = &raw.cache_duration
         && super::config::parse_go_duration(d).is_err()
     {
-        return Err(ResponseError::CacheDuration(d.clone()));
+        return Err(ResponseError::CacheDuration {
+            cache_duration: d.clone(),
+        });
     }
     use base64::Engine as _;
     let mut auth = Vec::with_capacity(raw.auth.len());

@@ -351,7 +351,7 @@ fn kubelet_decode_response() {
     // Never echo stdout: it carries passwords.
     let e = parse_response(br#"{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Registry","auth":{"a.io":{"username":"u","password":"hunter2-secret"}}"#, &provider(v1)).err().unwrap();
     assert!(!e.to_string().contains("hunter2"), "{e}");
-    assert!(matches!(e, ResponseError::NotJson(_)));
+    assert!(matches!(e, ResponseError::NotJson { .. }));
 }
 
 #[test]

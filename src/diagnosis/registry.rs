@@ -233,7 +233,7 @@ pub fn registry_finding(err: &RegistryError, ctx: &RegistryContext<'_>) -> Findi
         } => {
             let code = match source {
                 VerifyError::Truncated { .. } => Code::BLOB_TRUNCATED,
-                VerifyError::UnsupportedDigest(_) => Code::MANIFEST_INVALID,
+                VerifyError::UnsupportedDigest { .. } => Code::MANIFEST_INVALID,
                 VerifyError::DigestMismatch { .. } | VerifyError::Oversized { .. } => {
                     Code::BLOB_DIGEST_MISMATCH
                 }

@@ -6,8 +6,8 @@ use sha2::{Digest as _, Sha256, Sha384, Sha512};
 /// Why a blob's bytes cannot be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
-    #[error("digest {0:?} is not sha256, sha384 or sha512 with its length of lowercase hex")]
-    UnsupportedDigest(String),
+    #[error("digest {digest:?} is not sha256, sha384 or sha512 with its length of lowercase hex")]
+    UnsupportedDigest { digest: String },
     #[error("content digest is {actual}, the manifest says {expected}")]
     DigestMismatch { expected: String, actual: String },
     #[error("received {received} bytes, the manifest says {expected}")]
@@ -39,7 +39,9 @@ impl Algorithm {
 /// lowercase hex. Anything else never becomes part of a URL: a registry once sent
 /// `sha256:/../../admin/keys?x=…` as a layer digest (issue 15).
 pub fn parse_digest(digest: &str) -> Result<Algorithm, VerifyError> {
-    let unsupported = || VerifyError::UnsupportedDigest(shorten(digest));
+    let unsupported = || VerifyError::UnsupportedDigest {
+        digest: shorten(digest),
+    };
     let (algo, hex) = digest.split_once(':').ok_or_else(unsupported)?;
     let algo = match algo {
         "sha256" => Algorithm::Sha256,
@@ -222,7 +224,7 @@ mod tests {
         ] {
             assert!(matches!(
                 Verifier::new(bad, 1),
-                Err(VerifyError::UnsupportedDigest(_))
+                Err(VerifyError::UnsupportedDigest { .. })
             ));
         }
     }

@@ -50,10 +50,10 @@ pub enum Manifest {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
-    #[error("unsupported manifest media type {0:?}")]
-    UnsupportedMediaType(String),
-    #[error("the manifest is not valid JSON of its type: {0}")]
-    Invalid(String),
+    #[error("unsupported manifest media type {media_type:?}")]
+    UnsupportedMediaType { media_type: String },
+    #[error("the manifest is not valid JSON of its type: {reason}")]
+    Invalid { reason: String },
     #[error("a descriptor has a negative size")]
     NegativeSize,
     #[error("a descriptor's digest is unusable")]
@@ -68,7 +68,9 @@ pub enum ManifestError {
 /// value nested where a string or descriptor belongs fails at its first bracket, unknown
 /// fields are skipped without recursion, and serde_json stops any recursion at 128 levels.
 fn json_error(e: serde_json::Error) -> ManifestError {
-    ManifestError::Invalid(e.to_string())
+    ManifestError::Invalid {
+        reason: e.to_string(),
+    }
 }
 
 /// Indexes in the wild list a handful of platforms (plus attestations); thousands only come
@@ -186,7 +188,9 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Manifest, Manife
                 media_type,
             })
         }
-        other => Err(ManifestError::UnsupportedMediaType(other.to_string())),
+        other => Err(ManifestError::UnsupportedMediaType {
+            media_type: other.to_string(),
+        }),
     }
 }
 
@@ -336,11 +340,11 @@ mod tests {
         let s1 = br#"{"schemaVersion":1,"mediaType":"application/vnd.docker.distribution.manifest.v1+prettyjws"}"#;
         assert!(matches!(
             parse(None, s1),
-            Err(ManifestError::UnsupportedMediaType(_))
+            Err(ManifestError::UnsupportedMediaType { .. })
         ));
         assert!(matches!(
             parse(None, b"<html>"),
-            Err(ManifestError::Invalid(_))
+            Err(ManifestError::Invalid { .. })
         ));
         let neg = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"x","digest":"sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc","size":-1},"layers":[]}"#;
         assert_eq!(parse(None, neg), Err(ManifestError::NegativeSize));
@@ -411,13 +415,13 @@ mod tests {
             let body = format!(r#"{{"mediaType":"{OCI_IMAGE_MEDIA_TYPE}","{field}":{value}}}"#);
             assert!(matches!(
                 parse(None, body.as_bytes()),
-                Err(ManifestError::Invalid(e)) if e.contains("invalid type")
+                Err(ManifestError::Invalid { reason: e }) if e.contains("invalid type")
             ));
         }
         let index = format!(r#"{{"manifests":{}}}"#, deep("[", "]"));
         assert!(matches!(
             parse(None, index.as_bytes()),
-            Err(ManifestError::Invalid(_))
+            Err(ManifestError::Invalid { .. })
         ));
     }
 

@@ -35,10 +35,9 @@ pub fn endpoint_for(image: &ImageRef, overrides: &[(String, Url)]) -> Result<Url
         return Ok(url.clone());
     }
     Url::parse(&format!("https://{}/", image.resolved_registry)).map_err(|_| {
-        RegistryError::Manifest(ManifestError::Invalid(format!(
-            "registry {:?} does not form a URL",
-            image.resolved_registry
-        )))
+        RegistryError::Manifest(ManifestError::Invalid {
+            reason: format!("registry {:?} does not form a URL", image.resolved_registry),
+        })
     })
 }
 

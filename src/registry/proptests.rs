@@ -324,7 +324,7 @@ fn proptest_manifest_deep_nesting_is_an_error_not_a_stack_overflow() {
         let body = open.repeat(100_000);
         assert!(matches!(
             manifest::parse(None, body.as_bytes()),
-            Err(ManifestError::Invalid(_))
+            Err(ManifestError::Invalid { .. })
         ));
         let body = format!("{{\"layers\":{}", open.repeat(100_000));
         assert!(manifest::parse(None, body.as_bytes()).is_err());

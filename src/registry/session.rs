@@ -105,9 +105,9 @@ impl Session<'_> {
             }
             Err(_) if reference.contains(':') => {
                 return Err(
-                    ManifestError::BadDigest(blob::VerifyError::UnsupportedDigest(
-                        reference.to_string(),
-                    ))
+                    ManifestError::BadDigest(blob::VerifyError::UnsupportedDigest {
+                        digest: reference.to_string(),
+                    })
                     .into(),
                 );
             }
@@ -164,9 +164,9 @@ impl Session<'_> {
                     layers,
                 } = child
                 else {
-                    return Err(ManifestError::Invalid(
-                        "an index entry points to another index".into(),
-                    )
+                    return Err(ManifestError::Invalid {
+                        reason: "an index entry points to another index".into(),
+                    }
                     .into());
                 };
                 Ok(Resolved {
